@@ -1,0 +1,27 @@
+# The two commands of the README, and what they stand on.
+GO ?= go
+BIN := bin/codeset
+
+.PHONY: run test build run-emulated bench vet fmt
+
+build:
+	$(GO) build -o $(BIN) ./cmd/codeset
+
+# The whole system on the embedded default: SQLite in ./.codeset, local sandboxes, the demo dataset.
+run: build
+	./$(BIN) serve
+
+# Every test; starts the Firestore and Pub/Sub emulators (and stripe-mock) on free loopback ports.
+test:
+	./scripts/test.sh
+
+# The GCP backend on the emulators, with local sandboxes.
+run-emulated: build
+	./scripts/run-emulated.sh
+
+bench:
+	./scripts/bench.sh
+
+vet:
+	$(GO) vet ./...
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"

@@ -1,0 +1,71 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/codeset/codeset/events"
+	evsqlite "github.com/codeset/codeset/events/sqlite"
+	docsqlite "github.com/codeset/codeset/projections/sqlite"
+	"github.com/codeset/codeset/shared/clock"
+	"github.com/codeset/codeset/shared/config"
+	"github.com/codeset/codeset/shared/logging"
+	"github.com/codeset/codeset/shared/sqlitedb"
+)
+
+// Open assembles the App for cfg: the embedded default (one SQLite file in the data dir, the
+// in-process bus) or the GCP backend (Firestore, Pub/Sub). Clients are created here, not in init,
+// so a Cloud Function's cold start pays only for what it uses.
+func Open(ctx context.Context, cfg config.Config) (*App, error) {
+	a := &App{Config: cfg, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel))}
+	var err error
+	switch cfg.Backend {
+	case "embedded":
+		err = a.openEmbedded(ctx)
+	default:
+		err = fmt.Errorf("unknown backend %q (want embedded or gcp)", cfg.Backend)
+	}
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) openEmbedded(ctx context.Context) error {
+	if err := os.MkdirAll(a.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	db, err := sqlitedb.Open(filepath.Join(a.Config.DataDir, "codeset.db"))
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, db.Close)
+	es, err := evsqlite.New(db)
+	if err != nil {
+		return err
+	}
+	ds, err := docsqlite.New(db)
+	if err != nil {
+		return err
+	}
+	a.Events, a.Docs = es, ds
+	a.Log = &events.Log{Store: es, Logger: a.Logger}
+	return nil
+}
+
+func level(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,71 @@
+package functions
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	ff "github.com/GoogleCloudPlatform/functions-framework-go/functions"
+
+	"github.com/codeset/codeset/shared/config"
+	"github.com/codeset/codeset/shared/httpapi"
+)
+
+// init registers every route with functions-framework-go under its function name, so a Cloud
+// Function deployed with entry point CreateSession (FUNCTION_TARGET=CreateSession) serves exactly
+// that operation. Nothing else happens here: the App is built on the first request.
+func init() {
+	for _, rt := range Routes {
+		ff.HTTP(rt.Name, FunctionHandler(rt))
+	}
+}
+
+var (
+	defaultOnce sync.Once
+	defaultApp  *App
+	defaultErr  error
+)
+
+// Default is the process's App built from the environment, once, on first use. Cloud Functions
+// use it; `codeset serve` builds its own.
+func Default() (*App, error) {
+	defaultOnce.Do(func() {
+		cfg, err := config.FromEnv()
+		if err != nil {
+			defaultErr = err
+			return
+		}
+		defaultApp, defaultErr = Open(context.Background(), cfg)
+	})
+	return defaultApp, defaultErr
+}
+
+// FunctionHandler serves one route as a standalone function: at its real path (behind the load
+// balancer, which forwards /api/v1/...), at its path without the prefix, and, when the path has
+// no parameters, at "/".
+func FunctionHandler(rt Route) http.HandlerFunc {
+	var (
+		once sync.Once
+		h    http.Handler
+	)
+	return func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() {
+			a, err := Default()
+			if err != nil {
+				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					httpapi.WriteError(w, err) // a 500 that does not leak the configuration error
+				})
+				return
+			}
+			mux := http.NewServeMux()
+			mux.Handle(rt.Method+" "+Prefix+rt.Path, a.serve(rt))
+			mux.Handle(rt.Method+" "+rt.Path, a.serve(rt))
+			if !strings.Contains(rt.Path, "{") {
+				mux.Handle(rt.Method+" /{$}", a.serve(rt))
+			}
+			h = httpapi.Wrap(a.Logger, a.Config.Project, mux)
+		})
+		h.ServeHTTP(w, r)
+	}
+}

@@ -1,0 +1,68 @@
+package functions
+
+import (
+	"net/http"
+
+	"github.com/codeset/codeset/shared/httpapi"
+)
+
+// Auth says what a route asks of the caller.
+type Auth int
+
+const (
+	Public Auth = iota // anyone
+	Bearer             // a JWT access token or an API key
+)
+
+// Route is one operation of the API: the single table the local server, the Cloud Functions
+// registration, the load-balancer URL map and the Terraform checks all read.
+type Route struct {
+	Method  string
+	Path    string // as in the spec, relative to /api/v1
+	Name    string // the Cloud Function's name (its entry point)
+	Auth    Auth
+	Handler Handler
+}
+
+// Prefix is where the API is served.
+const Prefix = "/api/v1"
+
+// Routes is every operation of spec/codeset-openapi.json, in the spec's order.
+var Routes = []Route{
+	{http.MethodGet, "/health", "HealthCheck", Public, HealthCheck},
+	{http.MethodPost, "/auth/github", "GithubOauth", Public, notImplemented},
+	{http.MethodGet, "/repos", "ListRepos", Bearer, notImplemented},
+	{http.MethodPost, "/auth/refresh", "RefreshToken", Public, notImplemented},
+	{http.MethodGet, "/users/me", "GetCurrentUser", Bearer, notImplemented},
+	{http.MethodPost, "/users/me/accept-terms", "AcceptTerms", Bearer, notImplemented},
+	{http.MethodPost, "/users/me/api-keys", "CreateApiKey", Bearer, notImplemented},
+	{http.MethodDelete, "/users/me/api-keys", "RevokeApiKey", Bearer, notImplemented},
+	{http.MethodGet, "/datasets", "ListDatasets", Public, notImplemented},
+	{http.MethodGet, "/samples", "ListSamples", Public, notImplemented},
+	{http.MethodGet, "/samples/{dataset}/{sample_id}/download", "DownloadSample", Bearer, notImplemented},
+	{http.MethodGet, "/sessions", "ListSessions", Bearer, notImplemented},
+	{http.MethodPost, "/sessions", "CreateSession", Bearer, notImplemented},
+	{http.MethodGet, "/sessions/{session_id}", "GetSession", Bearer, notImplemented},
+	{http.MethodDelete, "/sessions/{session_id}", "CloseSession", Bearer, notImplemented},
+	{http.MethodPost, "/sessions/{session_id}/exec", "ExecuteCommand", Bearer, notImplemented},
+	{http.MethodGet, "/sessions/{session_id}/interactions/{interaction_id}", "GetInteraction", Bearer, notImplemented},
+	{http.MethodPost, "/sessions/{session_id}/str_replace", "StringReplace", Bearer, notImplemented},
+	{http.MethodPost, "/sessions/{session_id}/upload", "UploadFile", Bearer, notImplemented},
+	{http.MethodPost, "/sessions/{session_id}/verify", "StartVerification", Bearer, notImplemented},
+	{http.MethodGet, "/sessions/{session_id}/verify/{job_id}", "GetVerificationJob", Bearer, notImplemented},
+	{http.MethodGet, "/billing/balance", "GetUserBalance", Bearer, notImplemented},
+	{http.MethodGet, "/billing/pricing", "GetPricingInfo", Public, notImplemented},
+	{http.MethodPost, "/billing/deposit", "DepositMoney", Bearer, notImplemented},
+	{http.MethodPost, "/billing/webhook", "StripeWebhook", Public, notImplemented},
+	{http.MethodGet, "/billing/usage", "GetUsageHistory", Bearer, notImplemented},
+	{http.MethodGet, "/agent-jobs", "ListAgentJobs", Bearer, notImplemented},
+	{http.MethodPost, "/agent-jobs", "CreateAgentJob", Bearer, notImplemented},
+	{http.MethodGet, "/agent-jobs/{job_id}", "GetAgentJob", Bearer, notImplemented},
+	{http.MethodPost, "/agent-jobs/{job_id}/completion", "AgentJobCompletion", Public, notImplemented},
+	{http.MethodGet, "/agent-jobs/{job_id}/result", "GetAgentJobResult", Bearer, notImplemented},
+}
+
+// notImplemented answers the operations whose issue has not landed yet.
+func notImplemented(a *App, w http.ResponseWriter, r *http.Request) error {
+	return httpapi.Errorf(http.StatusNotImplemented, "not implemented yet")
+}

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# make test: every test of the project, with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go vet ./...
+go test -race -count=1 ./...

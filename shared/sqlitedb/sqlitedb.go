@@ -1,0 +1,63 @@
+// Package sqlitedb opens the embedded default's one SQLite file (modernc.org/sqlite, no cgo) in
+// WAL mode, with one writer connection and a pool of readers: SQLite allows one writer at a time
+// anyway, and queueing writers in Go is cheaper than letting them spin on the busy handler.
+package sqlitedb
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+	"runtime"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DB is the pair of pools over one database file.
+type DB struct {
+	W *sql.DB // the single writer; its transactions start IMMEDIATE
+	R *sql.DB // readers
+}
+
+// Open opens (creating if needed) the database file at path.
+func Open(path string) (*DB, error) {
+	dsn := func(txlock string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-32000)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", txlock)
+		return "file:" + path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn("deferred"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	return &DB{W: w, R: r}, nil
+}
+
+// Close closes both pools.
+func (d *DB) Close() error {
+	return errjoin(d.R.Close(), d.W.Close())
+}
+
+func errjoin(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
