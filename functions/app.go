@@ -61,7 +61,6 @@ func Caller(ctx context.Context) Principal {
 // the route wrapper writes in the spec's shape.
 type Handler func(a *App, w http.ResponseWriter, r *http.Request) error
 
-
 // serve wraps a route's handler with authentication and error writing.
 func (a *App) serve(rt Route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,104 @@
+// Package sandbox is where a session's work runs: the Runtime port that starts and stops one
+// sandbox per session (local processes by default, Cloud Run services on GCP), the Client that
+// talks to the agent inside it (`codeset sandboxd`), and the agent itself.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnreachable: the sandbox's agent could not be reached or answered nonsense. Commands that
+// fail this way are reported with exit code -1000 (InfraExitCode).
+var ErrUnreachable = errors.New("sandbox: agent unreachable")
+
+// ErrNotFound: the runtime knows no sandbox for that session.
+var ErrNotFound = errors.New("sandbox: no such sandbox")
+
+// InfraExitCode is the exit code of a command that could not run because of the infrastructure;
+// the official client raises on it.
+const InfraExitCode = -1000
+
+// Environment is where a sample runs: stored with each sample by the catalog.
+type Environment struct {
+	Image           string   `json:"image,omitempty"`        // container image (Cloud Run)
+	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, a path under the data dir's blobs (local)
+	WorkDir         string   `json:"work_dir"`               // the repository inside the sandbox, e.g. /workspace/repo
+	VerifierCommand string   `json:"verifier_command"`       // run from WorkDir by the oracle
+	ReportFormat    string   `json:"report_format"`          // junit | go-test-json | pytest-rA
+	ReportPaths     []string `json:"report_paths,omitempty"` // files the verifier writes (junit); empty: parse its stdout
+}
+
+// Spec asks a runtime for one sandbox.
+type Spec struct {
+	SessionID string
+	UserID    string
+	Dataset   string
+	SampleID  string
+	Env       Environment
+	ExpiresAt time.Time
+}
+
+// Info is what a running sandbox is known by; it is recorded in the session's ready event, so
+// it must be enough to reach the sandbox again after a restart.
+type Info struct {
+	Name      string    `json:"name"`     // container / service name
+	URL       string    `json:"url"`      // http(s)://… or unix:///path/to.sock
+	Secret    string    `json:"secret"`   // per-session secret the agent checks
+	Location  string    `json:"location"` // "local" or the GCP region
+	WorkDir   string    `json:"work_dir"` // absolute path of the repository inside the sandbox
+	CreatedAt time.Time `json:"created_at"`
+	PID       int       `json:"pid,omitempty"` // local runtime: the agent's process
+}
+
+// Runtime starts and stops sandboxes.
+type Runtime interface {
+	// Start creates the sandbox and returns once its agent answers.
+	Start(ctx context.Context, spec Spec) (Info, error)
+	// Stop ends the sandbox and every process in it. Stopping a stopped sandbox is not an error.
+	Stop(ctx context.Context, info Info) error
+	// Alive reports whether the sandbox still runs and answers (used to reattach after a restart).
+	Alive(ctx context.Context, info Info) bool
+	// Client talks to the sandbox's agent.
+	Client(info Info) Client
+}
+
+// ExecResult is the outcome of one command.
+type ExecResult struct {
+	ExitCode int           `json:"exit_code"`
+	Stdout   string        `json:"stdout"`
+	Stderr   string        `json:"stderr"`
+	Duration time.Duration `json:"duration"`
+	TimedOut bool          `json:"timed_out"`
+	Message  string        `json:"message"` // timeouts and truncation are said here
+}
+
+// VerifyRequest asks the agent to run the oracle in the work tree.
+type VerifyRequest struct {
+	TestPatch   string        `json:"test_patch"`   // applied after restoring the files it touches
+	BaseCommit  string        `json:"base_commit"`  // what those files are restored to
+	Command     string        `json:"command"`      // the verifier command
+	ReportPaths []string      `json:"report_paths"` // report files to collect (relative to the work dir)
+	Timeout     time.Duration `json:"timeout"`
+}
+
+// VerifyResult is the raw outcome of the verifier; grading happens outside the sandbox.
+type VerifyResult struct {
+	ExitCode int               `json:"exit_code"`
+	Stdout   string            `json:"stdout"`
+	Stderr   string            `json:"stderr"`
+	Duration time.Duration     `json:"duration"`
+	TimedOut bool              `json:"timed_out"`
+	Reports  map[string]string `json:"reports"` // path -> content of each report file found
+}
+
+// Client is the agent's API.
+type Client interface {
+	Exec(ctx context.Context, command string, timeout time.Duration) (ExecResult, error)
+	// StrReplace replaces exactly one occurrence; ok=false with the reason otherwise.
+	StrReplace(ctx context.Context, path, old, new string) (ok bool, message string, err error)
+	// Upload writes content (parents created), optionally executable; returns the bytes written.
+	Upload(ctx context.Context, path string, content []byte, executable bool) (int64, error)
+	Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error)
+}
