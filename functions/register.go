@@ -64,6 +64,9 @@ func FunctionHandler(rt Route) http.HandlerFunc {
 			if !strings.Contains(rt.Path, "{") {
 				mux.Handle(rt.Method+" /{$}", a.serve(rt))
 			}
+			mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+				httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "this function serves %s %s%s", rt.Method, Prefix, rt.Path))
+			})
 			h = httpapi.Wrap(a.Logger, a.Config.Project, mux)
 		})
 		h.ServeHTTP(w, r)

@@ -1,0 +1,103 @@
+package functions
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// specOperations reads "METHOD /path" and whether it is secured from an OpenAPI file.
+func specOperations(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read spec: %v", err)
+	}
+	var spec struct {
+		Paths map[string]map[string]struct {
+			Security []map[string]any `json:"security"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	ops := map[string]bool{}
+	for p, methods := range spec.Paths {
+		for m, op := range methods {
+			ops[strings.ToUpper(m)+" "+p] = len(op.Security) > 0
+		}
+	}
+	return ops
+}
+
+// The contract beside the project (CI has it there too) and the copy the binary serves.
+func specFiles(t *testing.T) []string {
+	files := []string{"openapi.json"}
+	shared := filepath.Join("..", "..", "shared", "spec", "codeset-openapi.json")
+	if _, err := os.Stat(shared); err == nil {
+		files = append(files, shared)
+	} else if os.Getenv("CI") == "true" {
+		t.Fatalf("the contract %s is missing: CI must have ../shared beside the project", shared)
+	}
+	return files
+}
+
+func TestRoutesCoverExactlyTheSpec(t *testing.T) {
+	for _, file := range specFiles(t) {
+		t.Run(filepath.Base(filepath.Dir(file))+"/"+filepath.Base(file), func(t *testing.T) {
+			want := specOperations(t, file)
+			if len(want) != 31 {
+				t.Errorf("the spec has %d operations, the contract promises 31", len(want))
+			}
+			got := map[string]bool{}
+			for _, rt := range Routes {
+				key := rt.Method + " " + rt.Path
+				if _, dup := got[key]; dup {
+					t.Errorf("route %s twice in the table", key)
+				}
+				got[key] = rt.Auth == Bearer
+			}
+			var missing, extra, auth []string
+			for op, secured := range want {
+				g, ok := got[op]
+				if !ok {
+					missing = append(missing, op)
+				} else if g != secured {
+					auth = append(auth, op)
+				}
+			}
+			for op := range got {
+				if _, ok := want[op]; !ok {
+					extra = append(extra, op)
+				}
+			}
+			sort.Strings(missing)
+			sort.Strings(extra)
+			sort.Strings(auth)
+			if len(missing)+len(extra)+len(auth) > 0 {
+				t.Errorf("route table differs from %s:\nmissing %v\nextra %v\nauth differs %v", file, missing, extra, auth)
+			}
+		})
+	}
+}
+
+func TestRouteNamesAreFunctionNames(t *testing.T) {
+	valid := regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
+	seen := map[string]bool{}
+	for _, rt := range Routes {
+		if !valid.MatchString(rt.Name) {
+			t.Errorf("%s %s: %q is not a valid entry point name", rt.Method, rt.Path, rt.Name)
+		}
+		if seen[rt.Name] {
+			t.Errorf("function name %s used twice", rt.Name)
+		}
+		seen[rt.Name] = true
+		if rt.Handler == nil {
+			t.Errorf("%s has no handler", rt.Name)
+		}
+	}
+}
