@@ -48,7 +48,7 @@ var _ projections.DocStore = (*Store)(nil)
 
 func (s *Store) Get(ctx context.Context, coll, id string) (json.RawMessage, error) {
 	var body []byte
-	err := s.db.R.QueryRowContext(ctx, `SELECT body FROM docs WHERE coll = ? AND id = ?`, coll, id).Scan(&body)
+	err := s.db.R.QueryRowContext(ctx, `SELECT json(body) FROM docs WHERE coll = ? AND id = ?`, coll, id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s/%s: %w", coll, id, projections.ErrNotFound)
 	}
