@@ -26,8 +26,38 @@ type Config struct {
 	Topic        string // Pub/Sub topic the events are published on
 	ConsumerBase string // base URL the push subscriptions deliver to (run-emulated)
 
+	// Identity
+	GitHubOAuthURL     string   // GitHub's OAuth base URL (code exchange)
+	GitHubAPIURL       string   // GitHub's REST API base URL
+	GitHubClientID     string   // the OAuth app's client id
+	GitHubClientSecret string   // the OAuth app's client secret
+	GitHubRedirectURIs []string // redirect_uri values a login may name
+	GitHubTokenKey     string   // base64 32-byte AES-GCM key sealing stored GitHub tokens
+	JWTKeys            string   // JWT key ring "kid:alg:base64url-secret,..." (first signs)
+	JWTIssuer          string
+	JWTAudience        string
+	AccessTokenTTL     time.Duration
+	RefreshTokenTTL    time.Duration
+	APIKeyTTL          time.Duration // 0: API keys do not expire
+	SignupCreditCents  int64
+
+	// Sessions
+	MaxActiveSessions   int64         // sessions creating or ready per user; one more is a 429
+	MaxCommandTimeout   int64         // seconds; a longer command_timeout is a 422
+	SessionStartTimeout time.Duration // a sandbox not ready by then fails the session
+	ReaperInterval      time.Duration // how often the local reaper looks for expired sessions
+
 	Service string // name reported by /health
 	Version string // version reported by /health
+
+	// Billing: prices are written into the events they apply to.
+	CostPerMinuteCents  int64  // price of a minute of sandbox time
+	AgentJobCostCents   int64  // price of an agent job
+	MinimumDepositCents int64  // smallest deposit accepted
+	StripeSecretKey     string // deposits are refused without it
+	StripeWebhookSecret string // the webhook is refused without it
+	StripeAPIURL        string // Stripe API base URL (stripe-mock in tests); empty: Stripe's own
+	StripeAnyAPIVersion bool   // accept webhook events of another Stripe API version
 }
 
 // Setting is one configurable value: its flag name, its env var, its help text.
@@ -49,8 +79,32 @@ func (c *Config) Settings() []Setting {
 		str(&c.Project, "project", "GOOGLE_CLOUD_PROJECT", "codeset-local", "Google Cloud project id (gcp backend)"),
 		str(&c.Topic, "topic", "CODESET_TOPIC", "codeset-events", "Pub/Sub topic of the domain events (gcp backend)"),
 		str(&c.ConsumerBase, "consumer-base-url", "CODESET_CONSUMER_BASE_URL", "", "base URL Pub/Sub pushes consumer deliveries to (gcp backend)"),
+		str(&c.GitHubOAuthURL, "github-oauth-url", "CODESET_GITHUB_OAUTH_URL", "https://github.com", "GitHub OAuth base URL (the code exchange)"),
+		str(&c.GitHubAPIURL, "github-api-url", "CODESET_GITHUB_API_URL", "https://api.github.com", "GitHub REST API base URL"),
+		str(&c.GitHubClientID, "github-client-id", "CODESET_GITHUB_CLIENT_ID", "", "GitHub OAuth app client id (empty: GitHub login off)"),
+		secret(&c.GitHubClientSecret, "github-client-secret", "CODESET_GITHUB_CLIENT_SECRET", "GitHub OAuth app client secret"),
+		list(&c.GitHubRedirectURIs, "github-redirect-uris", "CODESET_GITHUB_REDIRECT_URIS", "", "redirect_uri values a GitHub login may use"),
+		secret(&c.GitHubTokenKey, "github-token-key", "CODESET_GITHUB_TOKEN_KEY", "base64 32-byte AES-GCM key for stored GitHub tokens (embedded default: generated in the data dir)"),
+		secret(&c.JWTKeys, "jwt-keys", "CODESET_JWT_KEYS", "JWT key ring kid:alg:base64url-secret,... (alg EdDSA or HS256; the first signs; embedded default: generated in the data dir)"),
+		str(&c.JWTIssuer, "jwt-issuer", "CODESET_JWT_ISSUER", "codeset", "iss of issued JWTs"),
+		str(&c.JWTAudience, "jwt-audience", "CODESET_JWT_AUDIENCE", "codeset-api", "aud of issued JWTs"),
+		duration(&c.AccessTokenTTL, "access-token-ttl", "CODESET_ACCESS_TOKEN_TTL", 15*time.Minute, "lifetime of access tokens"),
+		duration(&c.RefreshTokenTTL, "refresh-token-ttl", "CODESET_REFRESH_TOKEN_TTL", 30*24*time.Hour, "lifetime of refresh tokens"),
+		duration(&c.APIKeyTTL, "api-key-ttl", "CODESET_API_KEY_TTL", 0, "lifetime of new API keys (0: no expiry)"),
+		integer(&c.SignupCreditCents, "signup-credit-cents", "CODESET_SIGNUP_CREDIT_CENTS", 500, "credit given to every new user, in cents"),
+		integer(&c.MaxActiveSessions, "max-active-sessions", "CODESET_MAX_ACTIVE_SESSIONS", 10, "sessions a user may have creating or ready at once (one more is a 429)"),
+		integer(&c.MaxCommandTimeout, "max-command-timeout", "CODESET_MAX_COMMAND_TIMEOUT", 3600, "largest command_timeout of an exec, in seconds (more is a 422)"),
+		duration(&c.SessionStartTimeout, "session-start-timeout", "CODESET_SESSION_START_TIMEOUT", 2*time.Minute, "time a sandbox has to become ready before its session fails"),
+		duration(&c.ReaperInterval, "reaper-interval", "CODESET_REAPER_INTERVAL", time.Second, "how often the local reaper ends expired sessions"),
 		str(&c.Service, "service-name", "CODESET_SERVICE_NAME", "codeset-api", "service name reported by /health"),
 		str(&c.Version, "service-version", "CODESET_SERVICE_VERSION", "1.0.0", "version reported by /health"),
+		integer(&c.CostPerMinuteCents, "cost-per-minute-cents", "CODESET_COST_PER_MINUTE_CENTS", 10, "price of a minute of sandbox time, in cents"),
+		integer(&c.AgentJobCostCents, "agent-job-cost-cents", "CODESET_AGENT_JOB_COST_CENTS", 100, "price of an agent job, in cents"),
+		integer(&c.MinimumDepositCents, "minimum-deposit-cents", "CODESET_MINIMUM_DEPOSIT_CENTS", 500, "smallest deposit accepted, in cents"),
+		str(&c.StripeSecretKey, "stripe-secret-key", "CODESET_STRIPE_SECRET_KEY", "", "Stripe secret key; without it deposits are refused (use codeset credits grant)"),
+		str(&c.StripeWebhookSecret, "stripe-webhook-secret", "CODESET_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret (whsec_...); without it the webhook is refused"),
+		str(&c.StripeAPIURL, "stripe-api-url", "CODESET_STRIPE_API_URL", "", "Stripe API base URL, e.g. stripe-mock's; empty for Stripe itself"),
+		boolean(&c.StripeAnyAPIVersion, "stripe-any-api-version", "CODESET_STRIPE_ANY_API_VERSION", false, "accept webhook events of a Stripe API version other than stripe-go's"),
 	}
 }
 
@@ -142,6 +196,15 @@ func duration(p *time.Duration, flagName, env string, def time.Duration, help st
 			*p = d
 			return err
 		}}
+}
+
+// secret is a string setting whose value --help never shows (the flag's default would print it).
+func secret(p *string, flagName, env, help string) Setting {
+	return Setting{Flag: flagName, Env: env, Help: help,
+		bind: func(fs *flag.FlagSet, n, h string) {
+			fs.Func(n, h, func(v string) error { *p = v; return nil })
+		},
+		set: func(v string) error { *p = v; return nil }}
 }
 
 func list(p *[]string, flagName, env, def, help string) Setting {
