@@ -101,8 +101,8 @@ func (c *Config) Settings() []Setting {
 		integer(&c.CostPerMinuteCents, "cost-per-minute-cents", "CODESET_COST_PER_MINUTE_CENTS", 10, "price of a minute of sandbox time, in cents"),
 		integer(&c.AgentJobCostCents, "agent-job-cost-cents", "CODESET_AGENT_JOB_COST_CENTS", 100, "price of an agent job, in cents"),
 		integer(&c.MinimumDepositCents, "minimum-deposit-cents", "CODESET_MINIMUM_DEPOSIT_CENTS", 500, "smallest deposit accepted, in cents"),
-		str(&c.StripeSecretKey, "stripe-secret-key", "CODESET_STRIPE_SECRET_KEY", "", "Stripe secret key; without it deposits are refused (use codeset credits grant)"),
-		str(&c.StripeWebhookSecret, "stripe-webhook-secret", "CODESET_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret (whsec_...); without it the webhook is refused"),
+		secret(&c.StripeSecretKey, "stripe-secret-key", "CODESET_STRIPE_SECRET_KEY", "Stripe secret key; without it deposits are refused (use codeset credits grant)"),
+		secret(&c.StripeWebhookSecret, "stripe-webhook-secret", "CODESET_STRIPE_WEBHOOK_SECRET", "Stripe webhook signing secret (whsec_...); without it the webhook is refused"),
 		str(&c.StripeAPIURL, "stripe-api-url", "CODESET_STRIPE_API_URL", "", "Stripe API base URL, e.g. stripe-mock's; empty for Stripe itself"),
 		boolean(&c.StripeAnyAPIVersion, "stripe-any-api-version", "CODESET_STRIPE_ANY_API_VERSION", false, "accept webhook events of a Stripe API version other than stripe-go's"),
 	}
