@@ -91,6 +91,7 @@ type VerifyResult struct {
 	Duration time.Duration     `json:"duration"`
 	TimedOut bool              `json:"timed_out"`
 	Reports  map[string]string `json:"reports"` // path -> content of each report file found
+	Message  string            `json:"message"` // timeout, truncation of output or reports
 }
 
 // Client is the agent's API.

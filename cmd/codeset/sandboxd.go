@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/agent"
+)
+
+func init() { commands["sandboxd"] = sandboxd }
+
+// sandboxd is the agent inside a sandbox: exec, str_replace, upload and verify over HTTP, for
+// whoever holds the session's secret.
+func sandboxd(args []string) error {
+	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
+	listen := fs.String("listen", "", "unix:///path/to.sock, or a TCP address (default :$PORT, as on Cloud Run)")
+	workDir := fs.String("work-dir", os.Getenv("CODESET_SANDBOX_WORK_DIR"), "the repository commands run in (env CODESET_SANDBOX_WORK_DIR; default the current directory)")
+	secretFile := fs.String("secret-file", "", "read the secret from this file and remove it (otherwise env "+sandbox.SecretEnv+")")
+	grace := fs.Duration("grace", time.Second, "time a timed-out command's processes get between SIGTERM and SIGKILL")
+	asInit := fs.Bool("init", false, "run as the sandbox's first process: start the agent as a child and reap orphans")
+	loopback := fs.Bool("loopback", false, "with --init: bring up lo (a fresh network namespace has it down)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *asInit {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own binary: %w", err)
+		}
+		var rest []string
+		for _, a := range args {
+			if a != "--init" && a != "-init" && a != "--loopback" && a != "-loopback" {
+				rest = append(rest, a)
+			}
+		}
+		os.Exit(agent.RunInit(append([]string{self, "sandboxd"}, rest...), *loopback))
+	}
+
+	secret := os.Getenv(sandbox.SecretEnv)
+	if *secretFile != "" {
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("read secret: %w", err)
+		}
+		// Gone once read: commands in the sandbox have no business with it.
+		os.Remove(*secretFile)
+		secret = strings.TrimSpace(string(b))
+	}
+	os.Unsetenv(sandbox.SecretEnv)
+	if *workDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		*workDir = wd
+	}
+	srv, err := agent.New(agent.Options{WorkDir: *workDir, Secret: secret, Grace: *grace})
+	if err != nil {
+		return err
+	}
+
+	ln, err := listenOn(*listen)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	fmt.Fprintf(os.Stderr, "sandboxd: serving %s on %s\n", *workDir, ln.Addr())
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return hs.Shutdown(shutdown)
+}
+
+// listenOn opens "unix:///path" (replacing a stale socket file) or a TCP address; empty means
+// Cloud Run's $PORT on every interface.
+func listenOn(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		os.Remove(path)
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", path, err)
+		}
+		// Only the owner (the server that started the sandbox) may connect.
+		if err := os.Chmod(path, 0o600); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		return ln, nil
+	}
+	if addr == "" {
+		port := os.Getenv("PORT")
+		if port == "" {
+			return nil, errors.New("no --listen and no $PORT")
+		}
+		addr = ":" + port
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}

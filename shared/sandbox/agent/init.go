@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// RunInit is the first process of a sandbox: it starts the agent (argv) as its child and reaps
+// every process that ends up orphaned under it, which the agent itself cannot do without
+// stealing its own commands' exit statuses. In a pid namespace it is pid 1, and when it exits
+// the kernel kills everything in the namespace; outside one it is a child subreaper, so every
+// descendant stays in its process tree where Stop can find it. It forwards SIGTERM and SIGINT to
+// the agent and exits with the agent's status.
+func RunInit(argv []string, loopback bool) int {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox init: subreaper:", err)
+	}
+	if loopback {
+		if err := loopbackUp(); err != nil {
+			fmt.Fprintln(os.Stderr, "sandbox init: loopback:", err)
+		}
+	}
+	// Notify before starting the child so no signal between the two is lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{0, 1, 2},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox init: start agent:", err)
+		return 1
+	}
+	go func() {
+		for s := range sigs {
+			syscall.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sandbox init: wait:", err)
+			return 1
+		}
+		if got != pid {
+			continue // an orphan, reaped so it does not linger as a zombie
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+}
+
+// loopbackUp brings up lo, which a fresh network namespace has down: tests that listen on
+// 127.0.0.1 must work in a sandbox that has no other network.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP | unix.IFF_RUNNING)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}

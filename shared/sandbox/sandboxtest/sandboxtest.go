@@ -1,0 +1,99 @@
+// Package sandboxtest helps tests of sandboxes: it builds the real binary once and looks at the
+// process table to prove that nothing outlives a sandbox.
+package sandboxtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Alive reports whether pid is a live process: a zombie, already dead but not yet reaped by a
+// parent that is not ours, counts as gone.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return false
+	}
+	state := s[i+2]
+	return state != 'Z' && state != 'X'
+}
+
+// WaitGone waits up to d for pid to end.
+func WaitGone(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for Alive(pid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// Kill ends pid, for a test's own clean-up.
+func Kill(pid int) {
+	if pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// ProcessesIn lists the live processes whose working directory or command line lies in dir:
+// a sandbox's commands run there, and its agent names it on its command line.
+func ProcessesIn(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || !Alive(pid) {
+			continue
+		}
+		cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		if cwd == dir || strings.HasPrefix(cwd, dir+"/") || strings.Contains(cl, dir) {
+			out = append(out, fmt.Sprintf("%d(cwd %s: %s)", pid, cwd, strings.TrimSpace(cl)))
+		}
+	}
+	return out
+}
+
+var (
+	buildOnce sync.Once
+	built     string
+	buildErr  error
+)
+
+// Binary builds ./cmd/codeset once per test process into a temporary directory and returns its
+// path. root is the module root.
+func Binary(root string) (string, error) {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "codeset-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		built = filepath.Join(dir, "codeset")
+		cmd := exec.Command("go", "build", "-o", built, "./cmd/codeset")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/codeset: %v\n%s", err, out)
+		}
+	})
+	return built, buildErr
+}

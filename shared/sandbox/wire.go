@@ -1,0 +1,68 @@
+package sandbox
+
+import (
+	"errors"
+	"time"
+)
+
+// The agent's HTTP API, shared by the agent (shared/sandbox/agent) and the Client. Every request
+// carries the per-session secret in SecretHeader; on Cloud Run the Authorization header is taken
+// by the ID token that IAM checks, so the secret cannot travel there.
+const (
+	SecretHeader = "X-Codeset-Sandbox-Secret"
+	// SecretEnv is where `codeset sandboxd` reads its secret when no secret file is given (Cloud
+	// Run). The agent removes it from the environment its commands inherit.
+	SecretEnv = "CODESET_SANDBOX_SECRET"
+
+	PathHealth     = "/v1/health"
+	PathExec       = "/v1/exec"
+	PathStrReplace = "/v1/str_replace"
+	PathUpload     = "/v1/upload" // PUT, raw bytes; ?path=…&executable=true
+	PathVerify     = "/v1/verify"
+)
+
+// OutputLimit caps stdout and stderr of one command, each; the rest is dropped and the
+// truncation said in the result's message.
+const OutputLimit = 1 << 20
+
+// ErrRejected: the agent understood the request and refused it (an upload onto a directory, a
+// test patch that does not apply, a path it may not write). The wrapped message says why; it is
+// the user's problem, not the infrastructure's.
+var ErrRejected = errors.New("sandbox: request rejected")
+
+// ExecRequest is the body of POST PathExec.
+type ExecRequest struct {
+	Command string        `json:"command"`
+	Timeout time.Duration `json:"timeout"` // nanoseconds; at most 0 means the agent's default
+}
+
+// StrReplaceRequest is the body of POST PathStrReplace.
+type StrReplaceRequest struct {
+	Path string `json:"path"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+// StrReplaceResponse answers POST PathStrReplace.
+type StrReplaceResponse struct {
+	OK      bool   `json:"ok"`
+	Message string `json:"message"`
+}
+
+// UploadResponse answers PUT PathUpload.
+type UploadResponse struct {
+	Path string `json:"path"` // absolute path written
+	Size int64  `json:"size_bytes"`
+}
+
+// Health answers GET PathHealth.
+type Health struct {
+	Status  string `json:"status"`
+	WorkDir string `json:"work_dir"`
+	PID     int    `json:"pid"`
+}
+
+// ErrorResponse is every non-2xx answer of the agent.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
