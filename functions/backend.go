@@ -29,6 +29,9 @@ func Open(ctx context.Context, cfg config.Config) (*App, error) {
 	default:
 		err = fmt.Errorf("unknown backend %q (want embedded or gcp)", cfg.Backend)
 	}
+	if err == nil {
+		err = a.openIdentity()
+	}
 	if err != nil {
 		a.Close()
 		return nil, err

@@ -1,0 +1,123 @@
+package functions
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/github"
+	"github.com/codeset/codeset/shared/httpapi"
+)
+
+type gitHubOAuthRequest struct {
+	Code        string  `json:"code" required:"true"`
+	State       *string `json:"state"`
+	RedirectURI *string `json:"redirect_uri"`
+}
+
+type gitHubOAuthResponse struct {
+	UserID       string `json:"user_id"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	IsNewUser    bool   `json:"is_new_user"`
+}
+
+// GithubOauth answers POST /auth/github: exchange the code with GitHub, read the account and its
+// primary verified email, register the user (with the sign-up credit) or log them in, and issue
+// tokens. The state parameter is the browser's CSRF check, done by the front end.
+func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req gitHubOAuthRequest
+	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Code) == "" {
+		return httpapi.Invalid("string_too_short", "String should have at least 1 character", "body", "code")
+	}
+	id, err := identityOf(a)
+	if err != nil {
+		return err
+	}
+	if a.Config.GitHubClientID == "" {
+		return httpapi.BadRequest("GitHub login is not configured on this server")
+	}
+	redirect := ""
+	if req.RedirectURI != nil && *req.RedirectURI != "" {
+		redirect = *req.RedirectURI
+		if !slices.Contains(a.Config.GitHubRedirectURIs, redirect) {
+			return httpapi.BadRequest("redirect_uri is not one this server allows")
+		}
+	}
+	ctx := r.Context()
+	token, err := id.github.Exchange(ctx, req.Code, redirect)
+	if err != nil {
+		return gitHubError(err)
+	}
+	gh, err := id.github.User(ctx, token)
+	if err != nil {
+		return gitHubError(err)
+	}
+	email, err := id.github.PrimaryEmail(ctx, token, gh)
+	if err != nil {
+		return gitHubError(err)
+	}
+	githubID := strconv.FormatInt(gh.ID, 10)
+	userID := events.GitHubUserID(githubID)
+	sealed, err := id.sealer.Seal(token, userID)
+	if err != nil {
+		return err
+	}
+	name := gh.Name
+	if name == "" {
+		name = gh.Login
+	}
+	profile := events.Profile{Name: name, Email: email, GitHubID: githubID, GitHubLogin: gh.Login, GitHubToken: sealed}
+	isNew := false
+	u, err := changeUser(ctx, a, userID, func(u events.User) ([]events.Envelope, error) {
+		now := a.Clock.Now()
+		if !u.Exists() {
+			isNew = true
+			return events.Register(u, newEventID(), userID, profile, false, now)
+		}
+		isNew = false
+		return events.LogIn(u, newEventID(), profile, now)
+	})
+	if err != nil {
+		return userError(err)
+	}
+	if isNew {
+		err = grantSignupCredit(ctx, a, u)
+	} else {
+		err = ensureSignupCredit(ctx, a, u)
+	}
+	if err != nil {
+		return err
+	}
+	access, refresh, expiresIn, err := id.issueTokens(u)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, gitHubOAuthResponse{UserID: userID, AccessToken: access, RefreshToken: refresh,
+		TokenType: "Bearer", ExpiresIn: expiresIn, IsNewUser: isNew})
+	return nil
+}
+
+// gitHubError maps GitHub's failures: what the caller sent is a 400, GitHub's or this server's
+// trouble a 502. Messages name no code or token.
+func gitHubError(err error) error {
+	switch {
+	case errors.Is(err, github.ErrBadCode):
+		return httpapi.BadRequest("GitHub refused the authorization code (invalid, expired, already used, or issued for another redirect_uri)")
+	case errors.Is(err, github.ErrBadToken):
+		return httpapi.BadRequest("GitHub refused the stored GitHub token; log in with GitHub again")
+	case errors.Is(err, github.ErrMisconfigured):
+		return &httpapi.Error{Status: http.StatusBadGateway, Detail: "GitHub refused this server's OAuth client credentials"}
+	case errors.Is(err, github.ErrUnavailable):
+		return &httpapi.Error{Status: http.StatusBadGateway, Detail: "GitHub is unavailable; try again"}
+	}
+	return &httpapi.Error{Status: http.StatusBadGateway, Detail: "GitHub answered unexpectedly"}
+}
