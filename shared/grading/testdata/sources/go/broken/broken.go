@@ -1,0 +1,3 @@
+package broken
+
+func Sub(a, b int) int { return a - b }
