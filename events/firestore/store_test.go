@@ -1,0 +1,33 @@
+package firestore_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/codeset/codeset/events"
+	evfirestore "github.com/codeset/codeset/events/firestore"
+	"github.com/codeset/codeset/events/storetest"
+	"github.com/codeset/codeset/shared/emulator"
+	"github.com/codeset/codeset/shared/firestoredb"
+)
+
+// open returns a store on the Firestore emulator in a project of its own, so tests running in
+// parallel never see each other's outbox.
+func open(t *testing.T) events.Store {
+	t.Helper()
+	emulator.Require(t, emulator.Firestore)
+	c, err := firestoredb.Open(context.Background(), emulator.Project(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return evfirestore.New(c)
+}
+
+// TestContractOnFirestoreEmulator runs the event-store contract on the emulator. The emulator
+// serialises contending transactions with locks, so the race tests use a few appenders; SQLite
+// takes the heavy concurrency (64).
+func TestContractOnFirestoreEmulator(t *testing.T) {
+	emulator.Require(t, emulator.Firestore)
+	storetest.Run(t, storetest.Options{Appenders: 4}, open)
+}
