@@ -26,6 +26,10 @@ type Config struct {
 	Topic        string // Pub/Sub topic the events are published on
 	ConsumerBase string // base URL the push subscriptions deliver to (run-emulated)
 
+	// Consumers
+	ConsumerAttempts int64         // tries of an event before it is dead-lettered
+	ConsumerBackoff  time.Duration // delay before the second try, doubled after each failure
+
 	// Identity
 	GitHubOAuthURL     string   // GitHub's OAuth base URL (code exchange)
 	GitHubAPIURL       string   // GitHub's REST API base URL
@@ -79,6 +83,8 @@ func (c *Config) Settings() []Setting {
 		str(&c.Project, "project", "GOOGLE_CLOUD_PROJECT", "codeset-local", "Google Cloud project id (gcp backend)"),
 		str(&c.Topic, "topic", "CODESET_TOPIC", "codeset-events", "Pub/Sub topic of the domain events (gcp backend)"),
 		str(&c.ConsumerBase, "consumer-base-url", "CODESET_CONSUMER_BASE_URL", "", "base URL Pub/Sub pushes consumer deliveries to (gcp backend)"),
+		integer(&c.ConsumerAttempts, "consumer-attempts", "CODESET_CONSUMER_ATTEMPTS", 5, "tries of an event by a consumer before it is dead-lettered"),
+		duration(&c.ConsumerBackoff, "consumer-backoff", "CODESET_CONSUMER_BACKOFF", 200*time.Millisecond, "delay before a consumer's second try of an event, doubled after each failure"),
 		str(&c.GitHubOAuthURL, "github-oauth-url", "CODESET_GITHUB_OAUTH_URL", "https://github.com", "GitHub OAuth base URL (the code exchange)"),
 		str(&c.GitHubAPIURL, "github-api-url", "CODESET_GITHUB_API_URL", "https://api.github.com", "GitHub REST API base URL"),
 		str(&c.GitHubClientID, "github-client-id", "CODESET_GITHUB_CLIENT_ID", "", "GitHub OAuth app client id (empty: GitHub login off)"),
