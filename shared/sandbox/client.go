@@ -68,6 +68,9 @@ func UnixTransport(path string) *http.Transport {
 	}
 }
 
+// Secret is the secret the client presents.
+func (c *AgentClient) Secret() string { return c.secret }
+
 // Health asks the agent whether it is up.
 func (c *AgentClient) Health(ctx context.Context) (Health, error) {
 	var h Health
@@ -168,4 +171,23 @@ func (c *AgentClient) do(ctx context.Context, method, path string, body any, con
 		return fmt.Errorf("%w: %s: unreadable answer: %v", ErrUnreachable, path, err)
 	}
 	return nil
+}
+
+// Unreachable is a Client whose every call fails with ErrUnreachable and err: the client of a
+// sandbox whose Info cannot be dialled at all.
+func Unreachable(err error) Client { return unreachable{err} }
+
+type unreachable struct{ err error }
+
+func (u unreachable) Exec(context.Context, string, time.Duration) (ExecResult, error) {
+	return ExecResult{}, fmt.Errorf("%w: %v", ErrUnreachable, u.err)
+}
+func (u unreachable) StrReplace(context.Context, string, string, string) (bool, string, error) {
+	return false, "", fmt.Errorf("%w: %v", ErrUnreachable, u.err)
+}
+func (u unreachable) Upload(context.Context, string, []byte, bool) (int64, error) {
+	return 0, fmt.Errorf("%w: %v", ErrUnreachable, u.err)
+}
+func (u unreachable) Verify(context.Context, VerifyRequest) (VerifyResult, error) {
+	return VerifyResult{}, fmt.Errorf("%w: %v", ErrUnreachable, u.err)
 }

@@ -1,0 +1,425 @@
+// Package local is the embedded default's sandbox runtime: one directory per session, unpacked
+// from the sample's environment archive, with `codeset sandboxd` running in it as a child
+// process, in its own mount, pid and network namespaces where the kernel allows it, reached over
+// a unix socket.
+package local
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/codeset/codeset/shared/sandbox"
+)
+
+// Isolation modes.
+const (
+	Namespaces = "namespaces" // unshare: own mount, pid and network namespaces
+	Process    = "process"    // a plain process tree in its own session
+	Auto       = "auto"       // namespaces when they work here, else process
+)
+
+// Options configure the runtime.
+type Options struct {
+	// DataDir is the root of the embedded default's data: sandboxes live in
+	// <DataDir>/sandboxes/<session id>/ and relative archive paths resolve against it.
+	DataDir string
+	// Binary is the codeset binary that runs `sandboxd`; empty means this process's own.
+	Binary string
+	// Isolation is Auto (the default), Namespaces or Process.
+	Isolation string
+	// StartTimeout bounds how long Start waits for the agent to answer (default 30 s).
+	StartTimeout time.Duration
+}
+
+// Runtime runs sandboxes as local processes.
+type Runtime struct {
+	dataDir      string
+	binary       string
+	unshare      string
+	mode         string
+	why          string // why namespaces are off, when they are
+	startTimeout time.Duration
+
+	clients sync.Map // URL -> *sandbox.AgentClient, so connections are kept alive between calls
+	mu      sync.Mutex
+	waited  map[int]chan struct{} // agents started by this process: closed once reaped
+}
+
+var _ sandbox.Runtime = (*Runtime)(nil)
+
+// New checks the options and decides, once, which isolation this machine allows.
+func New(opts Options) (*Runtime, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("local sandboxes: no data dir")
+	}
+	data, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{dataDir: data, binary: opts.Binary, startTimeout: opts.StartTimeout, waited: map[int]chan struct{}{}}
+	if r.binary == "" {
+		if r.binary, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("local sandboxes: find own binary: %w", err)
+		}
+	}
+	if r.startTimeout <= 0 {
+		r.startTimeout = 30 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Join(data, "sandboxes"), 0o700); err != nil {
+		return nil, fmt.Errorf("local sandboxes: %w", err)
+	}
+	switch opts.Isolation {
+	case "", Auto:
+		r.mode = Process
+		if r.unshare, err = namespacesWork(); err == nil {
+			r.mode = Namespaces
+		} else {
+			r.why = err.Error()
+		}
+	case Namespaces:
+		if r.unshare, err = namespacesWork(); err != nil {
+			return nil, fmt.Errorf("local sandboxes: namespaces asked for but unavailable: %w", err)
+		}
+		r.mode = Namespaces
+	case Process:
+		r.mode, r.why = Process, "process isolation chosen in the configuration"
+	default:
+		return nil, fmt.Errorf("local sandboxes: unknown isolation %q (want auto, namespaces or process)", opts.Isolation)
+	}
+	return r, nil
+}
+
+// unshareArgs give each sandbox its own mount, pid and network namespaces. --kill-child ties
+// the namespace's life to the unshare process the runtime tracks; --mount-proc makes /proc show
+// only the sandbox's processes.
+var unshareArgs = []string{"--mount", "--pid", "--net", "--fork", "--kill-child", "--mount-proc"}
+
+// namespacesWork tries the namespaces once with a command that does nothing.
+func namespacesWork() (string, error) {
+	bin, err := exec.LookPath("unshare")
+	if err != nil {
+		return "", errors.New("util-linux unshare is not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append(unshareArgs, "--", "true")...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("unshare fails here: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return bin, nil
+}
+
+// Mode is the isolation in use: Namespaces or Process.
+func (r *Runtime) Mode() string { return r.mode }
+
+// Describe says, for the start-up log of `codeset serve`, how sandboxes are isolated.
+func (r *Runtime) Describe() string {
+	if r.mode == Namespaces {
+		return "local sandboxes, each in its own mount, pid and network namespaces (unshare), reached over a unix socket"
+	}
+	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
+}
+
+// sessionName is what a session id must look like to name a directory.
+var sessionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func (r *Runtime) dir(name string) (string, error) {
+	if !sessionName.MatchString(name) {
+		return "", fmt.Errorf("local sandboxes: %q is not a session id", name)
+	}
+	return filepath.Join(r.dataDir, "sandboxes", name), nil
+}
+
+// socketPath is the agent's socket: in the sandbox's directory unless that path is too long for
+// a unix socket address (108 bytes), then in the temp dir under a name derived from it.
+func socketPath(dir string) string {
+	p := filepath.Join(dir, "agent.sock")
+	if len(p) < 100 {
+		return p
+	}
+	sum := hexHash(dir)
+	return filepath.Join(os.TempDir(), "codeset-sandbox-"+sum+".sock")
+}
+
+// Start unpacks the sample's environment into the session's directory, starts the agent there
+// and returns once it answers. A sandbox left over from an earlier Start of the same session (a
+// redelivered request) is ended first.
+func (r *Runtime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, error) {
+	dir, err := r.dir(spec.SessionID)
+	if err != nil {
+		return sandbox.Info{}, err
+	}
+	if _, err := os.Stat(dir); err == nil {
+		if err := r.Stop(ctx, sandbox.Info{Name: spec.SessionID}); err != nil {
+			return sandbox.Info{}, fmt.Errorf("end the earlier sandbox of %s: %w", spec.SessionID, err)
+		}
+	}
+	info, err := r.start(ctx, spec, dir)
+	if err != nil {
+		r.Stop(context.WithoutCancel(ctx), info)
+		return sandbox.Info{}, fmt.Errorf("start sandbox %s: %w", spec.SessionID, err)
+	}
+	return info, nil
+}
+
+func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (sandbox.Info, error) {
+	info := sandbox.Info{Name: spec.SessionID, Location: "local", URL: "unix://" + socketPath(dir)}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return info, err
+	}
+	name := filepath.Base(spec.Env.WorkDir)
+	if name == "." || name == "/" || name == "" {
+		name = "repo"
+	}
+	root := filepath.Join(dir, name)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return info, err
+	}
+	if spec.Env.Archive != "" {
+		archive := spec.Env.Archive
+		if !filepath.IsAbs(archive) {
+			archive = filepath.Join(r.dataDir, archive)
+		}
+		if err := unpack(archive, root); err != nil {
+			return info, err
+		}
+	}
+	info.WorkDir = workTree(root)
+
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	info.Secret = hex.EncodeToString(secret)
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte(info.Secret), 0o600); err != nil {
+		return info, err
+	}
+	logFile, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return info, err
+	}
+	defer logFile.Close()
+
+	agentArgs := []string{r.binary, "sandboxd", "--init", "--listen", info.URL,
+		"--work-dir", info.WorkDir, "--secret-file", secretFile}
+	argv := agentArgs
+	if r.mode == Namespaces {
+		agentArgs = append(agentArgs, "--loopback")
+		argv = append(append([]string{r.unshare}, unshareArgs...), append([]string{"--"}, agentArgs...)...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = info.WorkDir
+	cmd.Env = sandboxEnv()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// A session of its own: out of the terminal's process group (a Ctrl-C to `codeset serve`
+	// does not reach it) and not tied to this process's life, so it survives a restart.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return info, fmt.Errorf("start agent: %w", err)
+	}
+	info.PID = cmd.Process.Pid
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.waited[info.PID] = done
+	r.mu.Unlock()
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	if err := os.WriteFile(filepath.Join(dir, "agent.pid"), []byte(strconv.Itoa(info.PID)), 0o600); err != nil {
+		return info, err
+	}
+
+	client, err := r.client(info)
+	if err != nil {
+		return info, err
+	}
+	deadline := time.Now().Add(r.startTimeout)
+	for wait := 500 * time.Microsecond; ; wait = min(wait*2, 20*time.Millisecond) {
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := client.Health(hctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-done:
+			return info, fmt.Errorf("agent exited at start: %s", tail(filepath.Join(dir, "agent.log")))
+		case <-ctx.Done():
+			return info, ctx.Err()
+		case <-time.After(wait):
+		}
+		if time.Now().After(deadline) {
+			return info, fmt.Errorf("agent did not answer within %s: %v", r.startTimeout, err)
+		}
+	}
+	info.CreatedAt = time.Now().UTC()
+	return info, nil
+}
+
+// sandboxEnv is what the agent and its commands inherit: enough to find and run the toolchains
+// of the host, none of the server's own settings and secrets.
+func sandboxEnv() []string {
+	keep := []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+		"GOROOT", "GOPATH", "GOCACHE", "GOMODCACHE", "GOFLAGS", "GOTOOLCHAIN",
+		"PYENV_ROOT", "PYENV_VERSION", "JAVA_HOME"}
+	env := []string{"CODESET_SANDBOX=1"}
+	for _, k := range keep {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// Stop ends every process of the sandbox and removes its directory. A sandbox already gone is
+// not an error.
+func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
+	dir, err := r.dir(info.Name)
+	if err != nil {
+		return err
+	}
+	pid := info.PID
+	if pid == 0 {
+		if b, err := os.ReadFile(filepath.Join(dir, "agent.pid")); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+	}
+	sock := socketPath(dir)
+	if pid > 0 && r.owns(pid, sock) {
+		if err := r.killTree(ctx, pid); err != nil {
+			return fmt.Errorf("stop sandbox %s: %w", info.Name, err)
+		}
+	}
+	// Anything that escaped the tree (its parent was killed by hand) still works in the directory.
+	killStragglers(dir)
+	r.clients.Delete("unix://" + sock)
+	os.Remove(sock)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("stop sandbox %s: remove %s: %w", info.Name, dir, err)
+	}
+	return nil
+}
+
+// owns reports whether pid is the agent of the sandbox with that socket: after a reboot the pid
+// may belong to something else entirely.
+func (r *Runtime) owns(pid int, sock string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte("unix://"+sock+"\x00"))
+}
+
+// killTree ends pid and every descendant. The tree is frozen first (SIGSTOP: a stopped process
+// cannot fork, nor exit and let its children escape to another parent), scanned again until no
+// new process appears, then killed at once. In a pid namespace the kernel also kills everything
+// in it once its first process dies.
+func (r *Runtime) killTree(ctx context.Context, pid int) error {
+	seen := map[int]bool{}
+	for range 50 {
+		tree := descendants(pid)
+		grew := false
+		for _, p := range tree {
+			if !seen[p] {
+				seen[p], grew = true, true
+				syscall.Kill(p, syscall.SIGSTOP)
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	for p := range seen {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	r.mu.Lock()
+	done := r.waited[pid]
+	delete(r.waited, pid)
+	r.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if done != nil {
+			select {
+			case <-done:
+				done = nil
+			default:
+			}
+		}
+		if done == nil && !running(pid) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d still running after SIGKILL", pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// Alive reports whether the sandbox's agent still runs and answers.
+func (r *Runtime) Alive(ctx context.Context, info sandbox.Info) bool {
+	dir, err := r.dir(info.Name)
+	if err != nil || info.PID <= 0 || !running(info.PID) || !r.owns(info.PID, socketPath(dir)) {
+		return false
+	}
+	c, err := r.client(info)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = c.Health(ctx)
+	return err == nil
+}
+
+// Client talks to the sandbox's agent over its socket, on kept-alive connections.
+func (r *Runtime) Client(info sandbox.Info) sandbox.Client {
+	c, err := r.client(info)
+	if err != nil {
+		return sandbox.Unreachable(err)
+	}
+	return c
+}
+
+func (r *Runtime) client(info sandbox.Info) (*sandbox.AgentClient, error) {
+	if c, ok := r.clients.Load(info.URL); ok {
+		if ac := c.(*sandbox.AgentClient); ac.Secret() == info.Secret {
+			return ac, nil
+		}
+	}
+	c, err := sandbox.NewClient(info, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.clients.Store(info.URL, c)
+	return c, nil
+}
+
+// tail is the end of the agent's log, for an error message.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	b = bytes.TrimSpace(b)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	if len(b) == 0 {
+		return "(no output)"
+	}
+	return string(b)
+}

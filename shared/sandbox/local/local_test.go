@@ -1,0 +1,281 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/local"
+	"github.com/codeset/codeset/shared/sandbox/sandboxtest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	root, _ := filepath.Abs("../../..")
+	bin, err := sandboxtest.Binary(root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = bin
+	code := m.Run()
+	os.RemoveAll(filepath.Dir(bin))
+	os.Exit(code)
+}
+
+// archive packs a small git repository at its base commit, the way the catalog stores a
+// sample's environment, and returns its path.
+func archive(t testing.TB) string {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	os.MkdirAll(filepath.Join(repo, "pkg"), 0o755)
+	os.WriteFile(filepath.Join(repo, "pkg", "hello.txt"), []byte("hello from the sample\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "run.sh"), []byte("#!/bin/sh\necho ran\n"), 0o755)
+	os.Symlink("pkg/hello.txt", filepath.Join(repo, "link.txt"))
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "base"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "env.tar.gz")
+	if b, err := exec.Command("tar", "-C", repo, "-czf", out, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, b)
+	}
+	return out
+}
+
+func newRuntime(t testing.TB, data, isolation string) *local.Runtime {
+	t.Helper()
+	r, err := local.New(local.Options{DataDir: data, Binary: binary, Isolation: isolation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func modes(t *testing.T) []string {
+	r := newRuntime(t, t.TempDir(), local.Auto)
+	t.Logf("isolation here: %s", r.Describe())
+	if r.Mode() == local.Namespaces {
+		return []string{local.Namespaces, local.Process}
+	}
+	return []string{local.Process}
+}
+
+func spec(id, archive string) sandbox.Spec {
+	return sandbox.Spec{SessionID: id, UserID: "u1", Env: sandbox.Environment{Archive: archive, WorkDir: "/workspace/repo"}}
+}
+
+func mustExec(t *testing.T, c sandbox.Client, cmd string) sandbox.ExecResult {
+	t.Helper()
+	res, err := c.Exec(context.Background(), cmd, 10*time.Second)
+	if err != nil {
+		t.Fatalf("exec %q: %v", cmd, err)
+	}
+	return res
+}
+
+func TestStartExecStop(t *testing.T) {
+	arch := archive(t)
+	for _, mode := range modes(t) {
+		t.Run(mode, func(t *testing.T) {
+			data := t.TempDir()
+			r := newRuntime(t, data, mode)
+			ctx := context.Background()
+			info, err := r.Start(ctx, spec("ses_start", arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(data, "sandboxes", "ses_start")
+			if info.WorkDir != filepath.Join(dir, "repo") || info.Location != "local" || info.Secret == "" || info.PID == 0 ||
+				!strings.HasPrefix(info.URL, "unix://") || info.CreatedAt.IsZero() {
+				t.Fatalf("info %+v", info)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "secret")); !os.IsNotExist(err) {
+				t.Errorf("the secret file is still there: %v", err)
+			}
+			c := r.Client(info)
+			if res := mustExec(t, c, "pwd; cat pkg/hello.txt link.txt; ./run.sh; git status --porcelain | wc -l"); res.Stdout != info.WorkDir+"\nhello from the sample\nhello from the sample\nran\n0\n" {
+				t.Errorf("in the sandbox: %+v", res)
+			}
+			if res := mustExec(t, c, "env"); strings.Contains(res.Stdout, "SECRET") || !strings.Contains(res.Stdout, "CODESET_SANDBOX=1") {
+				t.Errorf("sandbox environment: %s", res.Stdout)
+			}
+			if mode == local.Namespaces {
+				// Its own pid namespace (the init is pid 1), its own network with lo up.
+				res := mustExec(t, c, "cat /proc/1/cmdline | tr '\\0' ' '; echo; readlink /proc/self/ns/net")
+				hostNet, _ := os.Readlink("/proc/self/ns/net")
+				if !strings.Contains(res.Stdout, "sandboxd --init") || strings.Contains(res.Stdout, hostNet) {
+					t.Errorf("namespaces: %q (host net %s)", res.Stdout, hostNet)
+				}
+				if _, err := exec.LookPath("python3"); err == nil {
+					res := mustExec(t, c, `python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); socket.create_connection(s.getsockname()); print('lo up')"`)
+					if res.Stdout != "lo up\n" {
+						t.Errorf("loopback in the sandbox: %+v", res)
+					}
+				}
+			}
+			// Leave processes behind on purpose: a background job, one that ignores TERM in a
+			// session of its own, and a double-forked daemon.
+			mustExec(t, c, "sleep 1000 & setsid bash -c 'trap \"\" TERM; exec sleep 1001' & (bash -c 'sleep 1002 &' &) ; echo ok")
+			time.Sleep(100 * time.Millisecond)
+			if left := sandboxtest.ProcessesIn(dir); len(left) < 4 {
+				t.Fatalf("expected the agent and the sleeps in %s, found %v", dir, left)
+			}
+			if err := r.Stop(ctx, info); err != nil {
+				t.Fatal(err)
+			}
+			if left := sandboxtest.ProcessesIn(dir); len(left) > 0 {
+				t.Fatalf("processes left after Stop: %v", left)
+			}
+			if sandboxtest.Alive(info.PID) {
+				t.Errorf("agent %d still alive", info.PID)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("sandbox dir still there: %v", err)
+			}
+			if _, err := c.Exec(ctx, "true", time.Second); err == nil {
+				t.Error("exec after Stop worked")
+			}
+			if err := r.Stop(ctx, info); err != nil {
+				t.Errorf("stopping a stopped sandbox: %v", err)
+			}
+		})
+	}
+}
+
+// After a restart of the server, a new runtime that never started the sandbox finds it alive,
+// drives it and ends it.
+func TestReattach(t *testing.T) {
+	arch := archive(t)
+	data := t.TempDir()
+	first := newRuntime(t, data, local.Auto)
+	info, err := first.Start(context.Background(), spec("ses_reattach", arch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := newRuntime(t, data, local.Auto)
+	if !second.Alive(context.Background(), info) {
+		t.Fatal("a running sandbox is not alive to a new runtime")
+	}
+	if res := mustExec(t, second.Client(info), "cat pkg/hello.txt"); res.Stdout != "hello from the sample\n" {
+		t.Errorf("exec after reattach: %+v", res)
+	}
+	wrong := info
+	wrong.PID = os.Getpid()
+	if second.Alive(context.Background(), wrong) {
+		t.Error("a sandbox with somebody else's pid is alive")
+	}
+	if err := second.Stop(context.Background(), info); err != nil {
+		t.Fatal(err)
+	}
+	if second.Alive(context.Background(), info) || first.Alive(context.Background(), info) {
+		t.Error("alive after Stop")
+	}
+	if left := sandboxtest.ProcessesIn(filepath.Join(data, "sandboxes", "ses_reattach")); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}
+
+// A redelivered start of the same session replaces the first sandbox instead of leaking it.
+func TestStartAgainReplaces(t *testing.T) {
+	arch := archive(t)
+	r := newRuntime(t, t.TempDir(), local.Auto)
+	ctx := context.Background()
+	one, err := r.Start(ctx, spec("ses_twice", arch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := r.Start(ctx, spec("ses_twice", arch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(ctx, two)
+	if !sandboxtest.WaitGone(one.PID, 5*time.Second) {
+		t.Errorf("the first sandbox's agent %d still runs", one.PID)
+	}
+	if mustExec(t, r.Client(two), "echo hi").Stdout != "hi\n" {
+		t.Error("second sandbox does not answer")
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	data := t.TempDir()
+	r := newRuntime(t, data, local.Auto)
+	ctx := context.Background()
+	if _, err := r.Start(ctx, spec("ses_noarchive", filepath.Join(data, "missing.tar.gz"))); err == nil {
+		t.Error("a missing archive started")
+	}
+	bad := filepath.Join(data, "bad.tar.gz")
+	os.WriteFile(bad, []byte("not gzip"), 0o644)
+	if _, err := r.Start(ctx, spec("ses_bad", bad)); err == nil {
+		t.Error("a corrupt archive started")
+	}
+	if _, err := r.Start(ctx, spec("../escape", "")); err == nil {
+		t.Error("a session id with a path in it started")
+	}
+	for _, id := range []string{"ses_noarchive", "ses_bad"} {
+		if _, err := os.Stat(filepath.Join(data, "sandboxes", id)); !os.IsNotExist(err) {
+			t.Errorf("%s: directory left after a failed start", id)
+		}
+	}
+	broken, err := local.New(local.Options{DataDir: data, Binary: "/bin/false", Isolation: local.Process, StartTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broken.Start(ctx, spec("ses_dies", "")); err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Errorf("an agent that dies at start: %v", err)
+	}
+}
+
+// Many sandboxes at once, each answering exec.
+func TestManySandboxes(t *testing.T) {
+	n := 20
+	if testing.Short() {
+		n = 5
+	}
+	arch := archive(t)
+	r := newRuntime(t, t.TempDir(), local.Auto)
+	ctx := context.Background()
+	infos := make([]sandbox.Info, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info, err := r.Start(ctx, spec(fmt.Sprintf("ses_many_%d", i), arch))
+			if err != nil {
+				errs <- err
+				return
+			}
+			infos[i] = info
+			res, err := r.Client(info).Exec(ctx, fmt.Sprintf("echo %d", i), 10*time.Second)
+			if err != nil || res.Stdout != fmt.Sprintf("%d\n", i) {
+				errs <- fmt.Errorf("sandbox %d: %+v %v", i, res, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, info := range infos {
+		if info.Name != "" {
+			if err := r.Stop(ctx, info); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
