@@ -51,6 +51,9 @@ type Config struct {
 	SessionStartTimeout time.Duration // a sandbox not ready by then fails the session
 	ReaperInterval      time.Duration // how often the local reaper looks for expired sessions
 
+	// Verification
+	VerifyTimeout time.Duration // the verifier's run time before the job errors with VERIFIER_TIMEOUT
+
 	Service string // name reported by /health
 	Version string // version reported by /health
 
@@ -102,6 +105,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.MaxCommandTimeout, "max-command-timeout", "CODESET_MAX_COMMAND_TIMEOUT", 3600, "largest command_timeout of an exec, in seconds (more is a 422)"),
 		duration(&c.SessionStartTimeout, "session-start-timeout", "CODESET_SESSION_START_TIMEOUT", 2*time.Minute, "time a sandbox has to become ready before its session fails"),
 		duration(&c.ReaperInterval, "reaper-interval", "CODESET_REAPER_INTERVAL", time.Second, "how often the local reaper ends expired sessions"),
+		duration(&c.VerifyTimeout, "verify-timeout", "CODESET_VERIFY_TIMEOUT", 1800*time.Second, "time a sample's verifier may run before the verification errors with VERIFIER_TIMEOUT"),
 		str(&c.Service, "service-name", "CODESET_SERVICE_NAME", "codeset-api", "service name reported by /health"),
 		str(&c.Version, "service-version", "CODESET_SERVICE_VERSION", "1.0.0", "version reported by /health"),
 		integer(&c.CostPerMinuteCents, "cost-per-minute-cents", "CODESET_COST_PER_MINUTE_CENTS", 10, "price of a minute of sandbox time, in cents"),
