@@ -1,0 +1,379 @@
+// Package cloudrun is the sandbox runtime on GCP: one Cloud Run service per session, from the
+// sample's image, with `codeset sandboxd` as its entry point, exactly one instance with its CPU
+// always allocated, internal ingress and only the backend's service account allowed to invoke
+// it.
+package cloudrun
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/iam/apiv1/iampb"
+	run "cloud.google.com/go/run/apiv2"
+	"cloud.google.com/go/run/apiv2/runpb"
+	"github.com/googleapis/gax-go/v2/apierror"
+	"google.golang.org/api/idtoken"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/codeset/codeset/shared/sandbox"
+)
+
+// Options configure the runtime.
+type Options struct {
+	Project string
+	Region  string
+	// Invoker is the backend's service account (an e-mail): the only identity granted
+	// roles/run.invoker on each sandbox.
+	Invoker string
+	// ServiceAccount is the identity the sandbox runs as; it should hold no roles at all.
+	// Empty means Cloud Run's default (the project's compute account), which is too powerful
+	// for untrusted code: set it in production.
+	ServiceAccount string
+	// Agent is the path of the codeset binary inside the sample images (default
+	// /usr/local/bin/codeset).
+	Agent string
+	// CPU and Memory of the one instance (defaults "2" and "4Gi").
+	CPU, Memory string
+	// VPCConnector, when set, lets the sandbox reach the VPC (e.g. a package mirror); its egress
+	// stays private ranges only.
+	VPCConnector string
+	// PollInterval between checks of a creation or deletion (default 2 s); ReadyTimeout bounds
+	// the wait for a sandbox to become ready (default 10 min).
+	PollInterval, ReadyTimeout time.Duration
+	// ClientOptions go to the Cloud Run Admin API client (tests: option.WithEndpoint of a fake,
+	// option.WithoutAuthentication).
+	ClientOptions []option.ClientOption
+	// HTTPClient returns the client that carries requests to a sandbox at audience (its URL).
+	// Default: one that adds a Google-signed ID token for audience, which the invoker check
+	// needs. Tests pass a plain client.
+	HTTPClient func(ctx context.Context, audience string) (*http.Client, error)
+}
+
+// Runtime runs sandboxes as Cloud Run services.
+type Runtime struct {
+	opts     Options
+	services *run.ServicesClient
+	clients  sync.Map // URL -> *sandbox.AgentClient
+}
+
+var _ sandbox.Runtime = (*Runtime)(nil)
+
+// New connects to the Cloud Run Admin API over REST.
+func New(ctx context.Context, opts Options) (*Runtime, error) {
+	if opts.Project == "" || opts.Region == "" {
+		return nil, errors.New("cloud run sandboxes: project and region are required")
+	}
+	if opts.Invoker == "" {
+		return nil, errors.New("cloud run sandboxes: the backend's service account (invoker) is required")
+	}
+	if opts.Agent == "" {
+		opts.Agent = "/usr/local/bin/codeset"
+	}
+	if opts.CPU == "" {
+		opts.CPU = "2"
+	}
+	if opts.Memory == "" {
+		opts.Memory = "4Gi"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 10 * time.Minute
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = func(ctx context.Context, audience string) (*http.Client, error) {
+			return idtoken.NewClient(ctx, audience)
+		}
+	}
+	c, err := run.NewServicesRESTClient(ctx, opts.ClientOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("cloud run sandboxes: admin client: %w", err)
+	}
+	return &Runtime{opts: opts, services: c}, nil
+}
+
+// Close releases the Admin API client.
+func (r *Runtime) Close() error { return r.services.Close() }
+
+// Describe says, for the start-up log, where sandboxes run.
+func (r *Runtime) Describe() string {
+	return fmt.Sprintf("Cloud Run sandboxes in %s/%s, invoked as %s", r.opts.Project, r.opts.Region, r.opts.Invoker)
+}
+
+// ServiceID is the Cloud Run service id of a session's sandbox: lowercase letters, digits and
+// hyphens, starting with a letter, at most 49 characters.
+func ServiceID(sessionID string) string {
+	s := "sbx-" + strings.ReplaceAll(sessionID, "_", "-")
+	if len(s) <= 49 && serviceIDOK.MatchString(s) {
+		return s
+	}
+	sum := sha256.Sum256([]byte(sessionID))
+	return "sbx-" + hex.EncodeToString(sum[:12])
+}
+
+var serviceIDOK = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+
+var labelBad = regexp.MustCompile(`[^a-z0-9_-]`)
+
+// label makes a label value: lowercase letters, digits, '_' and '-', at most 63 characters.
+func label(v string) string {
+	v = labelBad.ReplaceAllString(strings.ToLower(v), "-")
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return v
+}
+
+func (r *Runtime) parent() string {
+	return fmt.Sprintf("projects/%s/locations/%s", r.opts.Project, r.opts.Region)
+}
+
+// service is the sandbox's service definition.
+func (r *Runtime) service(spec sandbox.Spec, secret string) *runpb.Service {
+	labels := map[string]string{"codeset-session": label(spec.SessionID), "codeset-user": label(spec.UserID), "managed-by": "codeset"}
+	tmpl := &runpb.RevisionTemplate{
+		Labels: labels,
+		// Exactly one instance: the sandbox's state lives in it.
+		Scaling:        &runpb.RevisionScaling{MinInstanceCount: 1, MaxInstanceCount: 1},
+		ServiceAccount: r.opts.ServiceAccount,
+		// The longest command (3600 s) must fit one request.
+		Timeout:                       durationpb.New(time.Hour),
+		MaxInstanceRequestConcurrency: 1000, // many concurrent execs in one session
+		ExecutionEnvironment:          runpb.ExecutionEnvironment_EXECUTION_ENVIRONMENT_GEN2,
+		Containers: []*runpb.Container{{
+			Name:    "sandbox",
+			Image:   spec.Env.Image,
+			Command: []string{r.opts.Agent},
+			Args:    []string{"sandboxd", "--init"},
+			Env: []*runpb.EnvVar{
+				{Name: sandbox.SecretEnv, Values: &runpb.EnvVar_Value{Value: secret}},
+				{Name: "CODESET_SANDBOX_WORK_DIR", Values: &runpb.EnvVar_Value{Value: spec.Env.WorkDir}},
+			},
+			WorkingDir: spec.Env.WorkDir,
+			Ports:      []*runpb.ContainerPort{{Name: "http1", ContainerPort: 8080}},
+			Resources: &runpb.ResourceRequirements{
+				Limits: map[string]string{"cpu": r.opts.CPU, "memory": r.opts.Memory},
+				// CPU always allocated: background processes keep running between requests.
+				CpuIdle:         false,
+				StartupCpuBoost: true,
+			},
+			StartupProbe: &runpb.Probe{
+				PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 60,
+				ProbeType: &runpb.Probe_TcpSocket{TcpSocket: &runpb.TCPSocketAction{Port: 8080}},
+			},
+		}},
+	}
+	if r.opts.VPCConnector != "" {
+		tmpl.VpcAccess = &runpb.VpcAccess{Connector: r.opts.VPCConnector, Egress: runpb.VpcAccess_PRIVATE_RANGES_ONLY}
+	}
+	return &runpb.Service{
+		Labels:      labels,
+		Description: fmt.Sprintf("codeset sandbox of session %s (%s/%s)", spec.SessionID, spec.Dataset, spec.SampleID),
+		Ingress:     runpb.IngressTraffic_INGRESS_TRAFFIC_INTERNAL_ONLY,
+		Scaling:     &runpb.ServiceScaling{MinInstanceCount: 1, MaxInstanceCount: 1},
+		Template:    tmpl,
+	}
+}
+
+// Start creates the session's service, waits until its revision is ready, grants the backend
+// (and only it) the right to invoke it, and returns once the agent answers. Any failure deletes
+// what was created.
+func (r *Runtime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, error) {
+	if spec.Env.Image == "" {
+		return sandbox.Info{}, fmt.Errorf("start sandbox %s: the sample has no image", spec.SessionID)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	info := sandbox.Info{
+		Name:     r.parent() + "/services/" + ServiceID(spec.SessionID),
+		Secret:   hex.EncodeToString(secret),
+		Location: r.opts.Region,
+		WorkDir:  spec.Env.WorkDir,
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ReadyTimeout)
+	defer cancel()
+	svc, err := r.create(ctx, spec, info)
+	if err == nil {
+		info.URL = svc.GetUri()
+		err = r.ready(ctx, info)
+	}
+	if err != nil {
+		r.Stop(context.WithoutCancel(ctx), info)
+		return sandbox.Info{}, fmt.Errorf("start sandbox %s: %w", spec.SessionID, err)
+	}
+	info.CreatedAt = time.Now().UTC()
+	return info, nil
+}
+
+func (r *Runtime) create(ctx context.Context, spec sandbox.Spec, info sandbox.Info) (*runpb.Service, error) {
+	op, err := r.services.CreateService(ctx, &runpb.CreateServiceRequest{
+		Parent: r.parent(), ServiceId: ServiceID(spec.SessionID), Service: r.service(spec, info.Secret),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create service %s: %w", info.Name, err)
+	}
+	for {
+		svc, err := op.Poll(ctx)
+		if err != nil {
+			if op.Done() {
+				return nil, fmt.Errorf("service %s failed to become ready: %s", info.Name, message(err))
+			}
+			return nil, fmt.Errorf("wait for service %s: %w", info.Name, err)
+		}
+		if op.Done() {
+			// The operation may end with a service whose revision did not become ready.
+			if c := svc.GetTerminalCondition(); c != nil && c.GetState() != runpb.Condition_CONDITION_SUCCEEDED {
+				return nil, fmt.Errorf("service %s failed to become ready: %s (%s)", info.Name, c.GetMessage(), c.GetState())
+			}
+			if svc.GetUri() == "" {
+				return nil, fmt.Errorf("service %s is ready but has no URL", info.Name)
+			}
+			if _, err := r.services.SetIamPolicy(ctx, &iampb.SetIamPolicyRequest{
+				Resource: info.Name,
+				Policy: &iampb.Policy{Bindings: []*iampb.Binding{{
+					Role: "roles/run.invoker", Members: []string{"serviceAccount:" + r.opts.Invoker},
+				}}},
+			}); err != nil {
+				return nil, fmt.Errorf("grant the backend the right to invoke %s: %w", info.Name, err)
+			}
+			return svc, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("service %s not ready in time: %w", info.Name, ctx.Err())
+		case <-time.After(r.opts.PollInterval):
+		}
+	}
+}
+
+// ready waits for the agent to answer: a new IAM binding takes a moment to apply.
+func (r *Runtime) ready(ctx context.Context, info sandbox.Info) error {
+	c, err := r.client(ctx, info)
+	if err != nil {
+		return err
+	}
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := c.Health(hctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent of %s does not answer: %v", info.Name, err)
+		case <-time.After(r.opts.PollInterval):
+		}
+	}
+}
+
+// Stop deletes the service, and with it the instance and every process in it. A service
+// already gone is not an error.
+func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
+	r.clients.Delete(info.URL)
+	if !strings.HasPrefix(info.Name, r.parent()+"/services/") {
+		return fmt.Errorf("stop sandbox: %q is not a service of %s", info.Name, r.parent())
+	}
+	op, err := r.services.DeleteService(ctx, &runpb.DeleteServiceRequest{Name: info.Name})
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete service %s: %w", info.Name, err)
+	}
+	for !op.Done() {
+		if _, err := op.Poll(ctx); err != nil {
+			if notFound(err) {
+				return nil
+			}
+			return fmt.Errorf("delete service %s: %s", info.Name, message(err))
+		}
+		if op.Done() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("delete service %s: %w", info.Name, ctx.Err())
+		case <-time.After(r.opts.PollInterval):
+		}
+	}
+	return nil
+}
+
+// Alive reports whether the service exists, is ready and its agent answers.
+func (r *Runtime) Alive(ctx context.Context, info sandbox.Info) bool {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	svc, err := r.services.GetService(ctx, &runpb.GetServiceRequest{Name: info.Name})
+	if err != nil || svc.GetTerminalCondition().GetState() != runpb.Condition_CONDITION_SUCCEEDED {
+		return false
+	}
+	c, err := r.client(ctx, info)
+	if err != nil {
+		return false
+	}
+	_, err = c.Health(ctx)
+	return err == nil
+}
+
+// Client talks to the sandbox's agent with an ID token for its URL.
+func (r *Runtime) Client(info sandbox.Info) sandbox.Client {
+	c, err := r.client(context.Background(), info)
+	if err != nil {
+		return sandbox.Unreachable(err)
+	}
+	return c
+}
+
+func (r *Runtime) client(ctx context.Context, info sandbox.Info) (*sandbox.AgentClient, error) {
+	if c, ok := r.clients.Load(info.URL); ok {
+		if ac := c.(*sandbox.AgentClient); ac.Secret() == info.Secret {
+			return ac, nil
+		}
+	}
+	hc, err := r.opts.HTTPClient(ctx, info.URL)
+	if err != nil {
+		return nil, fmt.Errorf("ID token client for %s: %w", info.URL, err)
+	}
+	c, err := sandbox.NewClient(info, hc)
+	if err != nil {
+		return nil, err
+	}
+	r.clients.Store(info.URL, c)
+	return c, nil
+}
+
+func notFound(err error) bool {
+	var ae *apierror.APIError
+	if errors.As(err, &ae) {
+		return ae.HTTPCode() == http.StatusNotFound || ae.GRPCStatus().Code() == codes.NotFound
+	}
+	return status.Code(err) == codes.NotFound
+}
+
+// message is the readable part of an API error.
+func message(err error) string {
+	var ae *apierror.APIError
+	if errors.As(err, &ae) {
+		if m := ae.GRPCStatus().Message(); m != "" {
+			return m
+		}
+	}
+	if st, ok := status.FromError(err); ok && st.Message() != "" {
+		return st.Message()
+	}
+	return err.Error()
+}

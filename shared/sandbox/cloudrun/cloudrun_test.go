@@ -1,0 +1,171 @@
+package cloudrun_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/run/apiv2/runpb"
+	"google.golang.org/api/option"
+
+	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/cloudrun"
+	"github.com/codeset/codeset/shared/sandbox/cloudrun/fakerun"
+)
+
+const invoker = "codeset-api@proj.iam.gserviceaccount.com"
+
+func newRuntime(t *testing.T, fake *fakerun.Server) *cloudrun.Runtime {
+	t.Helper()
+	tokens := 0
+	r, err := cloudrun.New(context.Background(), cloudrun.Options{
+		Project: "proj", Region: "europe-west1", Invoker: invoker,
+		ServiceAccount: "sandbox@proj.iam.gserviceaccount.com",
+		PollInterval:   5 * time.Millisecond, ReadyTimeout: 20 * time.Second,
+		ClientOptions: []option.ClientOption{option.WithEndpoint(fake.URL), option.WithoutAuthentication()},
+		// No ID tokens in tests: a plain client, counted to prove the hook is used.
+		HTTPClient: func(ctx context.Context, audience string) (*http.Client, error) {
+			tokens++
+			return &http.Client{}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Close()
+		if tokens == 0 {
+			t.Error("the HTTP client hook was never used")
+		}
+	})
+	return r
+}
+
+func spec(id, image string) sandbox.Spec {
+	return sandbox.Spec{SessionID: id, UserID: "user_ABC", Dataset: "demo", SampleID: "s1",
+		Env: sandbox.Environment{Image: image, WorkDir: "/workspace/repo"}}
+}
+
+func TestCreateReadyExecDelete(t *testing.T) {
+	fake := fakerun.New(t)
+	r := newRuntime(t, fake)
+	ctx := context.Background()
+	info, err := r.Start(ctx, spec("sess_0193abcd", "europe-docker.pkg.dev/proj/samples/s1:latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "projects/proj/locations/europe-west1/services/sbx-sess-0193abcd"
+	if info.Name != name || info.Location != "europe-west1" || info.WorkDir != "/workspace/repo" || info.URL == "" || info.Secret == "" {
+		t.Fatalf("info %+v", info)
+	}
+
+	// The service definition: one always-on instance of the sample's image running the agent.
+	svc := fake.Created(name)
+	tmpl := svc.GetTemplate()
+	c := tmpl.GetContainers()[0]
+	checks := map[string]bool{
+		"internal ingress":        svc.GetIngress() == runpb.IngressTraffic_INGRESS_TRAFFIC_INTERNAL_ONLY,
+		"min = max = 1":           tmpl.GetScaling().GetMinInstanceCount() == 1 && tmpl.GetScaling().GetMaxInstanceCount() == 1,
+		"service min 1":           svc.GetScaling().GetMinInstanceCount() == 1,
+		"cpu always allocated":    c.GetResources() != nil && !c.GetResources().GetCpuIdle(),
+		"image":                   c.GetImage() == "europe-docker.pkg.dev/proj/samples/s1:latest",
+		"entry point":             strings.Join(c.GetCommand(), " ")+" "+strings.Join(c.GetArgs(), " ") == "/usr/local/bin/codeset sandboxd --init",
+		"labels":                  svc.GetLabels()["codeset-session"] == "sess_0193abcd" && svc.GetLabels()["codeset-user"] == "user_abc",
+		"runs as its own account": tmpl.GetServiceAccount() == "sandbox@proj.iam.gserviceaccount.com",
+		"hour-long requests":      tmpl.GetTimeout().AsDuration() == time.Hour,
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("service definition: %s is wrong: %v", what, svc)
+		}
+	}
+	// Only the backend may invoke it.
+	p := fake.Policy(name)
+	if len(p.GetBindings()) != 1 || p.GetBindings()[0].GetRole() != "roles/run.invoker" ||
+		strings.Join(p.GetBindings()[0].GetMembers(), ",") != "serviceAccount:"+invoker {
+		t.Errorf("IAM policy %v", p)
+	}
+
+	// The agent answers with the secret the service was given.
+	res, err := r.Client(info).Exec(ctx, "pwd; echo hi", 10*time.Second)
+	if err != nil || !strings.HasSuffix(res.Stdout, "/workspace/repo\nhi\n") {
+		t.Fatalf("exec: %+v %v", res, err)
+	}
+	if !r.Alive(ctx, info) {
+		t.Error("a ready sandbox is not alive")
+	}
+
+	if err := r.Stop(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if fake.Exists(name) || len(fake.Deleted()) != 1 {
+		t.Errorf("service not deleted: %v", fake.Deleted())
+	}
+	if r.Alive(ctx, info) {
+		t.Error("alive after Stop")
+	}
+	if _, err := r.Client(info).Exec(ctx, "true", time.Second); !errors.Is(err, sandbox.ErrUnreachable) {
+		t.Errorf("exec after Stop: %v", err)
+	}
+	if err := r.Stop(ctx, info); err != nil {
+		t.Errorf("stopping a deleted sandbox: %v", err)
+	}
+}
+
+func TestFailedRevision(t *testing.T) {
+	fake := fakerun.New(t)
+	r := newRuntime(t, fake)
+	_, err := r.Start(context.Background(), spec("sess_broken", "europe-docker.pkg.dev/proj/samples/fail:latest"))
+	if err == nil {
+		t.Fatal("a failed revision started")
+	}
+	if !strings.Contains(err.Error(), "failed to become ready") || !strings.Contains(err.Error(), "container failed to start") {
+		t.Errorf("error does not say why: %v", err)
+	}
+	name := "projects/proj/locations/europe-west1/services/sbx-sess-broken"
+	if fake.Exists(name) {
+		t.Error("the failed service was left behind")
+	}
+	// Keep the hook-used check satisfied: a successful start in the same runtime.
+	info, err := r.Start(context.Background(), spec("sess_ok", "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Stop(context.Background(), info)
+}
+
+func TestStartWithoutImage(t *testing.T) {
+	fake := fakerun.New(t)
+	r := newRuntime(t, fake)
+	if _, err := r.Start(context.Background(), spec("sess_noimg", "")); err == nil {
+		t.Error("started without an image")
+	}
+	info, err := r.Start(context.Background(), spec("sess_img", "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Stop(context.Background(), info)
+}
+
+func TestServiceID(t *testing.T) {
+	cases := map[string]string{
+		"sess_0193abcd": "sbx-sess-0193abcd",
+		"sess_" + strings.Repeat("a", 60): "",
+		"Sess_UPPER":                       "",
+	}
+	for in, want := range cases {
+		got := cloudrun.ServiceID(in)
+		if len(got) > 49 || !strings.HasPrefix(got, "sbx-") || strings.ToLower(got) != got {
+			t.Errorf("ServiceID(%q) = %q is not a valid service id", in, got)
+		}
+		if want != "" && got != want {
+			t.Errorf("ServiceID(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if cloudrun.ServiceID("Sess_A") == cloudrun.ServiceID("Sess_B") {
+		t.Error("hashed ids collide")
+	}
+}
