@@ -152,9 +152,9 @@ func TestStartWithoutImage(t *testing.T) {
 
 func TestServiceID(t *testing.T) {
 	cases := map[string]string{
-		"sess_0193abcd": "sbx-sess-0193abcd",
+		"sess_0193abcd":                   "sbx-sess-0193abcd",
 		"sess_" + strings.Repeat("a", 60): "",
-		"Sess_UPPER":                       "",
+		"Sess_UPPER":                      "",
 	}
 	for in, want := range cases {
 		got := cloudrun.ServiceID(in)
