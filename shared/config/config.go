@@ -54,6 +54,16 @@ type Config struct {
 	// Verification
 	VerifyTimeout time.Duration // the verifier's run time before the job errors with VERIFIER_TIMEOUT
 
+	// Sandboxes
+	SandboxIsolation      string // local runtime: auto, namespaces or process
+	SandboxBinary         string // local runtime: the codeset binary that runs sandboxd (empty: this one)
+	CloudRunRegion        string // cloudrun runtime: region of the sandbox services
+	CloudRunInvoker       string // cloudrun runtime: the backend's service account, the only invoker
+	CloudRunSandboxSA     string // cloudrun runtime: the identity sandboxes run as
+	CloudRunAgent         string // cloudrun runtime: path of the codeset binary inside sample images
+	CloudRunVPCConnector  string // cloudrun runtime: VPC connector of the sandboxes (optional)
+	CloudRunAdminEndpoint string // cloudrun runtime: Admin API endpoint (empty: Google's; tests: a fake)
+
 	Service string // name reported by /health
 	Version string // version reported by /health
 
@@ -106,6 +116,14 @@ func (c *Config) Settings() []Setting {
 		duration(&c.SessionStartTimeout, "session-start-timeout", "CODESET_SESSION_START_TIMEOUT", 2*time.Minute, "time a sandbox has to become ready before its session fails"),
 		duration(&c.ReaperInterval, "reaper-interval", "CODESET_REAPER_INTERVAL", time.Second, "how often the local reaper ends expired sessions"),
 		duration(&c.VerifyTimeout, "verify-timeout", "CODESET_VERIFY_TIMEOUT", 1800*time.Second, "time a sample's verifier may run before the verification errors with VERIFIER_TIMEOUT"),
+		str(&c.SandboxIsolation, "sandbox-isolation", "CODESET_SANDBOX_ISOLATION", "auto", "local sandboxes: namespaces (unshare: own mount, pid, network), process, or auto (namespaces when they work here)"),
+		str(&c.SandboxBinary, "sandbox-binary", "CODESET_SANDBOX_BINARY", "", "local sandboxes: the codeset binary that runs sandboxd (empty: this binary)"),
+		str(&c.CloudRunRegion, "cloudrun-region", "CODESET_CLOUDRUN_REGION", "europe-west1", "Cloud Run sandboxes: region"),
+		str(&c.CloudRunInvoker, "cloudrun-invoker", "CODESET_CLOUDRUN_INVOKER", "", "Cloud Run sandboxes: the backend's service account e-mail, the only one allowed to invoke them"),
+		str(&c.CloudRunSandboxSA, "cloudrun-sandbox-service-account", "CODESET_CLOUDRUN_SANDBOX_SERVICE_ACCOUNT", "", "Cloud Run sandboxes: the service account they run as (give it no roles)"),
+		str(&c.CloudRunAgent, "cloudrun-agent-path", "CODESET_CLOUDRUN_AGENT_PATH", "/usr/local/bin/codeset", "Cloud Run sandboxes: path of the codeset binary inside sample images"),
+		str(&c.CloudRunVPCConnector, "cloudrun-vpc-connector", "CODESET_CLOUDRUN_VPC_CONNECTOR", "", "Cloud Run sandboxes: VPC connector (optional)"),
+		str(&c.CloudRunAdminEndpoint, "cloudrun-admin-endpoint", "CODESET_CLOUDRUN_ADMIN_ENDPOINT", "", "Cloud Run Admin API endpoint (empty: Google's own)"),
 		str(&c.Service, "service-name", "CODESET_SERVICE_NAME", "codeset-api", "service name reported by /health"),
 		str(&c.Version, "service-version", "CODESET_SERVICE_VERSION", "1.0.0", "version reported by /health"),
 		integer(&c.CostPerMinuteCents, "cost-per-minute-cents", "CODESET_COST_PER_MINUTE_CENTS", 10, "price of a minute of sandbox time, in cents"),
