@@ -58,6 +58,7 @@ func (a *App) openEmbedded(ctx context.Context) error {
 	}
 	a.Events, a.Docs = es, ds
 	a.Log = &events.Log{Store: es, Logger: a.Logger}
+	a.startBus()
 	return nil
 }
 

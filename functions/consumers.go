@@ -24,12 +24,14 @@ type Consumer struct {
 var Consumers []Consumer
 
 // Record appends events to stream at the expected version, publishes them, and applies them to
-// the inline projectors before returning. Every command handler writes through Record.
+// the inline projectors before returning. Every command handler writes through Record. Inline
+// projectors run through their runner, whose checkpoint makes the bus's later delivery a no-op.
 func (a *App) Record(ctx context.Context, stream string, expected int64, evs ...events.Envelope) ([]events.Envelope, error) {
 	stored, err := a.Log.Append(ctx, stream, expected, evs...)
 	if err != nil {
 		return nil, err
 	}
+	p := a.pipeline()
 	for _, c := range Consumers {
 		if !c.Inline {
 			continue
@@ -38,8 +40,9 @@ func (a *App) Record(ctx context.Context, stream string, expected int64, evs ...
 			if c.Wants != nil && !c.Wants(e) {
 				continue
 			}
-			// The events are durable: a failure here is repaired by the bus's delivery.
-			if err := c.Handle(ctx, a, e); err != nil {
+			// The events are durable: a failure here is repaired by the bus's delivery, which
+			// retries in full; the request does not wait for backoffs.
+			if err := p.runners[c.Name].Try(ctx, e); err != nil {
 				a.Logger.WarnContext(ctx, "inline projection failed; the bus will retry", "consumer", c.Name, "stream", e.Stream, "version", e.Version, "error", err.Error())
 			}
 		}
