@@ -98,6 +98,7 @@ func (a *App) Mux() *http.ServeMux {
 	}
 	mux.HandleFunc("GET "+Prefix+"/openapi.json", serveSpec)
 	mux.HandleFunc("GET /docs", serveDocs)
+	a.mountConsumers(mux)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs", http.StatusFound)
 	})

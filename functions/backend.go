@@ -26,6 +26,8 @@ func Open(ctx context.Context, cfg config.Config) (*App, error) {
 	switch cfg.Backend {
 	case "embedded":
 		err = a.openEmbedded(ctx)
+	case "gcp":
+		err = a.openGCP(ctx)
 	default:
 		err = fmt.Errorf("unknown backend %q (want embedded or gcp)", cfg.Backend)
 	}

@@ -1,0 +1,69 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/codeset/codeset/events"
+	evfirestore "github.com/codeset/codeset/events/firestore"
+	docfirestore "github.com/codeset/codeset/projections/firestore"
+	"github.com/codeset/codeset/shared/firestoredb"
+	"github.com/codeset/codeset/shared/pubsub"
+)
+
+// openGCP assembles the GCP backend: events and read models in Firestore, events published on
+// Pub/Sub. Both clients connect on first use (FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST
+// point them at the emulators). With a consumer base URL set (make run-emulated, the end-to-end
+// test) it also creates the topic and one push subscription per consumer; on GCP, Terraform does.
+func (a *App) openGCP(ctx context.Context) error {
+	fs, err := firestoredb.Open(ctx, a.Config.Project)
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, fs.Close)
+	ps, err := pubsub.Open(ctx, a.Config.Project)
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, ps.Close)
+	es := evfirestore.New(fs)
+	a.Events, a.Docs = es, docfirestore.New(fs)
+	pub := ps.Publisher(a.Config.Topic, es)
+	a.closers = append(a.closers, func() error { pub.Stop(); return nil }) // before the client closes
+	a.Log = &events.Log{Store: es, Publisher: pub, Logger: a.Logger}
+	if a.Config.ConsumerBase != "" {
+		return a.subscribeConsumers(ctx, ps)
+	}
+	return nil
+}
+
+// DeadLetterTopic is the topic Pub/Sub moves a message to after a consumer's endpoint failed it
+// too often; a pull subscription of the same name keeps what lands there.
+func DeadLetterTopic(topic string) string { return topic + "-dead-letter" }
+
+// subscribeConsumers creates the events topic, its dead-letter topic, and one push subscription
+// per consumer (named after it, ordered by stream, with retries and the dead-letter policy)
+// pushing to <base>/_consumers/<name>.
+func (a *App) subscribeConsumers(ctx context.Context, ps *pubsub.Client) error {
+	topic, dead := a.Config.Topic, DeadLetterTopic(a.Config.Topic)
+	for _, t := range []string{topic, dead} {
+		if err := ps.EnsureTopic(ctx, t); err != nil {
+			return err
+		}
+	}
+	if err := ps.EnsurePullSubscription(ctx, dead, dead); err != nil {
+		return err
+	}
+	base := strings.TrimRight(a.Config.ConsumerBase, "/")
+	for _, c := range Consumers {
+		err := ps.EnsurePushSubscription(ctx, pubsub.Subscription{
+			Name: c.Name, Topic: topic, Endpoint: base + ConsumerPath(c.Name), DeadLetterTopic: dead,
+		})
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", c.Name, err)
+		}
+	}
+	a.Logger.Info("push subscriptions ready", "topic", topic, "consumers", len(Consumers), "endpoint", base+ConsumerPath("{name}"))
+	return nil
+}

@@ -1,0 +1,231 @@
+package functions
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/auth"
+	"github.com/codeset/codeset/shared/config"
+	"github.com/codeset/codeset/shared/emulator"
+	"github.com/codeset/codeset/shared/ids"
+)
+
+// The GCP end-to-end test's projector: it folds gcpTestType events into a document per stream.
+const (
+	gcpTestType      = "e2e.gcp.happened"
+	gcpTestProjector = "TestGCPProjector"
+	gcpTestColl      = "test_gcp_projection"
+)
+
+type gcpTestDoc struct {
+	Stream   string   `json:"stream"`
+	Versions []int64  `json:"versions"`
+	Notes    []string `json:"notes"`
+}
+
+func init() {
+	// Registered from init, before any test opens an App: the consumer table is read, not
+	// written, while tests run in parallel. It wants only its own event type, so it is inert in
+	// every other test.
+	Consumers = append(Consumers, Consumer{
+		Name:  gcpTestProjector,
+		Wants: func(e events.Envelope) bool { return e.Type == gcpTestType },
+		Handle: func(ctx context.Context, a *App, e events.Envelope) error {
+			var data struct {
+				Note string `json:"note"`
+			}
+			if err := e.Decode(&data); err != nil {
+				return err
+			}
+			return projections.Update(ctx, a.Docs, gcpTestColl, e.Stream, func(d *gcpTestDoc, _ bool) (bool, error) {
+				if slices.Contains(d.Versions, e.Version) {
+					return false, nil
+				}
+				d.Stream = e.Stream
+				d.Versions = append(d.Versions, e.Version)
+				d.Notes = append(d.Notes, data.Note)
+				return true, nil
+			})
+		},
+	})
+}
+
+// openGCPApp opens the App on the GCP backend against the emulators, in a project of its own,
+// behind an httptest server that Pub/Sub pushes to. It returns the App, the server's URL and
+// the paths of the push requests the server received.
+func openGCPApp(t *testing.T) (*App, string, func() []string) {
+	t.Helper()
+	emulator.Require(t, emulator.Firestore, emulator.PubSub)
+	var (
+		h      atomic.Value // http.Handler, once the App is open
+		mu     sync.Mutex
+		pushes []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, ConsumerPath("")) {
+			mu.Lock()
+			pushes = append(pushes, r.URL.Path)
+			mu.Unlock()
+		}
+		handler, _ := h.Load().(http.Handler)
+		if handler == nil {
+			http.Error(w, "starting", http.StatusServiceUnavailable) // Pub/Sub retries
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	jwt, err := auth.GenerateKey("e2e", auth.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal, err := auth.GenerateKey("seal", auth.AlgHS256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Backend, cfg.Project, cfg.ConsumerBase = "gcp", emulator.Project(t), srv.URL
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	cfg.JWTKeys, cfg.GitHubTokenKey = jwt.String(), strings.SplitN(seal.String(), ":", 3)[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("open the gcp backend: %v", err)
+	}
+	t.Cleanup(func() { a.Close() })
+	a.Logger = discardLogger() // the forged push below is logged as an error on purpose
+	h.Store(a.Handler())
+	return a, srv.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(pushes)
+	}
+}
+
+func gcpTestEvent(t *testing.T, note string) events.Envelope {
+	t.Helper()
+	e, err := events.New(ids.New(), "user-e2e", gcpTestType, time.Now(), map[string]string{"note": note})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// waitProjection polls the read model in Firestore until it holds want versions.
+func waitProjection(t *testing.T, a *App, stream string, want int) gcpTestDoc {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		d, err := projections.Get[gcpTestDoc](context.Background(), a.Docs, gcpTestColl, stream)
+		if err != nil && !errors.Is(err, projections.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if len(d.Versions) >= want {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 45s the read model of %s holds %+v, want %d versions", stream, d, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestGCPBackendEndToEnd drives writes on the GCP backend (Firestore and Pub/Sub emulators)
+// through the bus alone: a.Log.Append stores the events in Firestore and publishes them; Pub/Sub
+// pushes each to the App's /_consumers/<name> endpoint; the runner applies them in order to the
+// projector, which writes the read model in Firestore. No inline path and no relay run here, so
+// the read model can only come from a push.
+func TestGCPBackendEndToEnd(t *testing.T) {
+	a, base, pushes := openGCPApp(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stream := "e2e-" + ids.New()
+	if _, err := a.Log.Append(ctx, stream, 0, gcpTestEvent(t, "first")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Log.Append(ctx, stream, 1, gcpTestEvent(t, "second"), gcpTestEvent(t, "third")); err != nil {
+		t.Fatal(err)
+	}
+	d := waitProjection(t, a, stream, 3)
+	if !slices.Equal(d.Versions, []int64{1, 2, 3}) || !slices.Equal(d.Notes, []string{"first", "second", "third"}) {
+		t.Fatalf("read model %+v, want versions 1 2 3 with notes first second third", d)
+	}
+	if !slices.Contains(pushes(), ConsumerPath(gcpTestProjector)) {
+		t.Fatalf("no push reached %s; pushes: %v", ConsumerPath(gcpTestProjector), pushes())
+	}
+	// The publisher marked the events published once Pub/Sub acknowledged them.
+	left, err := a.Events.Unpublished(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		if e.Stream == stream {
+			t.Fatalf("%s@%d is still in the outbox after an acknowledged publish", e.Stream, e.Version)
+		}
+	}
+
+	// A push of an event that is not in the store (forged, or from elsewhere) is acknowledged
+	// and applies nothing; a push to an unknown consumer is a 404 that Pub/Sub keeps retrying.
+	forged := gcpTestEvent(t, "forged")
+	forged.Stream, forged.Version = stream, 4
+	if code := postPush(t, base+ConsumerPath(gcpTestProjector), forged); code != http.StatusNoContent {
+		t.Fatalf("push of a forged event: %d, want 204", code)
+	}
+	if code := postPush(t, base+ConsumerPath("NoSuchConsumer"), forged); code != http.StatusNotFound {
+		t.Fatalf("push to an unknown consumer: %d, want 404", code)
+	}
+	if _, err := a.Log.Append(ctx, stream, 3, gcpTestEvent(t, "fourth")); err != nil {
+		t.Fatal(err)
+	}
+	d = waitProjection(t, a, stream, 4)
+	if !slices.Equal(d.Notes, []string{"first", "second", "third", "fourth"}) {
+		t.Fatalf("read model %+v: the forged event was applied, or the real one was not", d)
+	}
+}
+
+// TestGCPRelayPublishesStragglers: an event committed without being published (the process died
+// in between) is published by the relay and then reaches the projector through Pub/Sub.
+func TestGCPRelayPublishesStragglers(t *testing.T) {
+	a, _, _ := openGCPApp(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stream := "e2e-relay-" + ids.New()
+	if _, err := a.Events.Append(ctx, stream, 0, gcpTestEvent(t, "straggler")); err != nil { // no publish
+		t.Fatal(err)
+	}
+	a.relayOnce(ctx)
+	d := waitProjection(t, a, stream, 1)
+	if !slices.Equal(d.Notes, []string{"straggler"}) {
+		t.Fatalf("read model %+v, want the straggler", d)
+	}
+	left, err := a.Events.Unpublished(ctx, 100)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("after the relay the outbox holds %d events (%v), want none", len(left), err)
+	}
+}
+
+func postPush(t *testing.T, url string, e events.Envelope) int {
+	t.Helper()
+	data, _ := json.Marshal(e)
+	body, _ := json.Marshal(map[string]any{"message": map[string]any{"data": data, "messageId": "forged"}, "subscription": "x"})
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -1,0 +1,88 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	ff "github.com/GoogleCloudPlatform/functions-framework-go/functions"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/httpapi"
+	"github.com/codeset/codeset/shared/pubsub"
+)
+
+// ConsumerPath is where Pub/Sub pushes the deliveries of the consumer named name, on the App's
+// mux (`codeset serve --backend gcp`).
+func ConsumerPath(name string) string { return "/_consumers/" + name }
+
+// mountConsumers serves POST /_consumers/{name}: the push endpoint of every consumer.
+func (a *App) mountConsumers(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+ConsumerPath("{name}"), func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if _, err := consumer(name); err != nil {
+			// Not the message's fault: keep it (Pub/Sub retries, then dead-letters it).
+			httpapi.WriteError(w, httpapi.NotFound("consumer"))
+			return
+		}
+		a.pushHandler(name).ServeHTTP(w, r)
+	})
+}
+
+// pushHandler decodes a Pub/Sub push delivery for consumer name and delivers it.
+func (a *App) pushHandler(name string) http.Handler {
+	return pubsub.PushHandler(a.Logger, func(ctx context.Context, e events.Envelope) error {
+		return a.deliverPushed(ctx, name, e)
+	})
+}
+
+// deliverPushed hands the stored event named by a pushed message to consumer name. The message
+// only says which event: what is applied is the event as stored (and upcast), so a forged or
+// stale message on a reachable endpoint cannot put anything into a read model.
+func (a *App) deliverPushed(ctx context.Context, name string, e events.Envelope) error {
+	stored, err := a.Events.Load(ctx, e.Stream, e.Version)
+	if err != nil {
+		return fmt.Errorf("load %s@%d: %w", e.Stream, e.Version, err) // redeliver
+	}
+	if len(stored) == 0 || stored[0].Version != e.Version || stored[0].ID != e.ID {
+		return fmt.Errorf("%s@%d (id %s) is not in the event store: %w", e.Stream, e.Version, e.ID, pubsub.ErrUndeliverable)
+	}
+	return a.Deliver(ctx, name, stored[0])
+}
+
+// RegisterConsumerFunctions registers every consumer with functions-framework-go under its name,
+// so that a Cloud Function deployed with that entry point is the consumer's push endpoint (at
+// any path). Consumers are added from the init of their files, so this runs after them: the
+// root package calls it from its init.
+func RegisterConsumerFunctions() {
+	for _, c := range Consumers {
+		ff.HTTP(c.Name, ConsumerFunction(c.Name))
+	}
+}
+
+// ConsumerFunction serves the push deliveries of consumer name as a standalone function, on the
+// process's App (built on the first delivery).
+func ConsumerFunction(name string) http.HandlerFunc {
+	var (
+		once sync.Once
+		h    http.Handler
+	)
+	return func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() {
+			a, err := Default()
+			if err != nil {
+				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					httpapi.WriteError(w, err) // a 500: Pub/Sub redelivers once the function is fixed
+				})
+				return
+			}
+			h = httpapi.Wrap(a.Logger, a.Config.Project, a.pushHandler(name))
+		})
+		if r.Method != http.MethodPost {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "method not allowed"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	}
+}
