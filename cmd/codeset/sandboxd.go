@@ -28,7 +28,9 @@ func sandboxd(args []string) error {
 	secretFile := fs.String("secret-file", "", "read the secret from this file and remove it (otherwise env "+sandbox.SecretEnv+")")
 	grace := fs.Duration("grace", time.Second, "time a timed-out command's processes get between SIGTERM and SIGKILL")
 	asInit := fs.Bool("init", false, "run as the sandbox's first process: start the agent as a child and reap orphans")
-	loopback := fs.Bool("loopback", false, "with --init: bring up lo (a fresh network namespace has it down)")
+	loopback := fs.Bool("loopback", false, "bring up lo (a fresh network namespace has it down)")
+	overlay := fs.String("overlay", "", "overlay mount options (lowerdir=…,upperdir=…,workdir=…) of the work tree, mounted on --overlay-target in the sandbox's mount namespace")
+	overlayTarget := fs.String("overlay-target", "", "with --overlay: where the work tree is mounted")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -40,13 +42,16 @@ func sandboxd(args []string) error {
 		if err != nil {
 			return fmt.Errorf("find own binary: %w", err)
 		}
-		var rest []string
-		for _, a := range args {
-			if a != "--init" && a != "-init" && a != "--loopback" && a != "-loopback" {
-				rest = append(rest, a)
-			}
+		child := []string{self, "sandboxd", "--listen", *listen, "--work-dir", *workDir, "--grace", grace.String()}
+		if *secretFile != "" {
+			child = append(child, "--secret-file", *secretFile)
 		}
-		os.Exit(agent.RunInit(append([]string{self, "sandboxd"}, rest...), *loopback))
+		os.Exit(agent.RunInit(child, agent.InitOptions{Loopback: *loopback, Overlay: *overlay, OverlayTarget: *overlayTarget}))
+	}
+	// Without --init another program is the sandbox's first process (bash, in a pid namespace):
+	// the agent prepares the namespaces itself.
+	if err := agent.Setup(agent.InitOptions{Loopback: *loopback, Overlay: *overlay, OverlayTarget: *overlayTarget}); err != nil {
+		return err
 	}
 
 	secret := os.Getenv(sandbox.SecretEnv)

@@ -9,20 +9,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// InitOptions set up the sandbox before the agent starts.
+type InitOptions struct {
+	Loopback      bool   // bring up lo (a fresh network namespace has it down)
+	Overlay       string // overlay mount options of the work tree; empty: none
+	OverlayTarget string // where the overlay is mounted
+}
+
 // RunInit is the first process of a sandbox: it starts the agent (argv) as its child and reaps
 // every process that ends up orphaned under it, which the agent itself cannot do without
 // stealing its own commands' exit statuses. In a pid namespace it is pid 1, and when it exits
 // the kernel kills everything in the namespace; outside one it is a child subreaper, so every
 // descendant stays in its process tree where Stop can find it. It forwards SIGTERM and SIGINT to
 // the agent and exits with the agent's status.
-func RunInit(argv []string, loopback bool) int {
+func RunInit(argv []string, opts InitOptions) int {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox init: subreaper:", err)
 	}
-	if loopback {
-		if err := loopbackUp(); err != nil {
-			fmt.Fprintln(os.Stderr, "sandbox init: loopback:", err)
-		}
+	if err := Setup(opts); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox init:", err)
+		return 1
 	}
 	// Notify before starting the child so no signal between the two is lost.
 	sigs := make(chan os.Signal, 4)
@@ -58,6 +64,24 @@ func RunInit(argv []string, loopback bool) int {
 		}
 		return ws.ExitStatus()
 	}
+}
+
+// Setup prepares a sandbox's fresh namespaces before the agent serves: lo up, the work tree
+// mounted. It runs in the init, or in the agent itself when another program is the init.
+func Setup(opts InitOptions) error {
+	if opts.Loopback {
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("bring up lo: %w", err)
+		}
+	}
+	if opts.Overlay != "" {
+		// In the sandbox's own mount namespace: the host never sees this mount, and it goes
+		// away with the namespace.
+		if err := unix.Mount("overlay", opts.OverlayTarget, "overlay", 0, opts.Overlay); err != nil {
+			return fmt.Errorf("mount the work tree on %s: %w", opts.OverlayTarget, err)
+		}
+	}
+	return nil
 }
 
 // loopbackUp brings up lo, which a fresh network namespace has down: tests that listen on

@@ -49,8 +49,10 @@ type Runtime struct {
 	dataDir      string
 	binary       string
 	unshare      string
+	bash         string
 	mode         string
 	why          string // why namespaces are off, when they are
+	overlay      bool   // work trees are overlays on a shared unpacked archive (namespaces only)
 	startTimeout time.Duration
 
 	clients sync.Map // URL -> *sandbox.AgentClient, so connections are kept alive between calls
@@ -99,6 +101,14 @@ func New(opts Options) (*Runtime, error) {
 	default:
 		return nil, fmt.Errorf("local sandboxes: unknown isolation %q (want auto, namespaces or process)", opts.Isolation)
 	}
+	if r.mode == Namespaces {
+		if r.bash, err = exec.LookPath("bash"); err != nil {
+			return nil, fmt.Errorf("local sandboxes: bash is required: %w", err)
+		}
+	}
+	if r.mode == Namespaces && !strings.ContainsAny(r.envsDir(), ",:") {
+		r.overlay = overlayWorks(r.unshare, r.envsDir()) == nil
+	}
 	return r, nil
 }
 
@@ -122,13 +132,41 @@ func namespacesWork() (string, error) {
 	return bin, nil
 }
 
+// overlayWorks mounts a throwaway overlay in a throwaway mount namespace, with its layers in
+// dir (the upper layer must live on the sandboxes' file system).
+func overlayWorks(unshare, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(dir, "probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, d := range []string{"lower", "upper", "work", "target"} {
+		os.Mkdir(filepath.Join(tmp, d), 0o755)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", tmp, tmp, tmp)
+	out, err := exec.CommandContext(ctx, unshare, "--mount", "--", "mount", "-t", "overlay", "overlay", "-o", opts, tmp+"/target").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("overlay mounts fail here: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
 // Mode is the isolation in use: Namespaces or Process.
 func (r *Runtime) Mode() string { return r.mode }
 
 // Describe says, for the start-up log of `codeset serve`, how sandboxes are isolated.
 func (r *Runtime) Describe() string {
 	if r.mode == Namespaces {
-		return "local sandboxes, each in its own mount, pid and network namespaces (unshare), reached over a unix socket"
+		how := "unpacked per sandbox"
+		if r.overlay {
+			how = "work trees as overlays on a shared unpacked archive"
+		}
+		return "local sandboxes, each in its own mount, pid and network namespaces (unshare), " + how + ", reached over a unix socket"
 	}
 	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
 }
@@ -188,16 +226,37 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return info, err
 	}
+	info.WorkDir = root
+	var overlay []string // the init's flags that mount the work tree, when it is an overlay
 	if spec.Env.Archive != "" {
 		archive := spec.Env.Archive
 		if !filepath.IsAbs(archive) {
 			archive = filepath.Join(r.dataDir, archive)
 		}
-		if err := unpack(archive, root); err != nil {
-			return info, err
+		if r.overlay {
+			// The archive is unpacked once into a shared, read-only lower layer; the session
+			// gets an empty upper layer for its changes. Start costs no file copies.
+			lower, err := r.unpacked(archive)
+			if err != nil {
+				return info, err
+			}
+			upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "overlay-work")
+			for _, d := range []string{upper, work} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					return info, err
+				}
+			}
+			overlay = []string{"--overlay", "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work, "--overlay-target", root}
+			if sub, err := filepath.Rel(lower, workTree(lower)); err == nil && sub != "." {
+				info.WorkDir = filepath.Join(root, sub)
+			}
+		} else {
+			if err := unpack(archive, root); err != nil {
+				return info, err
+			}
+			info.WorkDir = workTree(root)
 		}
 	}
-	info.WorkDir = workTree(root)
 
 	secret := make([]byte, 32)
 	rand.Read(secret)
@@ -212,15 +271,22 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	}
 	defer logFile.Close()
 
-	agentArgs := []string{r.binary, "sandboxd", "--init", "--listen", info.URL,
-		"--work-dir", info.WorkDir, "--secret-file", secretFile}
-	argv := agentArgs
+	agentArgs := []string{r.binary, "sandboxd", "--listen", info.URL, "--work-dir", info.WorkDir, "--secret-file", secretFile}
+	var argv []string
 	if r.mode == Namespaces {
-		agentArgs = append(agentArgs, "--loopback")
-		argv = append(append([]string{r.unshare}, unshareArgs...), append([]string{"--"}, agentArgs...)...)
+		// bash is the namespace's first process: it reaps every orphan adopted by pid 1 (its
+		// SIGCHLD handler waits for any child), starts in a couple of milliseconds where a
+		// second Go process would take fifteen, and when the agent exits it exits, which ends
+		// the namespace and everything in it.
+		agentArgs = append(append(agentArgs, "--loopback"), overlay...)
+		argv = append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "sandbox-init")
+		argv = append(argv, agentArgs...)
+	} else {
+		// A subreaper init keeps every descendant in the tree that Stop kills.
+		argv = append(agentArgs, "--init")
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = info.WorkDir
+	cmd.Dir = dir // the work tree itself may not exist before the init mounts it
 	cmd.Env = sandboxEnv()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A session of its own: out of the terminal's process group (a Ctrl-C to `codeset serve`
@@ -247,7 +313,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 		return info, err
 	}
 	deadline := time.Now().Add(r.startTimeout)
-	for wait := 500 * time.Microsecond; ; wait = min(wait*2, 20*time.Millisecond) {
+	for wait := time.Millisecond; ; wait = min(wait+time.Millisecond, 5*time.Millisecond) {
 		hctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := client.Health(hctx)
 		cancel()

@@ -112,10 +112,10 @@ func TestStartExecStop(t *testing.T) {
 				t.Errorf("sandbox environment: %s", res.Stdout)
 			}
 			if mode == local.Namespaces {
-				// Its own pid namespace (the init is pid 1), its own network with lo up.
+				// Its own pid namespace (the bash init is pid 1), its own network with lo up.
 				res := mustExec(t, c, "cat /proc/1/cmdline | tr '\\0' ' '; echo; readlink /proc/self/ns/net")
 				hostNet, _ := os.Readlink("/proc/self/ns/net")
-				if !strings.Contains(res.Stdout, "sandboxd --init") || strings.Contains(res.Stdout, hostNet) {
+				if !strings.Contains(res.Stdout, "sandbox-init") || strings.Contains(res.Stdout, hostNet) {
 					t.Errorf("namespaces: %q (host net %s)", res.Stdout, hostNet)
 				}
 				if _, err := exec.LookPath("python3"); err == nil {
@@ -277,5 +277,42 @@ func TestManySandboxes(t *testing.T) {
 				t.Error(err)
 			}
 		}
+	}
+}
+
+// Two sandboxes of one sample share nothing: what one changes, the other never sees, and a
+// sandbox started later still gets the sample as it was.
+func TestSandboxesOfOneSampleAreIndependent(t *testing.T) {
+	arch := archive(t)
+	for _, mode := range modes(t) {
+		t.Run(mode, func(t *testing.T) {
+			r := newRuntime(t, t.TempDir(), mode)
+			ctx := context.Background()
+			a, err := r.Start(ctx, spec("ses_a", arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Stop(ctx, a)
+			b, err := r.Start(ctx, spec("ses_b", arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Stop(ctx, b)
+			mustExec(t, r.Client(a), "echo changed > pkg/hello.txt; echo new > new.txt; rm run.sh; git add -A && git -c user.name=a -c user.email=a@b commit -qm a")
+			if res := mustExec(t, r.Client(b), "cat pkg/hello.txt; ls; git log --oneline | wc -l"); res.Stdout != "hello from the sample\nlink.txt\npkg\nrun.sh\n1\n" {
+				t.Errorf("sandbox b sees a's changes: %q", res.Stdout)
+			}
+			if err := r.Stop(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			c, err := r.Start(ctx, spec("ses_c", arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Stop(ctx, c)
+			if res := mustExec(t, r.Client(c), "cat pkg/hello.txt; ls"); res.Stdout != "hello from the sample\nlink.txt\npkg\nrun.sh\n" {
+				t.Errorf("a later sandbox sees a stopped one's changes: %q", res.Stdout)
+			}
+		})
 	}
 }
