@@ -1,0 +1,96 @@
+package codeset
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/functions"
+)
+
+// TestMain doubles as a Cloud Functions process: with CODESET_FF_CHILD set it serves
+// FUNCTION_TARGET from this package's registrations, as the platform does.
+func TestMain(m *testing.M) {
+	if port := os.Getenv("CODESET_FF_CHILD"); port != "" {
+		if err := funcframework.StartHostPort("127.0.0.1", port); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestConsumerFunctions: every consumer is a function under its name (its Pub/Sub push
+// endpoint): it takes push deliveries at "/", acknowledges one it can never handle (an event
+// that is not in the store) and refuses other methods.
+func TestConsumerFunctions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	if len(functions.Consumers) == 0 {
+		t.Fatal("no consumers registered")
+	}
+	for _, c := range functions.Consumers {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			base := startFunction(t, c.Name)
+			e := events.Envelope{ID: "nope", Stream: "session-nope", Version: 1, Type: "session.requested", OccurredAt: time.Now(), Data: json.RawMessage(`{}`)}
+			data, _ := json.Marshal(e)
+			body, _ := json.Marshal(map[string]any{"message": map[string]any{"data": data, "messageId": "1"}, "subscription": "projects/p/subscriptions/" + c.Name})
+			resp, err := http.Post(base+"/", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("push of an event not in the store: %d, want 204", resp.StatusCode)
+			}
+			resp, err = http.Get(base + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed {
+				t.Fatalf("GET: %d, want 405", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// startFunction runs this test binary as a Cloud Function process serving target on the
+// embedded backend in a fresh data dir.
+func startFunction(t *testing.T, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CODESET_FF_CHILD="+port, "FUNCTION_TARGET="+target,
+		"CODESET_DATA_DIR="+t.TempDir(), "CODESET_BACKEND=embedded", "CODESET_LOG_LEVEL=error", "CODESET_NO_DEMO=true")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			return "http://127.0.0.1:" + port
+		}
+	}
+	t.Fatalf("function %s did not listen", target)
+	return ""
+}
