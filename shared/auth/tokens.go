@@ -79,13 +79,15 @@ func NewKeyRing(keys ...Key) (*KeyRing, error) {
 		return nil, errors.New("JWT key ring is empty")
 	}
 	r := &KeyRing{byID: map[string]*Key{}}
+	seen := map[string]bool{}
 	for _, k := range keys {
 		if k.ID == "" {
 			return nil, errors.New("JWT key without a kid")
 		}
-		if _, dup := r.byID[k.ID]; dup {
+		if seen[k.ID] {
 			return nil, fmt.Errorf("JWT key %q listed twice", k.ID)
 		}
+		seen[k.ID] = true
 		switch k.Alg {
 		case AlgEdDSA:
 			if len(k.Secret) != ed25519.SeedSize {
