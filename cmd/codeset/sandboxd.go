@@ -31,12 +31,17 @@ func sandboxd(args []string) error {
 	loopback := fs.Bool("loopback", false, "bring up lo (a fresh network namespace has it down)")
 	overlay := fs.String("overlay", "", "overlay mount options (lowerdir=…,upperdir=…,workdir=…) of the work tree, mounted on --overlay-target in the sandbox's mount namespace")
 	overlayTarget := fs.String("overlay-target", "", "with --overlay: where the work tree is mounted")
+	confine := fs.Bool("confine", false, "in a mount namespace of its own: private /tmp and /dev, --hide covered, dangerous capabilities dropped for commands")
+	hide := fs.String("hide", "", "with --confine: a directory to cover (the server's data dir), all but --keep")
+	keep := fs.String("keep", "", "with --hide: the directory inside it that stays (the sandbox's own)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
+	setup := agent.InitOptions{Loopback: *loopback, Overlay: *overlay, OverlayTarget: *overlayTarget,
+		Confine: *confine, HideDir: *hide, KeepDir: *keep}
 	if *asInit {
 		self, err := os.Executable()
 		if err != nil {
@@ -46,12 +51,7 @@ func sandboxd(args []string) error {
 		if *secretFile != "" {
 			child = append(child, "--secret-file", *secretFile)
 		}
-		os.Exit(agent.RunInit(child, agent.InitOptions{Loopback: *loopback, Overlay: *overlay, OverlayTarget: *overlayTarget}))
-	}
-	// Without --init another program is the sandbox's first process (bash, in a pid namespace):
-	// the agent prepares the namespaces itself.
-	if err := agent.Setup(agent.InitOptions{Loopback: *loopback, Overlay: *overlay, OverlayTarget: *overlayTarget}); err != nil {
-		return err
+		os.Exit(agent.RunInit(child, setup))
 	}
 
 	secret := os.Getenv(sandbox.SecretEnv)
@@ -72,13 +72,21 @@ func sandboxd(args []string) error {
 		}
 		*workDir = wd
 	}
-	srv, err := agent.New(agent.Options{WorkDir: *workDir, Secret: secret, Grace: *grace})
+	// Listen before the set-up: a socket in /tmp must be bound in the host's /tmp, not in the
+	// sandbox's private one.
+	ln, err := listenOn(*listen)
 	if err != nil {
 		return err
 	}
-
-	ln, err := listenOn(*listen)
+	// Without --init another program is the sandbox's first process (bash, in a pid namespace):
+	// the agent prepares the namespaces itself.
+	if err := agent.Setup(setup); err != nil {
+		ln.Close()
+		return err
+	}
+	srv, err := agent.New(agent.Options{WorkDir: *workDir, Secret: secret, Grace: *grace})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -27,7 +27,7 @@ const pipeDrain = 200 * time.Millisecond
 // reused by then. Cancelling ctx (the caller went away) kills the group the same way.
 func (s *Server) run(ctx context.Context, dir, command string, timeout time.Duration, limit int) sandbox.ExecResult {
 	start := time.Now()
-	cmd := exec.Command(s.shell, "-c", command)
+	cmd := s.command(context.Background(), s.shell, "-c", command) // killed by group below, not by a context
 	cmd.Dir = dir
 	cmd.Env = s.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -98,6 +98,15 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 	}
 	res.Message = strings.Join(notes, "; ")
 	return res
+}
+
+// command builds a command of the sandbox, through the confinement's prefix if it has one.
+func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	if len(commandPrefix) > 0 {
+		full := append(append(append([]string{}, commandPrefix[1:]...), name), args...)
+		return exec.CommandContext(ctx, commandPrefix[0], full...)
+	}
+	return exec.CommandContext(ctx, name, args...)
 }
 
 // exitCode is the command's exit status, or 128+signal when a signal ended it (the shell's rule).

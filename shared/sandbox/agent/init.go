@@ -14,6 +14,10 @@ type InitOptions struct {
 	Loopback      bool   // bring up lo (a fresh network namespace has it down)
 	Overlay       string // overlay mount options of the work tree; empty: none
 	OverlayTarget string // where the overlay is mounted
+	// Confine (in a mount namespace of its own) hides HideDir but for KeepDir, gives the
+	// sandbox its own /tmp and a minimal /dev, and drops the dangerous capabilities.
+	Confine          bool
+	HideDir, KeepDir string
 }
 
 // RunInit is the first process of a sandbox: it starts the agent (argv) as its child and reaps
@@ -80,6 +84,9 @@ func Setup(opts InitOptions) error {
 		if err := unix.Mount("overlay", opts.OverlayTarget, "overlay", 0, opts.Overlay); err != nil {
 			return fmt.Errorf("mount the work tree on %s: %w", opts.OverlayTarget, err)
 		}
+	}
+	if opts.Confine {
+		return confine(opts.HideDir, opts.KeepDir)
 	}
 	return nil
 }

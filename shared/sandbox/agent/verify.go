@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -157,7 +156,8 @@ func (s *Server) restoreToBase(ctx context.Context, base string, paths []string)
 // image's repository may belong to another user than the agent).
 func (s *Server) git(ctx context.Context, stdin string, args ...string) (string, error) {
 	args = append([]string{"-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*"}, args...)
-	cmd := exec.CommandContext(ctx, "git", args...)
+	// Through the confinement's prefix too: a repository's config can make git run programs.
+	cmd := s.command(ctx, "git", args...)
 	cmd.Dir = s.workDir
 	cmd.Env = append(s.env, "GIT_TERMINAL_PROMPT=0")
 	if stdin != "" {

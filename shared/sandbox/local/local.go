@@ -166,7 +166,7 @@ func (r *Runtime) Describe() string {
 		if r.overlay {
 			how = "work trees as overlays on a shared unpacked archive"
 		}
-		return "local sandboxes, each in its own mount, pid and network namespaces (unshare), " + how + ", reached over a unix socket"
+		return "local sandboxes, each in its own mount, pid and network namespaces (unshare; the data dir hidden, private /tmp and /dev, no admin capabilities), " + how + ", reached over a unix socket"
 	}
 	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
 }
@@ -278,7 +278,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 		// SIGCHLD handler waits for any child), starts in a couple of milliseconds where a
 		// second Go process would take fifteen, and when the agent exits it exits, which ends
 		// the namespace and everything in it.
-		agentArgs = append(append(agentArgs, "--loopback"), overlay...)
+		agentArgs = append(append(agentArgs, "--loopback", "--confine", "--hide", r.dataDir, "--keep", dir), overlay...)
 		argv = append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "sandbox-init")
 		argv = append(argv, agentArgs...)
 	} else {

@@ -118,6 +118,19 @@ func TestStartExecStop(t *testing.T) {
 				if !strings.Contains(res.Stdout, "sandbox-init") || strings.Contains(res.Stdout, hostNet) {
 					t.Errorf("namespaces: %q (host net %s)", res.Stdout, hostNet)
 				}
+				// Confined: the server's data dir shows only this sandbox, /tmp and /dev are
+				// its own, and root in it cannot mount (and so cannot undo any of that).
+				os.WriteFile(filepath.Join(data, "codeset.db"), []byte("the server's data"), 0o600)
+				hostTmp, _ := os.CreateTemp("", "host-only-")
+				hostTmp.Close()
+				defer os.Remove(hostTmp.Name())
+				probe := fmt.Sprintf("ls %s; ls %s/sandboxes; test -e %s && echo host tmp visible; ls /dev | tr '\n' ' '; echo; "+
+					"mount -t tmpfs x /mnt 2>/dev/null && echo mounted; cat <(echo procsubst) >/dev/null && echo ok; echo x > /tmp/mine && cat /tmp/mine; "+
+					"grep CapBnd /proc/self/status",
+					data, data, hostTmp.Name())
+				if res := mustExec(t, c, probe); res.Stdout != "sandboxes\nses_start\nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nok\nx\nCapBnd:\t00000000a80425fb\n" {
+					t.Errorf("confinement: %q %q", res.Stdout, res.Stderr)
+				}
 				if _, err := exec.LookPath("python3"); err == nil {
 					res := mustExec(t, c, `python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); socket.create_connection(s.getsockname()); print('lo up')"`)
 					if res.Stdout != "lo up\n" {

@@ -79,8 +79,8 @@ var (
 	buildErr  error
 )
 
-// Binary builds ./cmd/codeset once per test process into a temporary directory and returns its
-// path. root is the module root.
+// Binary builds ./cmd/codeset (CGO_ENABLED=0) once per test process into a temporary directory
+// and returns its path. root is the module root.
 func Binary(root string) (string, error) {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "codeset-bin-")
@@ -91,6 +91,9 @@ func Binary(root string) (string, error) {
 		built = filepath.Join(dir, "codeset")
 		cmd := exec.Command("go", "build", "-o", built, "./cmd/codeset")
 		cmd.Dir = root
+		// Static, as it ships: it runs inside any sample image, and without cgo the agent can
+		// narrow the capabilities of all its threads at once.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/codeset: %v\n%s", err, out)
 		}

@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// keptCaps is what commands in a confined sandbox may still do as root: Docker's default
+// capability set. Everything else (mounting, loading modules, tracing, raw devices, the clock,
+// rebooting, opening files by handle) leaves the bounding set, so no command can undo the
+// confinement below or reach around it.
+var keptCaps = []struct {
+	num  int
+	name string
+}{
+	{unix.CAP_CHOWN, "chown"}, {unix.CAP_DAC_OVERRIDE, "dac_override"}, {unix.CAP_FSETID, "fsetid"},
+	{unix.CAP_FOWNER, "fowner"}, {unix.CAP_MKNOD, "mknod"}, {unix.CAP_NET_RAW, "net_raw"},
+	{unix.CAP_SETGID, "setgid"}, {unix.CAP_SETUID, "setuid"}, {unix.CAP_SETFCAP, "setfcap"},
+	{unix.CAP_SETPCAP, "setpcap"}, {unix.CAP_NET_BIND_SERVICE, "net_bind_service"},
+	{unix.CAP_SYS_CHROOT, "sys_chroot"}, {unix.CAP_KILL, "kill"}, {unix.CAP_AUDIT_WRITE, "audit_write"},
+}
+
+// commandPrefix wraps every command the agent starts when the bounding set could not be
+// narrowed for the whole process (see dropCaps). It is process-wide, like capabilities.
+var commandPrefix []string
+
+// confine runs in the sandbox's own mount namespace, before the agent serves. The host's file
+// system stays visible (the toolchains live there), but:
+//   - hide (the server's data directory: its database, its keys, the other sandboxes) is
+//     covered by an empty tmpfs, with keep (this sandbox's own directory) bound back in place;
+//   - /tmp is a private tmpfs, and /dev a minimal one (null, zero, full, random, urandom, tty,
+//     its own pts and shm), so no raw disk is within reach;
+//   - commands lose every capability outside keptCaps.
+func confine(hide, keep string) error {
+	hide, keep = filepath.Clean(hide), filepath.Clean(keep)
+	if hide == "/" || !strings.HasPrefix(keep, hide+"/") {
+		return fmt.Errorf("confine: the sandbox directory %s is not inside the hidden %s", keep, hide)
+	}
+	// A descriptor of keep, opened before the mounts below cover its path (the data dir may
+	// itself be under /tmp), to bind it back in place afterwards.
+	fd, err := unix.Open(keep, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("confine: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("private /tmp: %w", err)
+	}
+	if hide != "/tmp" && !strings.HasPrefix(hide, "/tmp/") {
+		if err := unix.Mount("tmpfs", hide, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=1m"); err != nil {
+			return fmt.Errorf("hide %s: %w", hide, err)
+		}
+	}
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		return fmt.Errorf("confine: %w", err)
+	}
+	// MS_REC brings the work tree's overlay, mounted below keep, along.
+	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), keep, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("confine: bind %s back: %w", keep, err)
+	}
+	if err := minimalDev(); err != nil {
+		return fmt.Errorf("private /dev: %w", err)
+	}
+	return dropCaps()
+}
+
+// minimalDev replaces /dev with a tmpfs holding the usual harmless devices, bound from the
+// host's (descriptors first: the tmpfs hides them), and the usual links.
+func minimalDev() error {
+	nodes := []string{"null", "zero", "full", "random", "urandom", "tty"}
+	fds := map[string]int{}
+	for _, n := range nodes {
+		fd, err := unix.Open("/dev/"+n, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // absent on this host: the sandbox does without
+		}
+		defer unix.Close(fd)
+		fds[n] = fd
+	}
+	if err := unix.Mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=755,size=64k"); err != nil {
+		return err
+	}
+	for n, fd := range fds {
+		p := "/dev/" + n
+		if err := os.WriteFile(p, nil, 0o666); err != nil {
+			return err
+		}
+		if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), p, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", p, err)
+		}
+	}
+	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+	for n, target := range links {
+		if err := os.Symlink(target, "/dev/"+n); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"/dev/pts", "/dev/shm"} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// Terminals for tools that want one; a sandbox without them still works.
+	unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+	return unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+}
+
+// dropCaps removes from the bounding set every capability outside keptCaps: the agent keeps
+// its own, but no command it starts can have them again. The bounding set belongs to each
+// thread, so it is narrowed on all of the process's threads at once; a binary built with cgo
+// cannot do that, and then every command is started through setpriv(1) instead, which costs a
+// couple of milliseconds per command (build with CGO_ENABLED=0 to avoid it).
+func dropCaps() error {
+	kept := map[int]bool{}
+	names := []string{"-all"}
+	for _, c := range keptCaps {
+		kept[c.num] = true
+		names = append(names, "+"+c.name)
+	}
+	last := unix.CAP_LAST_CAP
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
+	}
+	for c := 0; c <= last; c++ {
+		if kept[c] {
+			continue
+		}
+		_, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0)
+		switch errno {
+		case 0, unix.EINVAL:
+		case unix.ENOTSUP:
+			setpriv, err := exec.LookPath("setpriv")
+			if err != nil {
+				return errors.New("cannot narrow the capabilities of commands: the binary uses cgo and setpriv(1) is missing")
+			}
+			commandPrefix = []string{setpriv, "--bounding-set", strings.Join(names, ","), "--"}
+			return nil
+		default:
+			return fmt.Errorf("drop capability %d: %w", c, errno)
+		}
+	}
+	return nil
+}
