@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -34,12 +35,16 @@ func RunInit(argv []string, opts InitOptions) int {
 		fmt.Fprintln(os.Stderr, "sandbox init:", err)
 		return 1
 	}
+	// The agent's parent-death signal follows this thread: keep the whole init on it.
+	runtime.LockOSThread()
 	// Notify before starting the child so no signal between the two is lost.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
 		Env:   os.Environ(),
 		Files: []uintptr{0, 1, 2},
+		// The agent never outlives its init: a killed init must not leave it answering.
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox init: start agent:", err)

@@ -329,3 +329,40 @@ func TestSandboxesOfOneSampleAreIndependent(t *testing.T) {
 		})
 	}
 }
+
+// A sandbox whose first process was killed behind the runtime's back is not alive, and Stop
+// still leaves nothing of it running.
+func TestFirstProcessKilled(t *testing.T) {
+	arch := archive(t)
+	for _, mode := range modes(t) {
+		t.Run(mode, func(t *testing.T) {
+			data := t.TempDir()
+			r := newRuntime(t, data, mode)
+			ctx := context.Background()
+			info, err := r.Start(ctx, spec("ses_killed", arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, r.Client(info), "sleep 1000 & echo started")
+			sandboxtest.Kill(info.PID)
+			if !sandboxtest.WaitGone(info.PID, 5*time.Second) {
+				t.Fatal("first process survived SIGKILL")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for r.Alive(ctx, info) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if r.Alive(ctx, info) {
+				t.Error("alive without its first process")
+			}
+			if err := r.Stop(ctx, info); err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(data, "sandboxes", "ses_killed")
+			time.Sleep(50 * time.Millisecond)
+			if left := sandboxtest.ProcessesIn(dir); len(left) > 0 {
+				t.Errorf("processes left: %v", left)
+			}
+		})
+	}
+}
