@@ -207,7 +207,9 @@ func TestGCPRelayPublishesStragglers(t *testing.T) {
 	if _, err := a.Events.Append(ctx, stream, 0, gcpTestEvent(t, "straggler")); err != nil { // no publish
 		t.Fatal(err)
 	}
-	a.relayOnce(ctx)
+	if n, err := a.relayOnce(ctx); err != nil || n != 1 {
+		t.Fatalf("relay published %d events (%v), want 1", n, err)
+	}
 	d := waitProjection(t, a, stream, 1)
 	if !slices.Equal(d.Notes, []string{"straggler"}) {
 		t.Fatalf("read model %+v, want the straggler", d)

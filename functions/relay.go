@@ -2,7 +2,12 @@ package functions
 
 import (
 	"context"
+	"net/http"
 	"time"
+
+	ff "github.com/GoogleCloudPlatform/functions-framework-go/functions"
+
+	"github.com/codeset/codeset/shared/httpapi"
 )
 
 // The outbox relay of the GCP backend in `codeset serve`: events whose publish after commit
@@ -17,6 +22,28 @@ func init() {
 		}
 		return a.relayLoop(ctx, RelayInterval)
 	}})
+	// On GCP the relay is a function that Cloud Scheduler calls (entry point OutboxRelay).
+	ff.HTTP("OutboxRelay", RelayFunction)
+}
+
+// RelayFunction runs one relay pass on the process's App and answers how many events it
+// published.
+func RelayFunction(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "method not allowed"))
+		return
+	}
+	a, err := Default()
+	if err != nil {
+		httpapi.WriteError(w, err)
+		return
+	}
+	n, err := a.relayOnce(r.Context())
+	if err != nil {
+		httpapi.WriteError(w, err) // a 500: the scheduler tries again on its next run
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]int{"published": n})
 }
 
 // RelayInterval is how often the relay looks for unpublished events.
@@ -31,7 +58,9 @@ func (a *App) relayLoop(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		a.relayOnce(ctx)
+		if _, err := a.relayOnce(ctx); err != nil && ctx.Err() == nil {
+			a.Logger.WarnContext(ctx, "outbox relay failed; retrying on the next tick", "error", err.Error())
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -40,21 +69,22 @@ func (a *App) relayLoop(ctx context.Context, every time.Duration) error {
 	}
 }
 
-// relayOnce publishes the backlog of unpublished events, up to relayMaxPasses batches.
-func (a *App) relayOnce(ctx context.Context) {
+// relayOnce publishes the backlog of unpublished events, up to relayMaxPasses batches, and
+// returns how many it published.
+func (a *App) relayOnce(ctx context.Context) (int, error) {
+	total := 0
 	for range relayMaxPasses {
 		n, err := a.Log.Relay(ctx, relayBatch)
+		total += n
 		if err != nil {
-			if ctx.Err() == nil {
-				a.Logger.WarnContext(ctx, "outbox relay failed; retrying on the next tick", "error", err.Error())
-			}
-			return
+			return total, err
 		}
 		if n > 0 {
 			a.Logger.InfoContext(ctx, "outbox relay republished events", "count", n)
 		}
 		if n < relayBatch {
-			return
+			break
 		}
 	}
+	return total, nil
 }
