@@ -68,6 +68,9 @@ func UnixTransport(path string) *http.Transport {
 	}
 }
 
+// Close drops the client's idle connections.
+func (c *AgentClient) Close() { c.hc.CloseIdleConnections() }
+
 // Secret is the secret the client presents.
 func (c *AgentClient) Secret() string { return c.secret }
 

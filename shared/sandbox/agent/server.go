@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/codeset/codeset/shared/sandbox"
@@ -47,6 +48,7 @@ type Server struct {
 	shell          string
 	env            []string
 	mux            *http.ServeMux
+	verifying      sync.Mutex
 }
 
 // New checks opts and builds the Server.

@@ -30,6 +30,9 @@ func (s *Server) runVerify(ctx context.Context, req sandbox.VerifyRequest) (sand
 	if strings.TrimSpace(req.Command) == "" {
 		return sandbox.VerifyResult{}, &rejection{"the verifier command is empty"}
 	}
+	// One at a time: two runs would restore each other's test files midway.
+	s.verifying.Lock()
+	defer s.verifying.Unlock()
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = defaultVerifyTime
@@ -138,7 +141,13 @@ func (s *Server) restoreToBase(ctx context.Context, base string, paths []string)
 		}
 	}
 	if len(existing) > 0 {
-		if _, err := s.git(ctx, "", append([]string{"checkout", base, "--"}, existing...)...); err != nil {
+		// restore --worktree leaves the index (what the agent staged) alone; git before 2.23
+		// has only checkout, which also stages the base version.
+		_, err := s.git(ctx, "", append([]string{"restore", "--source=" + base, "--worktree", "--"}, existing...)...)
+		if err != nil && strings.Contains(err.Error(), "is not a git command") {
+			_, err = s.git(ctx, "", append([]string{"checkout", base, "--"}, existing...)...)
+		}
+		if err != nil {
 			return &rejection{"cannot restore the test files to the base commit: " + err.Error()}
 		}
 	}

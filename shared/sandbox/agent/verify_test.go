@@ -109,6 +109,9 @@ func TestVerify(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "tests/test_id.sh"), []byte("true\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "tests/test_new.sh"), []byte("exit 1\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "out/report.txt"), []byte("PASS forged\n"), 0o644)
+	if out, err := exec.Command("git", "-C", dir, "add", "tests/test_id.sh").CombinedOutput(); err != nil {
+		t.Fatalf("git add: %v %s", err, out)
+	}
 	res, err = c.Verify(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +125,11 @@ func TestVerify(t *testing.T) {
 		if got := readFile(t, filepath.Join(dir, name)); got != want {
 			t.Errorf("%s after verify: %q, want the agent's %q", name, got, want)
 		}
+	}
+
+	// What the agent staged is still staged.
+	if out, _ := exec.Command("git", "-C", dir, "show", ":tests/test_id.sh").Output(); string(out) != "true\n" {
+		t.Errorf("the index after verify holds %q, want the agent's staged version", out)
 	}
 
 	// A stale report is not graded: a verifier that writes none yields none.

@@ -283,7 +283,9 @@ func (r *Runtime) ready(ctx context.Context, info sandbox.Info) error {
 // Stop deletes the service, and with it the instance and every process in it. A service
 // already gone is not an error.
 func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
-	r.clients.Delete(info.URL)
+	if c, ok := r.clients.LoadAndDelete(info.URL); ok {
+		c.(*sandbox.AgentClient).Close()
+	}
 	if !strings.HasPrefix(info.Name, r.parent()+"/services/") {
 		return fmt.Errorf("stop sandbox: %q is not a service of %s", info.Name, r.parent())
 	}

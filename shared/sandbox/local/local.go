@@ -371,7 +371,9 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 	}
 	// Anything that escaped the tree (its parent was killed by hand) still works in the directory.
 	killStragglers(dir)
-	r.clients.Delete("unix://" + sock)
+	if c, ok := r.clients.LoadAndDelete("unix://" + sock); ok {
+		c.(*sandbox.AgentClient).Close()
+	}
 	os.Remove(sock)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("stop sandbox %s: remove %s: %w", info.Name, dir, err)
