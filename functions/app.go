@@ -14,6 +14,7 @@ import (
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
+	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // App is everything a function needs, assembled once per process by Open.
@@ -25,6 +26,8 @@ type App struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Auth   Authenticator
+	// Sandboxes runs the sessions' sandboxes (local processes, or Cloud Run services).
+	Sandboxes sandbox.Runtime
 
 	closers []func() error
 }

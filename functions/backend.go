@@ -14,6 +14,7 @@ import (
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/logging"
+	"github.com/codeset/codeset/shared/sandbox/local"
 	"github.com/codeset/codeset/shared/sqlitedb"
 )
 
@@ -33,6 +34,9 @@ func Open(ctx context.Context, cfg config.Config) (*App, error) {
 	}
 	if err == nil {
 		err = a.openIdentity()
+	}
+	if err == nil {
+		err = a.openSandboxes()
 	}
 	if err != nil {
 		a.Close()
@@ -61,6 +65,23 @@ func (a *App) openEmbedded(ctx context.Context) error {
 	a.Events, a.Docs = es, ds
 	a.Log = &events.Log{Store: es, Logger: a.Logger}
 	a.startBus()
+	return nil
+}
+
+// openSandboxes builds the sandbox runtime: local processes (namespaces where the kernel allows)
+// under the data dir; the Cloud Run runtime is wired by its adapter.
+func (a *App) openSandboxes() error {
+	if a.Config.Runtime != "local" {
+		return nil
+	}
+	rt, err := local.New(local.Options{
+		DataDir: a.Config.DataDir, Binary: a.Config.SandboxBinary,
+		Isolation: a.Config.SandboxIsolation, StartTimeout: a.Config.SessionStartTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	a.Sandboxes = rt
 	return nil
 }
 

@@ -1,0 +1,95 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/ids"
+	"github.com/codeset/codeset/shared/sandbox"
+)
+
+// The executor runs a requested command in its session's sandbox and records the result. It first
+// records its claim (exec started) at the interaction's version 1: a duplicate delivery finds the
+// claim, or loses the race to append it, and never runs the command twice.
+func init() {
+	Consumers = append(Consumers, Consumer{
+		Name:   "Executor",
+		Wants:  func(e events.Envelope) bool { return e.Type == events.ExecRequested },
+		Handle: execute,
+	})
+}
+
+// execGrace is how long past the command's own timeout the executor waits for the agent to
+// answer before it calls the sandbox unreachable.
+const execGrace = 30 * time.Second
+
+func execute(ctx context.Context, a *App, e events.Envelope) error {
+	stream := e.Stream
+	evs, err := a.Events.Load(ctx, stream, 1)
+	if err != nil {
+		return err
+	}
+	it, ok, err := events.FoldInteraction(evs)
+	if err != nil || !ok {
+		return err
+	}
+	claim, err := it.Start(ids.New(), a.Clock.Now())
+	if err != nil || len(claim) == 0 {
+		return err
+	}
+	stored, err := a.Record(ctx, stream, it.Version, claim...)
+	if errors.Is(err, events.ErrConcurrency) {
+		return nil // another delivery claimed it
+	}
+	if err != nil {
+		return err
+	}
+	if err := it.Apply(stored[0]); err != nil {
+		return err
+	}
+	res := runCommand(ctx, a, it)
+	done, err := it.Complete(ids.New(), a.Clock.Now(), res)
+	if err != nil {
+		return err
+	}
+	_, err = a.Record(context.WithoutCancel(ctx), stream, it.Version, done...)
+	return err
+}
+
+// runCommand runs the interaction's command in its session's sandbox. Whatever keeps it from
+// running is a result too: exit code -1000 and the reason.
+func runCommand(ctx context.Context, a *App, it events.Interaction) events.InteractionResult {
+	start := time.Now()
+	s, ok, err := a.loadSession(ctx, it.SessionID)
+	if err == nil && !ok {
+		err = errors.New("the session does not exist")
+	}
+	if err != nil {
+		return infraResult(err, time.Since(start))
+	}
+	if err := s.CanRun(a.Clock.Now()); err != nil {
+		return events.InteractionResult{ExitCode: sandbox.InfraExitCode, Message: "the command did not run: " + err.Error() + " (status " + s.Status + ")"}
+	}
+	c, err := a.sandboxClient(s)
+	if err != nil {
+		return infraResult(err, time.Since(start))
+	}
+	timeout := time.Duration(it.Exec.CommandTimeout) * time.Second
+	callCtx, cancel := context.WithTimeout(ctx, timeout+execGrace)
+	defer cancel()
+	r, err := c.Exec(callCtx, it.Exec.Command, timeout)
+	if err != nil {
+		return infraResult(err, time.Since(start))
+	}
+	msg := r.Message
+	if r.TimedOut && !strings.Contains(strings.ToLower(msg), "timed out") {
+		msg = strings.TrimSpace("command timed out after " + timeout.String() + "; its processes were killed. " + msg)
+	}
+	return events.InteractionResult{
+		ExitCode: r.ExitCode, Stdout: r.Stdout, Stderr: r.Stderr, ExecutionTimeSeconds: r.Duration.Seconds(),
+		Success: r.ExitCode == 0 && !r.TimedOut, Message: msg, TimedOut: r.TimedOut,
+	}
+}

@@ -1,0 +1,136 @@
+package functions
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/httpapi"
+)
+
+// maxInteractionWait bounds GET interaction's ?wait=N, in seconds.
+const maxInteractionWait = 60
+
+// waitPoll is how often a waiting request re-reads the read model, for completions recorded by
+// another process (on GCP the executor runs in another function instance).
+const waitPoll = 250 * time.Millisecond
+
+// GetInteraction answers GET /sessions/{session_id}/interactions/{interaction_id}, in the spec's
+// shape for the interaction's type. With ?wait=N it holds the request until the interaction
+// completes or N seconds pass, then answers what it has.
+func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
+	wait, _, err := httpapi.IntParam(r, "wait", 0, maxInteractionWait)
+	if err != nil {
+		return err
+	}
+	sid, id := r.PathValue("session_id"), r.PathValue("interaction_id")
+	read := func() (projections.InteractionDoc, error) {
+		d, err := projections.Get[projections.InteractionDoc](r.Context(), a.Docs, projections.InteractionCollection, id)
+		if errors.Is(err, projections.ErrNotFound) || (err == nil && (d.SessionID != sid || d.UserID != Caller(r.Context()).UserID)) {
+			return d, httpapi.NotFound("interaction")
+		}
+		return d, err
+	}
+	var done <-chan struct{}
+	if wait > 0 {
+		// Subscribe before reading, so a completion in between is not missed.
+		var cancel func()
+		done, cancel = completions.subscribe(id)
+		defer cancel()
+	}
+	d, err := read()
+	if err != nil {
+		return err
+	}
+	if wait > 0 && d.Status != events.InteractionCompleted {
+		deadline := time.NewTimer(time.Duration(wait) * time.Second)
+		defer deadline.Stop()
+		poll := time.NewTicker(waitPoll)
+		defer poll.Stop()
+	waiting:
+		for {
+			select {
+			case <-done:
+				break waiting
+			case <-deadline.C:
+				break waiting
+			case <-r.Context().Done():
+				return r.Context().Err()
+			case <-poll.C:
+				if d, err = read(); err != nil || d.Status == events.InteractionCompleted {
+					break waiting
+				}
+			}
+		}
+		if d, err = read(); err != nil {
+			return err
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, viewInteraction(d))
+	return nil
+}
+
+// viewInteraction renders the spec's ExecCommandInteraction, StringReplaceInteraction or
+// FileUploadInteraction.
+func viewInteraction(d projections.InteractionDoc) map[string]any {
+	v := map[string]any{
+		"interaction_id": d.InteractionID, "session_id": d.SessionID, "interaction_type": d.InteractionType,
+		"created_at": d.CreatedAt, "status": d.Status,
+		"exit_code": d.ExitCode, "stdout": d.Stdout, "stderr": d.Stderr,
+		"execution_time_seconds": d.ExecutionTimeSeconds, "success": d.Success, "message": d.Message,
+	}
+	switch d.InteractionType {
+	case events.InteractionExec:
+		v["command"], v["command_timeout"] = d.Command, d.CommandTimeout
+	case events.InteractionEdit:
+		v["file_path"], v["str_to_replace"], v["str_to_insert"] = d.FilePath, d.StrToReplace, d.StrToInsert
+	case events.InteractionUpload:
+		v["file_path"], v["size_bytes"], v["make_executable"] = d.FilePath, d.SizeBytes, d.MakeExec
+	}
+	return v
+}
+
+// completions wakes the requests waiting on an interaction when its projector applies its result.
+var completions = &notifier{waiting: map[string]map[chan struct{}]struct{}{}}
+
+type notifier struct {
+	mu      sync.Mutex
+	waiting map[string]map[chan struct{}]struct{}
+}
+
+// subscribe returns a channel closed when id completes, and the function that unsubscribes.
+func (n *notifier) subscribe(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	n.mu.Lock()
+	if n.waiting[id] == nil {
+		n.waiting[id] = map[chan struct{}]struct{}{}
+	}
+	n.waiting[id][ch] = struct{}{}
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		if set, ok := n.waiting[id]; ok {
+			if _, still := set[ch]; still {
+				delete(set, ch)
+				if len(set) == 0 {
+					delete(n.waiting, id)
+				}
+			}
+		}
+		n.mu.Unlock()
+	}
+}
+
+// notify wakes every waiter of id.
+func (n *notifier) notify(id string) {
+	n.mu.Lock()
+	set := n.waiting[id]
+	delete(n.waiting, id)
+	n.mu.Unlock()
+	for ch := range set {
+		close(ch)
+	}
+}

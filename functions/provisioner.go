@@ -1,0 +1,98 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/ids"
+	"github.com/codeset/codeset/shared/sandbox"
+)
+
+// The provisioner starts the sandbox of a requested session and records it ready (billing starts)
+// or failed. It decides from the session's state, so a duplicate delivery of the request does
+// nothing once the session is ready, failed or ended; a session closed while its sandbox was
+// starting gets that sandbox stopped at once.
+func init() {
+	Consumers = append(Consumers, Consumer{
+		Name:   "Provisioner",
+		Wants:  func(e events.Envelope) bool { return e.Type == events.SessionRequested },
+		Handle: provision,
+	})
+}
+
+// provisioning holds the sessions whose sandbox this process is starting, so that a second
+// delivery arriving meanwhile does not start another.
+var provisioning sync.Map
+
+// Error codes of a session that could not start.
+const (
+	codeStartFailed  = "sandbox_start_failed"
+	codeStartTimeout = "sandbox_start_timeout"
+	codeNoRuntime    = "no_sandbox_runtime"
+)
+
+func provision(ctx context.Context, a *App, e events.Envelope) error {
+	var req events.SessionRequestedData
+	if err := e.Decode(&req); err != nil {
+		return err
+	}
+	id := req.SessionID
+	if _, busy := provisioning.LoadOrStore(id, true); busy {
+		return nil
+	}
+	defer provisioning.Delete(id)
+	s, ok, err := a.loadSession(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !ok || s.Status != events.StatusCreating {
+		return nil
+	}
+	if a.Sandboxes == nil {
+		_, err := a.decideSession(ctx, id, func(s events.Session) ([]events.Envelope, error) {
+			return s.Fail(ids.New(), a.Clock.Now(), codeNoRuntime, "this server has no sandbox runtime configured")
+		})
+		return err
+	}
+	env := s.Env
+	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
+		env.Archive = filepath.Join(a.Config.DataDir, filepath.FromSlash(env.Archive))
+	}
+	startCtx, cancel := context.WithTimeout(ctx, a.Config.SessionStartTimeout)
+	defer cancel()
+	info, err := a.Sandboxes.Start(startCtx, sandbox.Spec{
+		SessionID: id, UserID: s.UserID, Dataset: s.Dataset, SampleID: s.SampleID, Env: env, ExpiresAt: s.ExpiresAt,
+	})
+	if err != nil {
+		code := codeStartFailed
+		if errors.Is(err, context.DeadlineExceeded) {
+			code = codeStartTimeout
+		}
+		_, ferr := a.decideSession(ctx, id, func(s events.Session) ([]events.Envelope, error) {
+			return s.Fail(ids.New(), a.Clock.Now(), code, fmt.Sprintf("the sandbox could not be started: %v", err))
+		})
+		return ferr
+	}
+	took := false
+	after, err := a.decideSession(ctx, id, func(s events.Session) ([]events.Envelope, error) {
+		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), info)
+		took = len(evs) > 0
+		return evs, err
+	})
+	if err != nil || !took {
+		// The session ended (or failed) while the sandbox started, or recording failed: the
+		// sandbox is nobody's, stop it rather than leak it.
+		if serr := a.Sandboxes.Stop(context.WithoutCancel(ctx), info); serr != nil {
+			a.Logger.WarnContext(ctx, "stopping an orphan sandbox failed", "session_id", id, "sandbox", info.Name, "error", serr.Error())
+		}
+		return err
+	}
+	if after.Done() {
+		a.stopSandbox(ctx, after)
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/ids"
+	"github.com/codeset/codeset/shared/sandbox"
+)
+
+// At start of `codeset serve`, sandboxes of the previous run are never leaked: a ready session
+// whose sandbox still answers is reattached (its agent is reached from the address recorded in the
+// session), any other is ended and billed up to now; commands that were running when the server
+// stopped are recorded as interrupted.
+func init() {
+	Startup = append(Startup, Task{Name: "sandbox-recovery", Run: RecoverSandboxes})
+}
+
+// RecoverSandboxes reattaches or ends the ready sessions of a previous run.
+func RecoverSandboxes(ctx context.Context, a *App) error {
+	if d, ok := a.Sandboxes.(interface{ Describe() string }); ok {
+		a.Logger.InfoContext(ctx, "sandboxes: "+d.Describe())
+	}
+	now := a.Clock.Now()
+	var errs []error
+	reattached, ended := 0, 0
+	err := eachActiveSession(ctx, a, func(d projections.SessionDoc) {
+		if d.Status != events.StatusReady || d.Sandbox == nil {
+			return // creating: the provisioner's redelivery or the reaper settles it
+		}
+		if now.Before(d.ExpiresAt) && a.Sandboxes != nil && a.Sandboxes.Alive(ctx, *d.Sandbox) {
+			reattached++
+			return
+		}
+		at, reason := now, events.EndError
+		if !now.Before(d.ExpiresAt) {
+			at, reason = d.ExpiresAt, events.EndExpired
+		}
+		if _, err := a.endSession(ctx, d.SessionID, reason, at); err != nil {
+			errs = append(errs, err)
+			return
+		}
+		ended++
+	})
+	errs = append(errs, err, interruptCommands(ctx, a))
+	if reattached+ended > 0 {
+		a.Logger.InfoContext(ctx, "sessions of the previous run", "reattached", reattached, "ended", ended)
+	}
+	return errors.Join(errs...)
+}
+
+// interruptCommands records as failed the commands that were running when the server stopped:
+// their processes died with the agent or were orphaned, and their result is lost.
+func interruptCommands(ctx context.Context, a *App) error {
+	docs, _, err := projections.List[projections.InteractionDoc](ctx, a.Docs, projections.InteractionCollection, projections.Query{
+		Where: []projections.Filter{{Field: "status", Value: events.InteractionProcessing}},
+	})
+	if err != nil {
+		return fmt.Errorf("running commands: %w", err)
+	}
+	for _, d := range docs {
+		stream := events.InteractionStream(d.InteractionID)
+		evs, err := a.Events.Load(ctx, stream, 1)
+		if err != nil {
+			return err
+		}
+		it, ok, err := events.FoldInteraction(evs)
+		if err != nil || !ok || it.Status != events.InteractionProcessing {
+			continue
+		}
+		done, err := it.Complete(ids.New(), a.Clock.Now(), events.InteractionResult{
+			ExitCode: sandbox.InfraExitCode, Message: "the command was interrupted: the server restarted while it ran",
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := a.Record(ctx, stream, it.Version, done...); err != nil && !errors.Is(err, events.ErrConcurrency) {
+			return err
+		}
+	}
+	return nil
+}

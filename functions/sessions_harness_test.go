@@ -1,0 +1,332 @@
+package functions
+
+// The harness of the session tests: an App on a fresh SQLite file served over HTTP, a caller per
+// bearer token, a sample in the catalog, credit, and the non-inline consumers driven by the bus.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/config"
+	"github.com/codeset/codeset/shared/httpapi"
+	"github.com/codeset/codeset/shared/ids"
+	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/local"
+	"github.com/codeset/codeset/shared/sandbox/sandboxtest"
+)
+
+// tokenAuth takes the bearer token as the user id: the tests' callers, without identity.
+type tokenAuth struct{}
+
+func (tokenAuth) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return Principal{}, httpapi.Unauthorized("no bearer token")
+	}
+	return Principal{UserID: tok}, nil
+}
+
+type sessionHarness struct {
+	t    *testing.T
+	a    *App
+	srv  *httptest.Server
+	cfg  config.Config
+	stop func()
+}
+
+const (
+	testDataset = "testset"
+	testSample  = "sample-1"
+)
+
+// newSessionHarness opens an App in dataDir (a fresh temp dir when empty) and starts it as
+// `codeset serve` does (start-up tasks, then the bus, the reaper and the other loops). rt is its
+// sandbox runtime; nil means the real local runtime running the codeset binary built from this
+// tree.
+func newSessionHarness(t *testing.T, dataDir string, rt sandbox.Runtime, tune func(*config.Config)) *sessionHarness {
+	t.Helper()
+	cfg := config.Default()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = dataDir, true, "error"
+	if cfg.CostPerMinuteCents == 0 {
+		cfg.CostPerMinuteCents = 1
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	a, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Logger = discardLogger()
+	a.Auth = tokenAuth{}
+	if rt == nil {
+		rt = localRuntime(t, dataDir)
+	}
+	a.Sandboxes = rt
+	h := &sessionHarness{t: t, a: a, cfg: cfg}
+	h.start()
+	return h
+}
+
+// start runs the App's start-up tasks and loops and serves it; stop undoes that.
+func (h *sessionHarness) start() {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	wg, err := h.a.Start(ctx)
+	if err != nil {
+		cancel()
+		h.t.Fatal(err)
+	}
+	h.srv = httptest.NewServer(h.a.Handler())
+	stopped := false
+	h.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		h.srv.Close()
+		cancel()
+		wg.Wait()
+		h.a.Close()
+	}
+	h.t.Cleanup(h.stop)
+}
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// localRuntime is the embedded default's sandbox runtime, running `codeset sandboxd` from a
+// binary built from this tree (the test binary has no sandboxd).
+func localRuntime(t *testing.T, dataDir string) sandbox.Runtime {
+	t.Helper()
+	binaryOnce.Do(func() {
+		root, _ := filepath.Abs("..")
+		binaryPath, binaryErr = sandboxtest.Binary(root)
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	rt, err := local.New(local.Options{DataDir: dataDir, Binary: binaryPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// addSample puts a dataset and one sample running in env into the catalog read model.
+func (h *sessionHarness) addSample(env sandbox.Environment) {
+	h.t.Helper()
+	ctx := context.Background()
+	if err := projections.Put(ctx, h.a.Docs, projections.DatasetsCollection, testDataset, projections.DatasetDoc{Name: testDataset, SampleCount: 1, CreatedAt: time.Now()}); err != nil {
+		h.t.Fatal(err)
+	}
+	doc := projections.SampleDoc{Dataset: testDataset, Version: 1, Latest: true, CreatedAt: time.Now(),
+		SampleContent: events.SampleContent{SampleID: testSample, InstanceID: testSample, Environment: env}}
+	if err := projections.Put(ctx, h.a.Docs, projections.SamplesCollection, projections.SampleDocID(testDataset, testSample, 1), doc); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// credit grants user cents, as an operator would: the balance projector folds it.
+func (h *sessionHarness) credit(user string, cents int64) {
+	h.t.Helper()
+	ctx := context.Background()
+	e, err := events.New(ids.New(), user, events.CreditGranted, time.Now(), events.CreditGrantedData{CreditID: ids.New(), AmountCents: cents, Reason: "test"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.a.Record(ctx, events.AccountStream(user), events.Any, e); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.a.RequirePositiveBalance(ctx, user); err != nil {
+		h.t.Fatalf("after a credit of %d: %v", cents, err)
+	}
+}
+
+// do sends a request as user and decodes the JSON answer into out (when not nil).
+func (h *sessionHarness) do(user, method, path string, body any, out any) int {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+Prefix+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if user != "" {
+		req.Header.Set("Authorization", "Bearer "+user)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			h.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// expect sends a request and fails unless it answers status.
+func (h *sessionHarness) expect(status int, user, method, path string, body any, out any) {
+	h.t.Helper()
+	var raw json.RawMessage
+	got := h.do(user, method, path, body, &raw)
+	if got != status {
+		h.t.Fatalf("%s %s: %d %s, want %d", method, path, got, raw, status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// openSession creates a session for user and waits until it is ready.
+func (h *sessionHarness) openSession(user string) string {
+	h.t.Helper()
+	var created struct {
+		SessionID string `json:"session_id"`
+		Status    string `json:"status"`
+	}
+	h.expect(http.StatusCreated, user, "POST", "/sessions", map[string]any{"dataset": testDataset, "sample_id": testSample, "ttl_minutes": 10}, &created)
+	if created.Status != "creating" {
+		h.t.Fatalf("created as %q", created.Status)
+	}
+	h.waitStatus(user, created.SessionID, "ready")
+	return created.SessionID
+}
+
+// waitStatus polls a session until it has status.
+func (h *sessionHarness) waitStatus(user, id, status string) sessionView {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var s sessionView
+		h.expect(http.StatusOK, user, "GET", "/sessions/"+id, nil, &s)
+		if s.Status == status {
+			return s
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("session %s is %s (%+v), want %s", id, s.Status, s.Error, status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type interactionView struct {
+	InteractionID        string   `json:"interaction_id"`
+	SessionID            string   `json:"session_id"`
+	InteractionType      string   `json:"interaction_type"`
+	Status               string   `json:"status"`
+	ExitCode             *int     `json:"exit_code"`
+	Stdout               *string  `json:"stdout"`
+	Stderr               *string  `json:"stderr"`
+	ExecutionTimeSeconds *float64 `json:"execution_time_seconds"`
+	Success              *bool    `json:"success"`
+	Message              *string  `json:"message"`
+	Command              string   `json:"command"`
+	CommandTimeout       int      `json:"command_timeout"`
+	FilePath             string   `json:"file_path"`
+	SizeBytes            *int64   `json:"size_bytes"`
+}
+
+// run executes command in the session and waits for its result with ?wait.
+func (h *sessionHarness) run(user, sid, command string, timeout int) interactionView {
+	h.t.Helper()
+	var started struct {
+		InteractionID string `json:"interaction_id"`
+		Status        string `json:"status"`
+	}
+	h.expect(http.StatusAccepted, user, "POST", "/sessions/"+sid+"/exec", map[string]any{"command": command, "command_timeout": timeout}, &started)
+	if started.Status != "pending" {
+		h.t.Fatalf("exec answered status %q", started.Status)
+	}
+	return h.await(user, sid, started.InteractionID)
+}
+
+func (h *sessionHarness) await(user, sid, iid string) interactionView {
+	h.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var it interactionView
+		h.expect(http.StatusOK, user, "GET", fmt.Sprintf("/sessions/%s/interactions/%s?wait=30", sid, iid), nil, &it)
+		if it.ExitCode != nil {
+			return it
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("interaction %s never completed", iid)
+		}
+	}
+}
+
+// sampleArchive packs a small git repository at its base commit, as the catalog stores a
+// sample's environment, and returns its path.
+func sampleArchive(t *testing.T) string {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	if err := os.MkdirAll(filepath.Join(repo, "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(repo, "README"), []byte("hello from "+testSample+"\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "pkg", "calc.py"), []byte("def add(a, b):\n    return a - b\n"), 0o644)
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "base"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "env.tar.gz")
+	if b, err := exec.Command("tar", "-C", repo, "-czf", out, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, b)
+	}
+	return out
+}
+
+// expectStopped fails unless the session's sandbox is gone: its agent and every process that
+// ran in its directory.
+func (h *sessionHarness) expectStopped(sid string) {
+	h.t.Helper()
+	s, _, err := h.a.loadSession(context.Background(), sid)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if s.Sandbox.PID > 0 && !sandboxtest.WaitGone(s.Sandbox.PID, 10*time.Second) {
+		h.t.Fatalf("agent %d of %s still runs", s.Sandbox.PID, sid)
+	}
+	if left := sandboxtest.ProcessesIn(filepath.Join(h.cfg.DataDir, "sandboxes", sid)); len(left) > 0 {
+		h.t.Fatalf("processes of %s left: %v", sid, left)
+	}
+	if rt, ok := h.a.Sandboxes.(*agentRuntime); ok && rt.running() != 0 {
+		h.t.Fatalf("%d in-process sandboxes still run", rt.running())
+	}
+}
