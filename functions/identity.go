@@ -31,6 +31,7 @@ type identity struct {
 	sealer *auth.Sealer
 	github *github.Client
 	usage  *auth.Usage
+	cache  *identityCache
 }
 
 // Authenticate implements Authenticator.
@@ -82,8 +83,10 @@ func (a *App) openIdentity() error {
 	go func() { usage.Run(ctx, lastUsedFlush); close(done) }()
 	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
 
+	cache := newIdentityCache(cfg.AuthCacheTTL)
 	a.Auth = &identity{
-		authn:  &auth.Authenticator{Tokens: tokens, Lookup: projections.AuthLookup{Docs: a.Docs}, Usage: usage, Now: a.Clock.Now},
+		authn:  &auth.Authenticator{Tokens: tokens, Lookup: cachedLookup{a: a, cache: cache}, Usage: usage, Now: a.Clock.Now},
+		cache:  cache,
 		tokens: tokens,
 		sealer: sealer,
 		github: &github.Client{OAuthURL: cfg.GitHubOAuthURL, APIURL: cfg.GitHubAPIURL,
@@ -277,7 +280,11 @@ func keyResponse(k events.APIKey, key string, lastUsed *time.Time, now time.Time
 // currentUser reads the user's document, or folds the stream when the document is missing or
 // older than atLeast (an inline projection that failed and awaits the bus).
 func currentUser(ctx context.Context, a *App, userID string, atLeast int64) (projections.UserDoc, error) {
-	d, err := projections.Get[projections.UserDoc](ctx, a.Docs, projections.UsersCollection, userID)
+	var cache *identityCache
+	if id, _ := identityOf(a); id != nil {
+		cache = id.cache
+	}
+	d, err := cache.user(ctx, a, userID)
 	if err != nil && !errors.Is(err, projections.ErrNotFound) {
 		return d, err
 	}

@@ -20,5 +20,10 @@ func init() {
 }
 
 func projectUser(ctx context.Context, a *App, e events.Envelope) error {
-	return projections.ProjectUser(ctx, a.Docs, e, a.Events.Load)
+	err := projections.ProjectUser(ctx, a.Docs, e, a.Events.Load)
+	// After the write, so that the next read sees it.
+	if id, _ := identityOf(a); id != nil {
+		id.cache.invalidate()
+	}
+	return err
 }

@@ -43,6 +43,7 @@ type Config struct {
 	AccessTokenTTL     time.Duration
 	RefreshTokenTTL    time.Duration
 	APIKeyTTL          time.Duration // 0: API keys do not expire
+	AuthCacheTTL       time.Duration // how long a process trusts a cached key or user (0: no cache)
 	SignupCreditCents  int64
 
 	// Sessions
@@ -110,6 +111,7 @@ func (c *Config) Settings() []Setting {
 		duration(&c.AccessTokenTTL, "access-token-ttl", "CODESET_ACCESS_TOKEN_TTL", 15*time.Minute, "lifetime of access tokens"),
 		duration(&c.RefreshTokenTTL, "refresh-token-ttl", "CODESET_REFRESH_TOKEN_TTL", 30*24*time.Hour, "lifetime of refresh tokens"),
 		duration(&c.APIKeyTTL, "api-key-ttl", "CODESET_API_KEY_TTL", 0, "lifetime of new API keys (0: no expiry)"),
+		duration(&c.AuthCacheTTL, "auth-cache-ttl", "CODESET_AUTH_CACHE_TTL", 2*time.Second, "how long a process caches API keys and users it read; bounds how late it sees another instance's revocation (0: no cache)"),
 		integer(&c.SignupCreditCents, "signup-credit-cents", "CODESET_SIGNUP_CREDIT_CENTS", 500, "credit given to every new user, in cents"),
 		integer(&c.MaxActiveSessions, "max-active-sessions", "CODESET_MAX_ACTIVE_SESSIONS", 10, "sessions a user may have creating or ready at once (one more is a 429)"),
 		integer(&c.MaxCommandTimeout, "max-command-timeout", "CODESET_MAX_COMMAND_TIMEOUT", 3600, "largest command_timeout of an exec, in seconds (more is a 422)"),
