@@ -31,12 +31,13 @@ type Account struct {
 	Refunded   map[string]int64    // by charge id: cumulative cents refunded
 	JobCharged map[string]int64    // by job id
 	JobRefund  map[string]int64    // by job id
+	Grants     map[string]bool     // by credit id
 }
 
 // NewAccount is the empty account of userID.
 func NewAccount(userID string) *Account {
 	return &Account{UserID: userID, Deposits: map[string]*Deposit{}, Refunded: map[string]int64{},
-		JobCharged: map[string]int64{}, JobRefund: map[string]int64{}}
+		JobCharged: map[string]int64{}, JobRefund: map[string]int64{}, Grants: map[string]bool{}}
 }
 
 // FoldAccount folds the events of an account stream, in order.
@@ -60,6 +61,12 @@ func (a *Account) Apply(e Envelope) error {
 			return err
 		}
 		a.CustomerID = d.CustomerID
+	case CreditGranted:
+		var d CreditGrantedData
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		a.Grants[d.CreditID] = true
 	case DepositRequested:
 		var d DepositRequestedData
 		if err := e.Decode(&d); err != nil {
@@ -216,11 +223,13 @@ func (a *Account) RefundAgentJob(d AgentJobRefundedData, at time.Time) ([]Envelo
 	return accountEvents(e, err)
 }
 
-// GrantCredit gives free credit under creditID; a repeated grant id is a no-op through the
-// store's id check (the caller appends with the same id and content).
+// GrantCredit gives free credit under its credit id, once.
 func (a *Account) GrantCredit(d CreditGrantedData, at time.Time) ([]Envelope, error) {
 	if d.AmountCents <= 0 {
 		return nil, ErrInvalidAmount
+	}
+	if a.Grants[d.CreditID] {
+		return nil, nil
 	}
 	e, err := New("credit_granted:"+d.CreditID, a.UserID, CreditGranted, at, d)
 	return accountEvents(e, err)
