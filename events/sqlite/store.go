@@ -8,6 +8,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/codeset/codeset/events"
@@ -16,7 +18,7 @@ import (
 
 const schema = `
 CREATE TABLE IF NOT EXISTS events (
-	seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+	seq            INTEGER PRIMARY KEY, -- the rowid: commit order (rows are never deleted)
 	id             TEXT    NOT NULL UNIQUE,
 	stream         TEXT    NOT NULL,
 	version        INTEGER NOT NULL,
@@ -32,71 +34,260 @@ CREATE INDEX IF NOT EXISTS events_unpublished ON events (seq) WHERE published = 
 `
 
 // Store implements events.Store on SQLite.
-type Store struct{ db *sqlitedb.DB }
+type Store struct {
+	db *sqlitedb.DB
+
+	mu         sync.Mutex
+	queue      []*appendReq // appends waiting for the next group commit
+	committing bool         // a commitLoop goroutine is running
+
+	// Statements prepared once on the writer when the store opens (not lazily: a transaction
+	// holds the writer's only connection). Parsing SQL costs more than running these.
+	head, byID                     *sql.Stmt
+	savepoint, rollbackTo, release *sql.Stmt
+	inserts                        map[int]*sql.Stmt // rows per INSERT -> statement
+}
+
+// insertSizes are the multi-row INSERTs prepared: a batch is written greedily in these sizes.
+var insertSizes = []int{100, 64, 32, 16, 8, 4, 2, 1}
+
+// insertPlan splits n rows into prepared INSERT sizes, largest first.
+func insertPlan(n int) []int {
+	var plan []int
+	for n > 0 {
+		for _, size := range insertSizes {
+			if size <= n {
+				plan = append(plan, size)
+				n -= size
+				break
+			}
+		}
+	}
+	return plan
+}
+
+func (s *Store) prepare() error {
+	var err error
+	if s.head, err = s.db.W.Prepare(`SELECT COALESCE((SELECT MAX(version) FROM events WHERE stream = ?), 0), EXISTS (SELECT 1 FROM events WHERE id = ?)`); err != nil {
+		return err
+	}
+	if s.byID, err = s.db.W.Prepare(`SELECT ` + cols + ` FROM events WHERE id = ?`); err != nil {
+		return err
+	}
+	for p, q := range map[**sql.Stmt]string{&s.savepoint: `SAVEPOINT one_append`, &s.rollbackTo: `ROLLBACK TO one_append`, &s.release: `RELEASE one_append`} {
+		if *p, err = s.db.W.Prepare(q); err != nil {
+			return err
+		}
+	}
+	s.inserts = map[int]*sql.Stmt{}
+	for _, n := range insertSizes {
+		q := `INSERT INTO events (` + cols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?, ?)`, n-1)
+		if s.inserts[n], err = s.db.W.Prepare(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // New creates the schema if needed.
 func New(db *sqlitedb.DB) (*Store, error) {
 	if _, err := db.W.Exec(schema); err != nil {
 		return nil, fmt.Errorf("event store schema: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if err := s.prepare(); err != nil {
+		return nil, fmt.Errorf("event store statements: %w", err)
+	}
+	return s, nil
 }
 
 var _ events.Store = (*Store)(nil)
 
 const cols = `id, stream, version, type, schema_version, occurred_at, user_id, data`
 
+// Append commits concurrent appends together (group commit): callers queue, and one goroutine
+// writes everything queued in one transaction, so a durable commit (an fsync with
+// synchronous=FULL) is shared by every append waiting for it. Each append runs in its own
+// savepoint with its own checks, so one append's ErrConcurrency or ErrIDConflict never fails the
+// others of its group.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, evs ...events.Envelope) ([]events.Envelope, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
+	r := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: evs, done: make(chan struct{})}
+	s.mu.Lock()
+	s.queue = append(s.queue, r)
+	if !s.committing {
+		s.committing = true
+		go s.commitLoop()
+	}
+	s.mu.Unlock()
+	// Wait even if ctx ends meanwhile: once queued the append may commit, and the caller must
+	// know whether it did.
+	<-r.done
+	return r.out, r.err
+}
+
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected int64
+	evs      []events.Envelope
+	out      []events.Envelope
+	err      error
+	done     chan struct{}
+}
+
+// maxGroup bounds the events of one group commit, so that a burst does not make one
+// transaction (and the wait of its first caller) arbitrarily long.
+const maxGroup = 4096
+
+func (s *Store) commitLoop() {
+	for {
+		s.mu.Lock()
+		n, size := 0, 0
+		for n < len(s.queue) && (n == 0 || size+len(s.queue[n].evs) <= maxGroup) {
+			size += len(s.queue[n].evs)
+			n++
+		}
+		group := s.queue[:n:n]
+		s.queue = s.queue[n:]
+		if n == 0 {
+			s.committing = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		s.commitGroup(group)
+		for _, r := range group {
+			close(r.done)
+		}
+	}
+}
+
+func (s *Store) commitGroup(group []*appendReq) {
+	fail := func(err error) {
+		for _, r := range group {
+			if r.err == nil {
+				r.out, r.err = nil, err
+			}
+		}
+	}
+	// The group outlives any one caller's context: a cancelled caller is skipped below.
+	ctx := context.Background()
 	tx, err := s.db.W.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		fail(fmt.Errorf("append: begin: %w", err))
+		return
 	}
 	defer tx.Rollback()
-
-	if stored, done, err := existing(ctx, tx, stream, evs); done || err != nil {
-		return stored, err
+	wrote := false
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("append %s: %w", r.stream, err)
+			continue
+		}
+		// A savepoint undoes a failed append without touching its neighbours. An append written by
+		// one INSERT needs none: SQLite already backs out a failed statement, and the checks
+		// before it write nothing.
+		guard := len(group) > 1 && len(insertPlan(len(r.evs))) > 1
+		if guard {
+			if _, err := tx.StmtContext(ctx, s.savepoint).ExecContext(ctx); err != nil {
+				fail(fmt.Errorf("append: savepoint: %w", err))
+				return
+			}
+		}
+		r.out, r.err = s.appendTx(ctx, tx, r.stream, r.expected, r.evs)
+		if r.err == nil {
+			wrote = true
+		}
+		if !guard {
+			continue
+		}
+		if r.err != nil {
+			if _, err := tx.StmtContext(ctx, s.rollbackTo).ExecContext(ctx); err != nil {
+				fail(fmt.Errorf("append: rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.StmtContext(ctx, s.release).ExecContext(ctx); err != nil {
+			fail(fmt.Errorf("append: release savepoint: %w", err))
+			return
+		}
 	}
+	if !wrote {
+		return // only failures and retries: nothing to make durable
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("append: commit: %w", err))
+	}
+}
+
+// appendTx checks and writes one append inside the group's transaction.
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, stream string, expected int64, evs []events.Envelope) ([]events.Envelope, error) {
+	// One statement answers the common case (new events): the head, and that the first id is free.
 	var cur int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`, stream).Scan(&cur); err != nil {
-		return nil, err
+	var seen bool
+	if err := tx.StmtContext(ctx, s.head).QueryRowContext(ctx, stream, evs[0].ID).Scan(&cur, &seen); err != nil {
+		return nil, fmt.Errorf("version of %s: %w", stream, err)
+	}
+	if seen {
+		if stored, done, err := s.existing(ctx, tx, stream, evs); done || err != nil {
+			return stored, err
+		}
 	}
 	if expected != events.Any && cur != expected {
 		return nil, fmt.Errorf("%s at %d, expected %d: %w", stream, cur, expected, events.ErrConcurrency)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (`+cols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, err
-	}
-	defer stmt.Close()
 	out := make([]events.Envelope, len(evs))
-	for i, e := range evs {
-		e.Stream = stream
-		e.Version = cur + int64(i) + 1
-		if e.SchemaVersion == 0 {
-			e.SchemaVersion = 1
+	// Multi-row INSERTs of prepared sizes: far fewer trips through the driver than a row at a time.
+	args := make([]any, 0, 8*insertSizes[0])
+	lo := 0
+	for _, n := range insertPlan(len(evs)) {
+		args = args[:0]
+		for i := lo; i < lo+n; i++ {
+			e := evs[i]
+			e.Stream = stream
+			e.Version = cur + int64(i) + 1
+			if e.SchemaVersion == 0 {
+				e.SchemaVersion = 1
+			}
+			e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
+			args = append(args, e.ID, e.Stream, e.Version, e.Type, e.SchemaVersion, e.OccurredAt.UnixMicro(), e.UserID, []byte(e.Data))
+			out[i] = e
 		}
-		e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
-		if _, err := stmt.ExecContext(ctx, e.ID, e.Stream, e.Version, e.Type, e.SchemaVersion, e.OccurredAt.UnixMicro(), e.UserID, []byte(e.Data)); err != nil {
-			return nil, fmt.Errorf("insert %s@%d: %w", stream, e.Version, err)
+		if _, err := tx.StmtContext(ctx, s.inserts[n]).ExecContext(ctx, args...); err != nil {
+			if id, ok := takenID(ctx, tx, evs[lo:lo+n]); ok {
+				return nil, fmt.Errorf("%s: event %s is already stored elsewhere: %w", stream, id, events.ErrIDConflict)
+			}
+			return nil, fmt.Errorf("insert into %s at %d: %w", stream, cur+int64(lo)+1, err)
 		}
-		out[i] = e
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
+		lo += n
 	}
 	return out, nil
+}
+
+// takenID finds an event of evs whose id is already stored (in another stream or at another
+// position): the reason an insert that passed the version check failed.
+func takenID(ctx context.Context, tx *sql.Tx, evs []events.Envelope) (string, bool) {
+	for _, e := range evs {
+		var one int
+		if tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE id = ?`, e.ID).Scan(&one) == nil {
+			return e.ID, true
+		}
+	}
+	return "", false
 }
 
 // existing tells an idempotent retry (every event already stored with the same content: done,
 // with what was stored) from a conflicting reuse of an id (ErrIDConflict) and from new events
 // (not done).
-func existing(ctx context.Context, tx *sql.Tx, stream string, evs []events.Envelope) ([]events.Envelope, bool, error) {
+func (s *Store) existing(ctx context.Context, tx *sql.Tx, stream string, evs []events.Envelope) ([]events.Envelope, bool, error) {
+	byID := tx.StmtContext(ctx, s.byID)
 	var stored []events.Envelope
 	for _, e := range evs {
-		row := tx.QueryRowContext(ctx, `SELECT `+cols+` FROM events WHERE id = ?`, e.ID)
+		row := byID.QueryRowContext(ctx, e.ID)
 		got, err := scan(row)
 		if errors.Is(err, sql.ErrNoRows) {
 			if len(stored) > 0 {

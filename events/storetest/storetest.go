@@ -281,15 +281,21 @@ func testConcurrentOneWins(t *testing.T, s events.Store, o Options) {
 }
 
 // testConcurrentDistinctStreams: appends to different streams at once do not interfere; one
-// appender's wrong version fails that appender only.
+// appender's wrong version, or a batch whose last event reuses a stored id, fails that appender
+// only (an adapter that commits concurrent appends together must keep them apart).
 func testConcurrentDistinctStreams(t *testing.T, s events.Store, o Options) {
 	k := o.Appenders
 	streams := make([]string, k)
 	batches := make([][]events.Envelope, k)
 	errs := make([]error, k)
+	taken := mustAppend(t, s, stream("distinct"), 0, evs(t, 1)...)[0]
+	taken.Stream, taken.Version = "", 0
 	for i := range k {
 		streams[i] = stream("distinct")
 		batches[i] = evs(t, 1+i%3)
+		if i%4 == 1 {
+			batches[i] = append(evs(t, 2+i%5), taken)
+		}
 	}
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -307,6 +313,12 @@ func testConcurrentDistinctStreams(t *testing.T, s events.Store, o Options) {
 	wg.Wait()
 	for i := range k {
 		got := load(t, s, streams[i])
+		if i%4 == 1 {
+			if !errors.Is(errs[i], events.ErrIDConflict) || len(got) != 0 {
+				t.Errorf("appender %d reusing a stored id: err %v, %d events stored; want ErrIDConflict and none", i, errs[i], len(got))
+			}
+			continue
+		}
 		if i%4 == 3 {
 			if !errors.Is(errs[i], events.ErrConcurrency) || len(got) != 0 {
 				t.Errorf("wrong-version appender %d: err %v, %d events stored; want ErrConcurrency and none", i, errs[i], len(got))
