@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/codeset/codeset/events"
 	evsqlite "github.com/codeset/codeset/events/sqlite"
@@ -46,6 +47,11 @@ func Open(ctx context.Context, cfg config.Config) (*App, error) {
 }
 
 func (a *App) openEmbedded(ctx context.Context) error {
+	// `codeset serve` writes one access line per request: batching the writes keeps the log cheap
+	// at tens of thousands of requests a second (warnings and errors still go out at once).
+	logs := logging.NewBuffered(os.Stderr, 20*time.Millisecond)
+	a.Logger = logging.New(logs, level(a.Config.LogLevel))
+	a.closers = append(a.closers, logs.Close)
 	if err := os.MkdirAll(a.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

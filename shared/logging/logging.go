@@ -25,7 +25,11 @@ func New(w io.Writer, level slog.Level) *slog.Logger {
 			return a
 		},
 	})
-	return slog.New(ctxHandler{h})
+	var flush func() error
+	if f, ok := w.(interface{ Flush() error }); ok { // a Buffered: warnings and errors go out at once
+		flush = f.Flush
+	}
+	return slog.New(ctxHandler{h, flush})
 }
 
 func severity(l slog.Level) string {
@@ -60,8 +64,12 @@ func RequestFrom(ctx context.Context) (Request, bool) {
 	return r, ok
 }
 
-// ctxHandler adds the request id and trace of the context to every record.
-type ctxHandler struct{ slog.Handler }
+// ctxHandler adds the request id and trace of the context to every record, and flushes a
+// buffered writer after a warning or an error.
+type ctxHandler struct {
+	slog.Handler
+	flush func() error
+}
 
 func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	if req, ok := RequestFrom(ctx); ok {
@@ -70,10 +78,18 @@ func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 			r.AddAttrs(slog.String("logging.googleapis.com/trace", req.Trace))
 		}
 	}
-	return h.Handler.Handle(ctx, r)
+	err := h.Handler.Handle(ctx, r)
+	if h.flush != nil && r.Level >= slog.LevelWarn {
+		if ferr := h.flush(); err == nil {
+			err = ferr
+		}
+	}
+	return err
 }
 
 func (h ctxHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return ctxHandler{h.Handler.WithAttrs(as)}
+	return ctxHandler{h.Handler.WithAttrs(as), h.flush}
 }
-func (h ctxHandler) WithGroup(n string) slog.Handler { return ctxHandler{h.Handler.WithGroup(n)} }
+func (h ctxHandler) WithGroup(n string) slog.Handler {
+	return ctxHandler{h.Handler.WithGroup(n), h.flush}
+}
