@@ -2,13 +2,16 @@ package firestore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/codeset/codeset/events"
 	evfirestore "github.com/codeset/codeset/events/firestore"
 	"github.com/codeset/codeset/events/storetest"
 	"github.com/codeset/codeset/shared/emulator"
 	"github.com/codeset/codeset/shared/firestoredb"
+	"github.com/codeset/codeset/shared/ids"
 )
 
 // open returns a store on the Firestore emulator in a project of its own, so tests running in
@@ -30,4 +33,25 @@ func open(t *testing.T) events.Store {
 func TestContractOnFirestoreEmulator(t *testing.T) {
 	emulator.Require(t, emulator.Firestore)
 	storetest.Run(t, storetest.Options{Appenders: 4}, open)
+}
+
+// BenchmarkAppendOnEmulator: one-event appends to fresh streams, one after the other (the
+// latency of an append transaction), on the emulator.
+func BenchmarkAppendOnEmulator(b *testing.B) {
+	emulator.Require(b, emulator.Firestore)
+	c, err := firestoredb.Open(context.Background(), emulator.Project(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s := evfirestore.New(c)
+	ctx := context.Background()
+	prefix := "bench-" + ids.New() + "-"
+	b.ResetTimer()
+	for i := range b.N {
+		e, _ := events.New(ids.New(), "u", "bench.happened", time.Now(), map[string]int{"i": i})
+		if _, err := s.Append(ctx, fmt.Sprintf("%s%d", prefix, i), 0, e); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

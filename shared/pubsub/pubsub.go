@@ -46,6 +46,9 @@ func (c *Client) subscriptionName(id string) string {
 	return "projects/" + c.project + "/subscriptions/" + id
 }
 
+// PublishTimeout bounds how long Publish waits for Pub/Sub to acknowledge an event.
+var PublishTimeout = 10 * time.Second
+
 // Publisher implements events.Publisher on a Pub/Sub topic.
 type Publisher struct {
 	pub   *pubsub.Publisher
@@ -59,6 +62,9 @@ func (c *Client) Publisher(topic string, store events.Store) *Publisher {
 	pub := c.c.Publisher(topic)
 	// Each stream's events reach a consumer in version order; the runner fills gaps anyway.
 	pub.EnableMessageOrdering = true
+	// Publishing happens in the request after the commit: give up soon when Pub/Sub is away
+	// (the events stay in the outbox for the relay) instead of the library's 60 s.
+	pub.PublishSettings.Timeout = PublishTimeout
 	return &Publisher{pub: pub, store: store}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,11 +15,11 @@ import (
 	cloudpubsub "cloud.google.com/go/pubsub/v2"
 
 	"github.com/codeset/codeset/events"
-	evsqlite "github.com/codeset/codeset/events/sqlite"
+	evfirestore "github.com/codeset/codeset/events/firestore"
 	"github.com/codeset/codeset/shared/emulator"
+	"github.com/codeset/codeset/shared/firestoredb"
 	"github.com/codeset/codeset/shared/ids"
 	"github.com/codeset/codeset/shared/pubsub"
-	"github.com/codeset/codeset/shared/sqlitedb"
 )
 
 // deliveries records what a consumer received, per stream, in arrival order.
@@ -73,19 +72,18 @@ func inOrder(got map[string][]int64, n int64) error {
 // that Pub/Sub must redeliver) and a pull subscription each receive every event, in version
 // order per stream, and that the publisher marked them all published in the store.
 func TestRoundTripThroughEmulator(t *testing.T) {
-	emulator.Require(t, emulator.PubSub)
+	emulator.Require(t, emulator.PubSub, emulator.Firestore)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "events.db"))
+	project := emulator.Project(t)
+	// The GCP pairing: the outbox the publisher marks is the Firestore event store.
+	fs, err := firestoredb.Open(ctx, project)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	store, err := evsqlite.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := pubsub.Open(ctx, emulator.Project(t))
+	defer fs.Close()
+	store := evfirestore.New(fs)
+	c, err := pubsub.Open(ctx, project)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +114,10 @@ func TestRoundTripThroughEmulator(t *testing.T) {
 		pushed.add(e)
 		return nil
 	}))
-	defer srv.Close()
+	defer func() {
+		srv.CloseClientConnections() // a push still in flight must not keep Close waiting
+		srv.Close()
+	}()
 	sub := pubsub.Subscription{Name: "projector", Topic: "events", Endpoint: srv.URL + "/_consumers/projector",
 		DeadLetterTopic: "events-dead-letter", MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
 	if err := c.EnsurePushSubscription(ctx, sub); err != nil {
@@ -160,15 +161,21 @@ func TestRoundTripThroughEmulator(t *testing.T) {
 
 	pulled := &deliveries{got: map[string][]int64{}}
 	rctx, stop := context.WithCancel(ctx)
-	go c.Receive(rctx, "pull", func(_ context.Context, m *cloudpubsub.Message) {
-		var e events.Envelope
-		if err := json.Unmarshal(m.Data, &e); err != nil || m.OrderingKey != e.Stream || m.Attributes[pubsub.AttrType] != e.Type {
-			t.Errorf("pulled message %s (key %q, attributes %v): %v", m.Data, m.OrderingKey, m.Attributes, err)
-		}
-		pulled.add(e)
-		m.Ack()
-	})
-	defer stop()
+	received := make(chan error, 1)
+	go func() {
+		received <- c.Receive(rctx, "pull", func(_ context.Context, m *cloudpubsub.Message) {
+			var e events.Envelope
+			if err := json.Unmarshal(m.Data, &e); err != nil || m.OrderingKey != e.Stream || m.Attributes[pubsub.AttrType] != e.Type {
+				t.Errorf("pulled message %s (key %q, attributes %v): %v", m.Data, m.OrderingKey, m.Attributes, err)
+			}
+			pulled.add(e)
+			m.Ack()
+		})
+	}()
+	defer func() {
+		stop()
+		<-received // before the client closes
+	}()
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
