@@ -55,15 +55,15 @@ func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	token, err := id.github.Exchange(ctx, req.Code, redirect)
 	if err != nil {
-		return gitHubError(err)
+		return gitHubError(a, r, err)
 	}
 	gh, err := id.github.User(ctx, token)
 	if err != nil {
-		return gitHubError(err)
+		return gitHubError(a, r, err)
 	}
 	email, err := id.github.PrimaryEmail(ctx, token, gh)
 	if err != nil {
-		return gitHubError(err)
+		return gitHubError(a, r, err)
 	}
 	githubID := strconv.FormatInt(gh.ID, 10)
 	userID := events.GitHubUserID(githubID)
@@ -107,8 +107,12 @@ func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
 }
 
 // gitHubError maps GitHub's failures: what the caller sent is a 400, GitHub's or this server's
-// trouble a 502. Messages name no code or token.
-func gitHubError(err error) error {
+// trouble a 502, whose cause is logged for the operator (the github package's errors never carry
+// a code or a token).
+func gitHubError(a *App, r *http.Request, err error) error {
+	if !errors.Is(err, github.ErrBadCode) && !errors.Is(err, github.ErrBadToken) {
+		a.Logger.WarnContext(r.Context(), "GitHub call failed", "error", err.Error())
+	}
 	switch {
 	case errors.Is(err, github.ErrBadCode):
 		return httpapi.BadRequest("GitHub refused the authorization code (invalid, expired, already used, or issued for another redirect_uri)")

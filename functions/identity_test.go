@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -732,3 +733,30 @@ type fixedClock time.Time
 func (c fixedClock) Now() time.Time { return time.Time(c) }
 
 func fakeClockAt(t time.Time) fixedClock { return fixedClock(t.UTC()) }
+
+func TestUserAdminActions(t *testing.T) {
+	e := newIDEnv(t)
+	key, _ := e.bootstrapKey()
+	user := events.LocalUserID()
+	ctx := context.Background()
+	for _, step := range []struct {
+		action  string
+		changed bool
+		status  int
+	}{
+		{"deactivate", true, 401},
+		{"deactivate", false, 401},
+		{"reactivate", true, 200},
+		{"reactivate", false, 200},
+		{"revoke-tokens", true, 200}, // API keys are not tokens
+	} {
+		changed, err := UserAdminActions[step.action](ctx, e.a, user)
+		if err != nil || changed != step.changed {
+			t.Fatalf("%s: changed %v, %v", step.action, changed, err)
+		}
+		e.want(e.call("GET", "/users/me", key, nil, nil), step.status)
+	}
+	if _, err := UserAdminActions["deactivate"](ctx, e.a, "user_nobody"); !errors.Is(err, events.ErrUserNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+}

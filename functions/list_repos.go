@@ -38,7 +38,7 @@ func ListRepos(a *App, w http.ResponseWriter, r *http.Request) error {
 	}
 	repos, err := id.github.Repos(ctx, token)
 	if err != nil {
-		return gitHubError(err)
+		return gitHubError(a, r, err)
 	}
 	out := gitHubReposResponse{Repos: make([]gitHubRepoItem, 0, len(repos))}
 	for _, rp := range repos {
