@@ -57,6 +57,7 @@ type Runtime interface {
 	// Start creates the sandbox and returns once its agent answers.
 	Start(ctx context.Context, spec Spec) (Info, error)
 	// Stop ends the sandbox and every process in it. Stopping a stopped sandbox is not an error.
+	// An Info with only Name set to the session id (a Start that never returned) is enough.
 	Stop(ctx context.Context, info Info) error
 	// Alive reports whether the sandbox still runs and answers (used to reattach after a restart).
 	Alive(ctx context.Context, info Info) bool

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -144,6 +145,10 @@ func (r *Runtime) parent() string {
 // service is the sandbox's service definition.
 func (r *Runtime) service(spec sandbox.Spec, secret string) *runpb.Service {
 	labels := map[string]string{"codeset-session": label(spec.SessionID), "codeset-user": label(spec.UserID), "managed-by": "codeset"}
+	if !spec.ExpiresAt.IsZero() {
+		// Lets an operator (or a sweep) find sandboxes that outlived their session.
+		labels["codeset-expires"] = strconv.FormatInt(spec.ExpiresAt.Unix(), 10)
+	}
 	tmpl := &runpb.RevisionTemplate{
 		Labels: labels,
 		// Exactly one instance: the sandbox's state lives in it.
@@ -285,6 +290,10 @@ func (r *Runtime) ready(ctx context.Context, info sandbox.Info) error {
 func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 	if c, ok := r.clients.LoadAndDelete(info.URL); ok {
 		c.(*sandbox.AgentClient).Close()
+	}
+	if !strings.Contains(info.Name, "/") {
+		// Only the session id: a start that never returned its Info.
+		info.Name = r.parent() + "/services/" + ServiceID(info.Name)
 	}
 	if !strings.HasPrefix(info.Name, r.parent()+"/services/") {
 		return fmt.Errorf("stop sandbox: %q is not a service of %s", info.Name, r.parent())

@@ -113,6 +113,17 @@ func TestCreateReadyExecDelete(t *testing.T) {
 	if err := r.Stop(ctx, info); err != nil {
 		t.Errorf("stopping a deleted sandbox: %v", err)
 	}
+
+	// A start whose Info was lost is stopped by its session id alone.
+	if _, err := r.Start(ctx, spec("sess_lost", "img")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(ctx, sandbox.Info{Name: "sess_lost"}); err != nil {
+		t.Fatal(err)
+	}
+	if fake.Exists("projects/proj/locations/europe-west1/services/sbx-sess-lost") {
+		t.Error("service stopped by session id still exists")
+	}
 }
 
 func TestFailedRevision(t *testing.T) {

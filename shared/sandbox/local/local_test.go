@@ -217,6 +217,17 @@ func TestStartAgainReplaces(t *testing.T) {
 	if !sandboxtest.WaitGone(one.PID, 5*time.Second) {
 		t.Errorf("the first sandbox's agent %d still runs", one.PID)
 	}
+	// A start whose Info was lost is stopped by its session id alone.
+	lost, err := r.Start(ctx, spec("ses_lost", arch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(ctx, sandbox.Info{Name: "ses_lost"}); err != nil {
+		t.Fatal(err)
+	}
+	if !sandboxtest.WaitGone(lost.PID, 5*time.Second) {
+		t.Errorf("sandbox stopped by session id still runs")
+	}
 	if mustExec(t, r.Client(two), "echo hi").Stdout != "hi\n" {
 		t.Error("second sandbox does not answer")
 	}
