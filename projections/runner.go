@@ -46,6 +46,9 @@ type RunnerOptions struct {
 	MaxBackoff time.Duration // cap of the delay; default 10s
 	Clock      clock.Clock   // time of checkpoints and dead letters; default the system clock
 	Logger     *slog.Logger  // dead letters are logged here; default slog.Default()
+	// Wants is the consumer's filter (nil: every event). Events of a stream the consumer does not
+	// want are skipped when a gap is filled, and the checkpoint moves past them.
+	Wants func(events.Envelope) bool
 	// Sleep waits between tries; default a timer that ends early with ctx. Tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -154,10 +157,18 @@ func (r *Runner) deliver(ctx context.Context, e events.Envelope, attempts int, d
 			return fmt.Errorf("%s: %s@%d is not in the store yet", r.name, e.Stream, e.Version)
 		}
 	}
+	done := cp.Version
 	for _, p := range pending {
+		if r.opts.Wants != nil && !r.opts.Wants(p) {
+			continue
+		}
 		if err := r.apply(ctx, p, attempts, deadLetter); err != nil {
 			return err
 		}
+		done = p.Version
+	}
+	if done < e.Version { // the last events were not for this consumer: step over them
+		return r.advance(ctx, e)
 	}
 	return nil
 }

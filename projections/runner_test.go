@@ -451,3 +451,23 @@ func TestRunnerPropertyAnyDeliveryBuildsTheSameReadModel(t *testing.T) {
 		})
 	}
 }
+
+func TestRunnerGapFillSkipsEventsTheConsumerDoesNotWant(t *testing.T) {
+	es, ds := stores(t)
+	evs := appendItems(t, es, "s-1", item{Key: "want"}, item{Key: "other"}, item{Key: "want"}, item{Key: "other"})
+	var rec recorder
+	wants := func(e events.Envelope) bool {
+		var it item
+		return e.Decode(&it) == nil && it.Key == "want"
+	}
+	r := projections.NewRunner("proj", rec.handle, es, ds, projections.RunnerOptions{Wants: wants})
+	if err := r.Deliver(context.Background(), evs[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.versions("s-1"); !slices.Equal(got, []int64{1, 3}) {
+		t.Fatalf("applied %v, want only the wanted 1 and 3", got)
+	}
+	if cp := checkpoint(t, ds, "proj", "s-1"); cp != 3 {
+		t.Fatalf("checkpoint %d, want 3", cp)
+	}
+}
