@@ -86,7 +86,10 @@ func openGCPApp(t *testing.T) (*App, string, func() []string) {
 		}
 		handler.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // a push still in flight must not keep Close waiting
+		srv.Close()
+	})
 
 	jwt, err := auth.GenerateKey("e2e", auth.AlgEdDSA)
 	if err != nil {
