@@ -3,7 +3,9 @@
 // field equality and ordering run in Firestore itself.
 //
 // Queries that filter on one field and order by another need a composite index on GCP (the
-// emulator needs none); each index is (filter fields..., order fields..., __name__ ASC).
+// emulator needs none); each index is (filter fields..., order fields..., __name__ ASC). As in
+// Firestore itself, a query ordered by a field leaves out documents that lack that field, so read
+// models always write the fields they are ordered by (no omitempty on them).
 package firestore
 
 import (
