@@ -249,3 +249,52 @@ func applySampleVersion(ctx context.Context, docs DocStore, e events.Envelope) e
 		return true, nil
 	})
 }
+
+// SampleView is a sample as the API shows it (the spec's Sample schema).
+type SampleView struct {
+	SampleID               string    `json:"sample_id"`
+	Description            *string   `json:"description"`
+	Language               string    `json:"language"`
+	Verifier               string    `json:"verifier"`
+	Dataset                string    `json:"dataset"`
+	Version                int       `json:"version"`
+	VersionDescription     *string   `json:"version_description"`
+	Latest                 bool      `json:"latest"`
+	CreatedAt              time.Time `json:"created_at"`
+	InstanceID             string    `json:"instance_id"`
+	Repo                   string    `json:"repo"`
+	BaseCommit             string    `json:"base_commit"`
+	Patch                  string    `json:"patch"`
+	NonCodePatch           string    `json:"non_code_patch"`
+	TestPatch              string    `json:"test_patch"`
+	ProblemStatement       string    `json:"problem_statement"`
+	HintsText              string    `json:"hints_text"`
+	EnvironmentSetupCommit string    `json:"environment_setup_commit"`
+	FailToPass             []string  `json:"fail_to_pass"`
+	PassToPass             []string  `json:"pass_to_pass"`
+	FailToFail             []string  `json:"fail_to_fail"`
+}
+
+// View returns the sample as the API shows it.
+func (s SampleDoc) View() SampleView {
+	orNil := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+	orEmpty := func(l []string) []string {
+		if l == nil {
+			return []string{}
+		}
+		return l
+	}
+	return SampleView{
+		SampleID: s.SampleID, Description: orNil(s.Description), Language: s.Language, Verifier: s.Verifier,
+		Dataset: s.Dataset, Version: s.Version, VersionDescription: orNil(s.VersionDescription), Latest: s.Latest,
+		CreatedAt: s.CreatedAt, InstanceID: s.InstanceID, Repo: s.Repo, BaseCommit: s.BaseCommit, Patch: s.Patch,
+		NonCodePatch: s.NonCodePatch, TestPatch: s.TestPatch, ProblemStatement: s.ProblemStatement, HintsText: s.HintsText,
+		EnvironmentSetupCommit: s.EnvironmentSetupCommit, FailToPass: orEmpty(s.FailToPass), PassToPass: orEmpty(s.PassToPass),
+		FailToFail: orEmpty(s.FailToFail),
+	}
+}

@@ -1,0 +1,39 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/codeset/codeset/demo"
+	"github.com/codeset/codeset/events"
+)
+
+// The demo dataset is loaded on the first start (when its stream is empty), so `make run` has
+// tasks to work on from any working directory; --no-demo skips it. Later starts leave it alone:
+// the operator may have imported other versions since.
+func init() {
+	Startup = append(Startup, Task{Name: "demo", Run: loadDemo})
+}
+
+func loadDemo(ctx context.Context, a *App) error {
+	if a.Config.NoDemo {
+		return nil
+	}
+	v, err := a.Events.Version(ctx, events.DatasetStream(demo.Name))
+	if err != nil {
+		return fmt.Errorf("demo dataset: %w", err)
+	}
+	if v > 0 {
+		return nil
+	}
+	rows, err := demo.Rows()
+	if err != nil {
+		return err
+	}
+	res, err := ImportDataset(ctx, a, rows, nil, ImportOptions{Dataset: demo.Name, Description: demo.Description})
+	if err != nil {
+		return fmt.Errorf("demo dataset: %w", err)
+	}
+	a.Logger.InfoContext(ctx, "demo dataset loaded", "dataset", demo.Name, "samples", res.New)
+	return nil
+}
