@@ -52,6 +52,8 @@ func Run(t *testing.T, opts Options, newStore func(t *testing.T) projections.Doc
 		{"UpdateNilWritesNothing", testUpdateNil},
 		{"UpdateErrorAborts", testUpdateError},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
+		{"ConcurrentFailingUpdatesFailAlone", testConcurrentFailures},
+		{"UpdatePanicReachesCaller", testUpdatePanic},
 		{"QueryByField", testQueryFilters},
 		{"QueryOrder", testQueryOrder},
 		{"QueryLimitAndCursor", testQueryPaging},
@@ -242,6 +244,87 @@ func testConcurrentUpdates(t *testing.T, s projections.DocStore, o Options) {
 	got, err := projections.Get[counter](ctx(t), s, c, "n")
 	if err != nil || got.N != o.Updaters*o.Increments {
 		t.Fatalf("counter = %d (%v) after %d x %d increments", got.N, err, o.Updaters, o.Increments)
+	}
+}
+
+// testConcurrentFailures: updates whose closure fails, and puts of malformed documents, racing
+// with good writes (an adapter that commits concurrent writes together must keep them apart).
+func testConcurrentFailures(t *testing.T, s projections.DocStore, o Options) {
+	c := coll("failing")
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, o.Updaters)
+	for i := range o.Updaters {
+		wg.Go(func() {
+			for j := range o.Increments {
+				var err error
+				switch (i + j) % 3 {
+				case 0:
+					err = projections.Update(ctx(t), s, c, "n", func(v *counter, _ bool) (bool, error) {
+						v.N++
+						return true, nil
+					})
+				case 1:
+					err = projections.Update(ctx(t), s, c, "n", func(v *counter, _ bool) (bool, error) {
+						v.N += 1000
+						return true, boom
+					})
+					if errors.Is(err, boom) {
+						err = nil
+					} else {
+						err = fmt.Errorf("failing update returned %v, want its closure's error", err)
+					}
+				case 2:
+					if perr := s.Put(ctx(t), c, fmt.Sprint("bad", i, j), json.RawMessage(`{"not json`)); perr == nil {
+						err = errors.New("a malformed document was accepted")
+					}
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d: %v", i, err)
+		}
+	}
+	want := 0
+	for i := range o.Updaters {
+		for j := range o.Increments {
+			if (i+j)%3 == 0 {
+				want++
+			}
+		}
+	}
+	got, err := projections.Get[counter](ctx(t), s, c, "n")
+	if err != nil || got.N != want {
+		t.Fatalf("counter = %d (%v), want %d: only the good updates count", got.N, err, want)
+	}
+	if n, err := s.Count(ctx(t), c); err != nil || n != 1 {
+		t.Fatalf("%d documents (%v): a malformed put was stored", n, err)
+	}
+}
+
+func testUpdatePanic(t *testing.T, s projections.DocStore, _ Options) {
+	c := coll("panic")
+	func() {
+		defer func() {
+			if p := recover(); p != "closure panic" {
+				t.Fatalf("recovered %v, want the closure's panic", p)
+			}
+		}()
+		s.Update(ctx(t), c, "x", func(json.RawMessage) (json.RawMessage, error) { panic("closure panic") })
+		t.Fatal("Update returned after its closure panicked")
+	}()
+	if _, err := s.Get(ctx(t), c, "x"); !errors.Is(err, projections.ErrNotFound) {
+		t.Fatalf("a panicking update wrote: %v", err)
+	}
+	if err := s.Put(ctx(t), c, "y", json.RawMessage(`{}`)); err != nil {
+		t.Fatalf("the store is unusable after a panic: %v", err)
 	}
 }
 

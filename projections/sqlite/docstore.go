@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS docs (
 type Store struct {
 	db      *sqlitedb.DB
 	indexed sync.Map // index name -> struct{}
+
+	mu         sync.Mutex
+	queue      []*writeReq // writes waiting for the next group commit
+	committing bool        // a commitLoop goroutine is running
 }
 
 // New creates the schema if needed.
@@ -55,43 +59,157 @@ func (s *Store) Get(ctx context.Context, coll, id string) (json.RawMessage, erro
 	return body, err
 }
 
+const upsert = `INSERT INTO docs (coll, id, body) VALUES (?, ?, jsonb(?))
+	ON CONFLICT (coll, id) DO UPDATE SET body = excluded.body`
+
 func (s *Store) Put(ctx context.Context, coll, id string, doc json.RawMessage) error {
-	_, err := s.db.W.ExecContext(ctx, `INSERT INTO docs (coll, id, body) VALUES (?, ?, jsonb(?))
-		ON CONFLICT (coll, id) DO UPDATE SET body = excluded.body`, coll, id, []byte(doc))
-	if err != nil {
-		return fmt.Errorf("put %s/%s: %w", coll, id, err)
-	}
-	return nil
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(upsert, coll, id, []byte(doc)); err != nil {
+			return fmt.Errorf("put %s/%s: %w", coll, id, err)
+		}
+		return nil
+	})
 }
 
 func (s *Store) Delete(ctx context.Context, coll, id string) error {
-	_, err := s.db.W.ExecContext(ctx, `DELETE FROM docs WHERE coll = ? AND id = ?`, coll, id)
-	return err
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`DELETE FROM docs WHERE coll = ? AND id = ?`, coll, id); err != nil {
+			return fmt.Errorf("delete %s/%s: %w", coll, id, err)
+		}
+		return nil
+	})
 }
 
 func (s *Store) Update(ctx context.Context, coll, id string, fn func(cur json.RawMessage) (json.RawMessage, error)) error {
-	tx, err := s.db.W.BeginTx(ctx, nil)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var cur []byte
+		err := tx.QueryRow(`SELECT json(body) FROM docs WHERE coll = ? AND id = ?`, coll, id).Scan(&cur)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("update %s/%s: %w", coll, id, err)
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return callerError{err}
+		}
+		if next == nil {
+			return nil
+		}
+		if _, err := tx.Exec(upsert, coll, id, []byte(next)); err != nil {
+			return fmt.Errorf("update %s/%s: %w", coll, id, err)
+		}
+		return nil
+	})
+}
+
+// callerError is an Update closure's own error: it aborts that update only, and says nothing
+// about the health of the transaction it ran in.
+type callerError struct{ error }
+
+func (e callerError) Unwrap() error { return e.error }
+
+// Writes are committed in groups (group commit): callers queue, and one goroutine runs every
+// queued write in one transaction, so a durable commit (an fsync with synchronous=FULL) is
+// shared by all the writes waiting for it. Each write is at most one modifying statement, which
+// SQLite backs out by itself when it fails, so one write's failure leaves its neighbours alone.
+// An error that is not a closure's own could mean SQLite rolled the whole transaction back: the
+// group is then abandoned and each write retried in a transaction of its own.
+type writeReq struct {
+	ctx      context.Context
+	apply    func(*sql.Tx) error
+	err      error
+	panicked any
+	done     chan struct{}
+}
+
+func (s *Store) write(ctx context.Context, apply func(*sql.Tx) error) error {
+	r := &writeReq{ctx: ctx, apply: apply, done: make(chan struct{})}
+	s.mu.Lock()
+	s.queue = append(s.queue, r)
+	if !s.committing {
+		s.committing = true
+		go s.commitLoop()
+	}
+	s.mu.Unlock()
+	<-r.done // even if ctx ends: once queued, the caller must learn whether the write committed
+	if r.panicked != nil {
+		panic(r.panicked) // an Update closure's panic belongs to its caller's goroutine
+	}
+	return r.err
+}
+
+// maxWriteGroup bounds one group commit.
+const maxWriteGroup = 512
+
+func (s *Store) commitLoop() {
+	for {
+		s.mu.Lock()
+		n := min(len(s.queue), maxWriteGroup)
+		group := s.queue[:n:n]
+		s.queue = s.queue[n:]
+		if n == 0 {
+			s.committing = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if !s.commitGroup(group) {
+			for _, r := range group {
+				s.commitGroup([]*writeReq{r})
+			}
+		}
+		for _, r := range group {
+			close(r.done)
+		}
+	}
+}
+
+// commitGroup runs group in one transaction; false when it must be retried one write at a time.
+func (s *Store) commitGroup(group []*writeReq) bool {
+	for _, r := range group {
+		r.err, r.panicked = nil, nil
+	}
+	fail := func(err error) bool {
+		for _, r := range group {
+			if r.err == nil {
+				r.err = err
+			}
+		}
+		return true
+	}
+	tx, err := s.db.W.BeginTx(context.Background(), nil)
 	if err != nil {
-		return err
+		return fail(fmt.Errorf("doc store: begin: %w", err))
 	}
 	defer tx.Rollback()
-	var cur []byte
-	err = tx.QueryRowContext(ctx, `SELECT json(body) FROM docs WHERE coll = ? AND id = ?`, coll, id).Scan(&cur)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("update %s/%s: %w", coll, id, err)
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		r.err = run(r, tx)
+		var ce callerError
+		if r.err != nil && !errors.As(r.err, &ce) && r.panicked == nil && len(group) > 1 {
+			return false
+		}
+		if errors.As(r.err, &ce) {
+			r.err = ce.error
+		}
 	}
-	next, err := fn(cur)
-	if err != nil {
-		return err
+	if err := tx.Commit(); err != nil {
+		return fail(fmt.Errorf("doc store: commit: %w", err))
 	}
-	if next == nil {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO docs (coll, id, body) VALUES (?, ?, jsonb(?))
-		ON CONFLICT (coll, id) DO UPDATE SET body = excluded.body`, coll, id, []byte(next)); err != nil {
-		return fmt.Errorf("update %s/%s: %w", coll, id, err)
-	}
-	return tx.Commit()
+	return true
+}
+
+func run(r *writeReq, tx *sql.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked = p
+			err = fmt.Errorf("doc store: update closure panicked")
+		}
+	}()
+	return r.apply(tx)
 }
 
 var fieldName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
