@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,35 +61,19 @@ func init() {
 	})
 }
 
-// openGCPApp opens the App on the GCP backend against the emulators, in a project of its own,
-// behind an httptest server that Pub/Sub pushes to. It returns the App, the server's URL and
-// the paths of the push requests the server received.
-func openGCPApp(t *testing.T) (*App, string, func() []string) {
+// useGCPBackend switches cfg to the GCP backend on the emulators (skipping, or failing in CI,
+// when they are not running), in a project of its own, with the secrets that backend requires.
+// Pub/Sub pushes go to consumerBase, which must serve the App's Handler. A harness that runs its
+// scenarios in both modes does:
+//
+//	srv := httptest.NewUnstartedServer(nil) // listening already: early pushes wait in its queue
+//	useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
+//	a, _ := Open(ctx, cfg)
+//	srv.Config.Handler = a.Handler()
+//	srv.Start()
+func useGCPBackend(t testing.TB, cfg *config.Config, consumerBase string) {
 	t.Helper()
 	emulator.Require(t, emulator.Firestore, emulator.PubSub)
-	var (
-		h      atomic.Value // http.Handler, once the App is open
-		mu     sync.Mutex
-		pushes []string
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, ConsumerPath("")) {
-			mu.Lock()
-			pushes = append(pushes, r.URL.Path)
-			mu.Unlock()
-		}
-		handler, _ := h.Load().(http.Handler)
-		if handler == nil {
-			http.Error(w, "starting", http.StatusServiceUnavailable) // Pub/Sub retries
-			return
-		}
-		handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		srv.CloseClientConnections() // a push still in flight must not keep Close waiting
-		srv.Close()
-	})
-
 	jwt, err := auth.GenerateKey("e2e", auth.AlgEdDSA)
 	if err != nil {
 		t.Fatal(err)
@@ -99,19 +82,46 @@ func openGCPApp(t *testing.T) (*App, string, func() []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.Backend, cfg.Project, cfg.ConsumerBase = "gcp", emulator.Project(t), srv.URL
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	cfg.Backend, cfg.Project, cfg.ConsumerBase = "gcp", emulator.Project(t), consumerBase
 	cfg.JWTKeys, cfg.GitHubTokenKey = jwt.String(), strings.SplitN(seal.String(), ":", 3)[2]
+}
+
+// openGCPApp opens the App on the GCP backend against the emulators behind an httptest server
+// that Pub/Sub pushes to. It returns the App, the server's URL and the paths of the push
+// requests the server received.
+func openGCPApp(t *testing.T) (*App, string, func() []string) {
+	t.Helper()
+	var (
+		mu     sync.Mutex
+		pushes []string
+	)
+	srv := httptest.NewUnstartedServer(nil)
+	cfg := config.Default()
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, err := Open(ctx, cfg)
 	if err != nil {
+		srv.Close()
 		t.Fatalf("open the gcp backend: %v", err)
 	}
-	t.Cleanup(func() { a.Close() })
 	a.Logger = discardLogger() // the forged push below is logged as an error on purpose
-	h.Store(a.Handler())
+	handler := a.Handler()
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, ConsumerPath("")) {
+			mu.Lock()
+			pushes = append(pushes, r.URL.Path)
+			mu.Unlock()
+		}
+		handler.ServeHTTP(w, r)
+	})
+	srv.Start()
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // a push still in flight must not keep Close waiting
+		srv.Close()
+		a.Close()
+	})
 	return a, srv.URL, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
