@@ -159,27 +159,40 @@ func (s *Store) commitLoop() {
 			return
 		}
 		s.mu.Unlock()
-		s.commitGroup(group)
+		if !s.commitGroup(group) {
+			// An error other than a failed check may mean SQLite rolled the whole transaction
+			// back: each append of the group gets a transaction of its own instead.
+			for _, r := range group {
+				s.commitGroup([]*appendReq{r})
+			}
+		}
 		for _, r := range group {
 			close(r.done)
 		}
 	}
 }
 
-func (s *Store) commitGroup(group []*appendReq) {
-	fail := func(err error) {
+// commitGroup runs group in one transaction; false when it must be retried one append at a time.
+func (s *Store) commitGroup(group []*appendReq) bool {
+	for _, r := range group {
+		r.out, r.err = nil, nil
+	}
+	fail := func(err error) bool {
+		if len(group) > 1 {
+			return false
+		}
 		for _, r := range group {
 			if r.err == nil {
 				r.out, r.err = nil, err
 			}
 		}
+		return true
 	}
 	// The group outlives any one caller's context: a cancelled caller is skipped below.
 	ctx := context.Background()
 	tx, err := s.db.W.BeginTx(ctx, nil)
 	if err != nil {
-		fail(fmt.Errorf("append: begin: %w", err))
-		return
+		return fail(fmt.Errorf("append: begin: %w", err))
 	}
 	defer tx.Rollback()
 	wrote := false
@@ -194,34 +207,34 @@ func (s *Store) commitGroup(group []*appendReq) {
 		guard := len(group) > 1 && len(insertPlan(len(r.evs))) > 1
 		if guard {
 			if _, err := tx.StmtContext(ctx, s.savepoint).ExecContext(ctx); err != nil {
-				fail(fmt.Errorf("append: savepoint: %w", err))
-				return
+				return fail(fmt.Errorf("append: savepoint: %w", err))
 			}
 		}
 		r.out, r.err = s.appendTx(ctx, tx, r.stream, r.expected, r.evs)
 		if r.err == nil {
 			wrote = true
+		} else if len(group) > 1 && !errors.Is(r.err, events.ErrConcurrency) && !errors.Is(r.err, events.ErrIDConflict) {
+			return false
 		}
 		if !guard {
 			continue
 		}
 		if r.err != nil {
 			if _, err := tx.StmtContext(ctx, s.rollbackTo).ExecContext(ctx); err != nil {
-				fail(fmt.Errorf("append: rollback to savepoint: %w", err))
-				return
+				return fail(fmt.Errorf("append: rollback to savepoint: %w", err))
 			}
 		}
 		if _, err := tx.StmtContext(ctx, s.release).ExecContext(ctx); err != nil {
-			fail(fmt.Errorf("append: release savepoint: %w", err))
-			return
+			return fail(fmt.Errorf("append: release savepoint: %w", err))
 		}
 	}
 	if !wrote {
-		return // only failures and retries: nothing to make durable
+		return true // only failures and retries: nothing to make durable
 	}
 	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("append: commit: %w", err))
+		return fail(fmt.Errorf("append: commit: %w", err))
 	}
+	return true
 }
 
 // appendTx checks and writes one append inside the group's transaction.
