@@ -15,7 +15,7 @@ import (
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/logging"
-	"github.com/codeset/codeset/shared/sandbox/local"
+	"github.com/codeset/codeset/shared/sandbox/runtimes"
 	"github.com/codeset/codeset/shared/sqlitedb"
 )
 
@@ -37,7 +37,7 @@ func Open(ctx context.Context, cfg config.Config) (*App, error) {
 		err = a.openIdentity()
 	}
 	if err == nil {
-		err = a.openSandboxes()
+		err = a.openSandboxes(ctx)
 	}
 	if err != nil {
 		a.Close()
@@ -74,20 +74,16 @@ func (a *App) openEmbedded(ctx context.Context) error {
 	return nil
 }
 
-// openSandboxes builds the sandbox runtime: local processes (namespaces where the kernel allows)
-// under the data dir; the Cloud Run runtime is wired by its adapter.
-func (a *App) openSandboxes() error {
-	if a.Config.Runtime != "local" {
-		return nil
-	}
-	rt, err := local.New(local.Options{
-		DataDir: a.Config.DataDir, Binary: a.Config.SandboxBinary,
-		Isolation: a.Config.SandboxIsolation, StartTimeout: a.Config.SessionStartTimeout,
-	})
+// openSandboxes builds the sandbox runtime the configuration names: local processes under the
+// data dir (namespaces where the kernel allows) or Cloud Run services, and says at start how
+// sandboxes are isolated.
+func (a *App) openSandboxes(ctx context.Context) error {
+	rt, how, err := runtimes.FromConfig(ctx, a.Config)
 	if err != nil {
-		return err
+		return fmt.Errorf("sandboxes: %w", err)
 	}
 	a.Sandboxes = rt
+	a.Logger.Info("sandboxes: "+how, "runtime", a.Config.Runtime)
 	return nil
 }
 

@@ -117,8 +117,11 @@ func New(opts Options) (*Runtime, error) {
 // only the sandbox's processes.
 var unshareArgs = []string{"--mount", "--pid", "--net", "--fork", "--kill-child", "--mount-proc"}
 
-// namespacesWork tries the namespaces once with a command that does nothing.
-func namespacesWork() (string, error) {
+// namespacesWork tries the namespaces with a command that does nothing, once per process: the
+// answer is the machine's, and every App of a test run would otherwise pay for it again.
+var namespacesWork = sync.OnceValues(tryNamespaces)
+
+func tryNamespaces() (string, error) {
 	bin, err := exec.LookPath("unshare")
 	if err != nil {
 		return "", errors.New("util-linux unshare is not installed")

@@ -21,14 +21,16 @@ import (
 func FromConfig(ctx context.Context, cfg config.Config) (sandbox.Runtime, string, error) {
 	switch cfg.Runtime {
 	case "local", "":
-		r, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary, Isolation: cfg.SandboxIsolation})
+		r, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary,
+			Isolation: cfg.SandboxIsolation, StartTimeout: cfg.SessionStartTimeout})
 		if err != nil {
 			return nil, "", err
 		}
 		return r, r.Describe(), nil
 	case "cloudrun":
 		opts := cloudrun.Options{Project: cfg.Project, Region: cfg.CloudRunRegion, Invoker: cfg.CloudRunInvoker,
-			ServiceAccount: cfg.CloudRunSandboxSA, Agent: cfg.CloudRunAgent, VPCConnector: cfg.CloudRunVPCConnector}
+			ServiceAccount: cfg.CloudRunSandboxSA, Agent: cfg.CloudRunAgent, VPCConnector: cfg.CloudRunVPCConnector,
+			ReadyTimeout: cfg.SessionStartTimeout}
 		if ep := cfg.CloudRunAdminEndpoint; ep != "" {
 			opts.ClientOptions = append(opts.ClientOptions, option.WithEndpoint(ep))
 			// A plain-HTTP endpoint is a local fake: no Google credentials for it or its sandboxes.
