@@ -34,14 +34,14 @@ func (catalogAuth) Authenticate(ctx context.Context, r *http.Request) (Principal
 }
 
 type catalogHarness struct {
-	t   *testing.T
+	t   testing.TB
 	a   *App
 	srv *httptest.Server
 }
 
 // newCatalogHarness opens an embedded App on a fresh data dir (tune may change the config, e.g.
 // for another backend) and serves it.
-func newCatalogHarness(t *testing.T, tune func(*config.Config)) *catalogHarness {
+func newCatalogHarness(t testing.TB, tune func(*config.Config)) *catalogHarness {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
@@ -241,7 +241,7 @@ func testCatalogEndpoints(t *testing.T, h *catalogHarness) {
 }
 
 // writeJSONL writes rows (each a map) as a JSONL file in dir and returns its path.
-func writeJSONL(t *testing.T, dir, name string, rows ...any) string {
+func writeJSONL(t testing.TB, dir, name string, rows ...any) string {
 	t.Helper()
 	var b bytes.Buffer
 	for _, r := range rows {

@@ -1,0 +1,175 @@
+package dataset
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func goodRow() map[string]any {
+	return map[string]any{
+		"instance_id": "org__proj-1", "repo": "org/proj", "base_commit": "abc", "patch": "p", "test_patch": "tp",
+		"problem_statement": "ps", "FAIL_TO_PASS": `["a"]`, "PASS_TO_PASS": []string{"b"},
+		"environment": map[string]any{"image": "img", "work_dir": "/testbed", "verifier_command": "pytest -rA", "report_format": "pytest-rA"},
+	}
+}
+
+func line(t *testing.T, row map[string]any) string {
+	raw, err := json.Marshal(row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+func TestParseGoodRow(t *testing.T) {
+	row := goodRow()
+	row["FAIL_TO_FAIL"] = []string{"c"}
+	rows, bad, err := Parse(strings.NewReader("\n"+line(t, row)+"\n"), fstest.MapFS{})
+	if err != nil || len(bad) != 0 || len(rows) != 1 {
+		t.Fatalf("%v %v %v", rows, bad, err)
+	}
+	c := rows[0].Content
+	if rows[0].Line != 2 || c.SampleID != "org__proj-1" || c.Language != "unknown" || c.Verifier != "test_suite" ||
+		strings.Join(c.FailToPass, ",") != "a" || strings.Join(c.PassToPass, ",") != "b" || strings.Join(c.FailToFail, ",") != "c" ||
+		c.Environment.WorkDir != "/testbed" || c.Environment.ReportFormat != "pytest-rA" {
+		t.Fatalf("parsed %+v", rows[0])
+	}
+}
+
+// Every bad row names its line and the field at fault.
+func TestParseBadRows(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(r map[string]any)
+		field string
+		msg   string
+	}{
+		{"missing instance_id", func(r map[string]any) { delete(r, "instance_id") }, "instance_id", "is required"},
+		{"patch not a string", func(r map[string]any) { r["patch"] = 3 }, "patch", "must be a string"},
+		{"empty problem", func(r map[string]any) { r["problem_statement"] = " " }, "problem_statement", "must not be empty"},
+		{"list not a list", func(r map[string]any) { r["FAIL_TO_PASS"] = "a, b" }, "FAIL_TO_PASS", "JSON array of strings"},
+		{"list of numbers", func(r map[string]any) { r["PASS_TO_PASS"] = []int{1} }, "PASS_TO_PASS", "JSON array of strings"},
+		{"missing list", func(r map[string]any) { delete(r, "PASS_TO_PASS") }, "PASS_TO_PASS", "is required"},
+		{"empty test name", func(r map[string]any) { r["FAIL_TO_PASS"] = []string{""} }, "FAIL_TO_PASS", "empty test name"},
+		{"test in two lists", func(r map[string]any) { r["PASS_TO_PASS"] = []string{"a"} }, "FAIL_TO_PASS", "more than one"},
+		{"bad verifier", func(r map[string]any) { r["verifier"] = "vibes" }, "verifier", "not one of"},
+		{"sample id with slash", func(r map[string]any) { r["sample_id"] = "a/b" }, "sample_id", "cannot be a sample id"},
+		{"no environment", func(r map[string]any) { delete(r, "environment") }, "environment", "is required"},
+		{"environment not an object", func(r map[string]any) { r["environment"] = "docker" }, "environment", "must be an object"},
+		{"unknown environment field", func(r map[string]any) { r["environment"].(map[string]any)["dockerfile"] = "x" }, "environment.dockerfile", "not a field"},
+		{"no verifier command", func(r map[string]any) { delete(r["environment"].(map[string]any), "verifier_command") }, "environment.verifier_command", "is required"},
+		{"bad report format", func(r map[string]any) { r["environment"].(map[string]any)["report_format"] = "tap" }, "environment.report_format", "not one of"},
+		{"junit without paths", func(r map[string]any) { r["environment"].(map[string]any)["report_format"] = "junit" }, "environment.report_paths", "is required"},
+		{"report path escapes", func(r map[string]any) {
+			r["environment"].(map[string]any)["report_paths"] = []string{"../x.xml"}
+		}, "environment.report_paths", "relative path"},
+		{"nothing to run in", func(r map[string]any) { delete(r["environment"].(map[string]any), "image") }, "environment", "needs an image"},
+		{"missing archive", func(r map[string]any) {
+			r["environment"] = map[string]any{"archive": "nope.tar.gz", "work_dir": "repo", "verifier_command": "x", "report_format": "pytest-rA"}
+		}, "environment.archive", "is not a file"},
+		{"archive outside", func(r map[string]any) {
+			r["environment"] = map[string]any{"archive": "../x.tar.gz", "work_dir": "repo", "verifier_command": "x", "report_format": "pytest-rA"}
+		}, "environment.archive", "relative path inside"},
+		{"two sources", func(r map[string]any) {
+			r["environment"] = map[string]any{"archive": "a.tar.gz", "source_dir": "src", "verifier_command": "x", "report_format": "pytest-rA"}
+		}, "environment", "not several"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			row := goodRow()
+			c.edit(row)
+			_, bad, err := Parse(strings.NewReader(line(t, goodRow())+"\n"+line(t, row)+"\n"), fstest.MapFS{})
+			if err != nil || len(bad) != 1 {
+				t.Fatalf("%v %v", bad, err)
+			}
+			if bad[0].Line != 2 || bad[0].Field != c.field || !strings.Contains(bad[0].Msg, c.msg) {
+				t.Fatalf("got %q; want line 2, field %s, %q", bad[0].Error(), c.field, c.msg)
+			}
+		})
+	}
+}
+
+func TestParseDuplicatesAndGarbage(t *testing.T) {
+	r := goodRow()
+	_, bad, err := Parse(strings.NewReader(line(t, r)+"\n[1,2]\n"+line(t, r)+"\n"), fstest.MapFS{})
+	if err != nil || len(bad) != 2 || bad[0].Error() != "line 2: not a JSON object" ||
+		bad[1].Error() != `line 3: field sample_id: "org__proj-1" is already the sample of line 1` {
+		t.Fatalf("%v %v", bad, err)
+	}
+}
+
+func TestReadFileGzipAndSourceDir(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "src", "pkg"), 0o755)
+	os.WriteFile(filepath.Join(dir, "src", "pkg", "a.txt"), []byte("hello\n"), 0o644)
+	row := goodRow()
+	row["environment"] = map[string]any{"source_dir": "src", "verifier_command": "true", "report_format": "junit", "report_paths": []string{"r.xml"}}
+	// gzip the file: ReadFile tells by content, not by name.
+	var gz strings.Builder
+	gz.WriteString(line(t, row) + "\n")
+	p := filepath.Join(dir, "rows.jsonl.gz")
+	writeGzip(t, p, gz.String())
+	rows, bad, err := ReadFile(p)
+	if err != nil || len(bad) != 0 || len(rows) != 1 {
+		t.Fatalf("%v %v %v", rows, bad, err)
+	}
+	if string(rows[0].SourceFiles["pkg/a.txt"]) != "hello\n" || rows[0].Content.Environment.WorkDir != DefaultWorkDir {
+		t.Fatalf("source files %v, work dir %q", rows[0].SourceFiles, rows[0].Content.Environment.WorkDir)
+	}
+	// base_commit "abc" is not what the tree commits to: Prepare names the field.
+	b := &Blobs{DataDir: t.TempDir()}
+	if rerr := b.Prepare(context.Background(), &rows[0]); rerr == nil || rerr.Field != "base_commit" || !strings.Contains(rerr.Msg, "work tree built from") {
+		t.Fatalf("prepare with a wrong base_commit: %v", rerr)
+	}
+}
+
+// The same files always commit to the same base_commit; any change moves it.
+func TestBuildRepoDeterministic(t *testing.T) {
+	ctx := context.Background()
+	files := map[string][]byte{"go.mod": []byte("module x\n"), "x/x.go": []byte("package x\n")}
+	c1, err := BuildRepo(ctx, files, filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := BuildRepo(ctx, files, filepath.Join(t.TempDir(), "repo"))
+	files["x/x.go"] = []byte("package x // changed\n")
+	c3, _ := BuildRepo(ctx, files, filepath.Join(t.TempDir(), "repo"))
+	if c1 != c2 || c1 == c3 || len(c1) != 40 {
+		t.Fatalf("commits %s %s %s", c1, c2, c3)
+	}
+	if _, err := BuildRepo(ctx, map[string][]byte{".git/config": nil}, t.TempDir()); err == nil {
+		t.Fatal("a .git path was accepted")
+	}
+}
+
+func TestParseTxtar(t *testing.T) {
+	files, err := ParseTxtar([]byte("comment\n-- a.txt --\none\ntwo\n-- dir/empty --\n-- b --\nlast"))
+	if err != nil || string(files["a.txt"]) != "one\ntwo\n" || len(files["dir/empty"]) != 0 || string(files["b"]) != "last" || len(files) != 3 {
+		t.Fatalf("%q %v", files, err)
+	}
+	for _, bad := range []string{"-- ../x --\n", "-- a --\n-- a --\n", "-- /abs --\n"} {
+		if _, err := ParseTxtar([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func writeGzip(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	zw.Write([]byte(text))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
