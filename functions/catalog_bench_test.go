@@ -30,7 +30,6 @@ func benchRows(b *testing.B, n int) ([]dataset.Row, []*dataset.RowError) {
 	return got, bad
 }
 
-
 // BenchmarkImport10000 imports 10,000 rows into an empty dataset (target: under 30 s).
 func BenchmarkImport10000(b *testing.B) {
 	for b.Loop() {
