@@ -40,7 +40,10 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 	if err != nil || len(claim) == 0 {
 		return err
 	}
-	stored, err := a.Record(ctx, stream, it.Version, claim...)
+	// The claim goes to the log without waiting for its projection ("processing" shows once the
+	// bus projects it): only the append at the expected version matters here, and the command's
+	// latency is what the user waits on.
+	stored, err := a.Log.Append(ctx, stream, it.Version, claim...)
 	if errors.Is(err, events.ErrConcurrency) {
 		return nil // another delivery claimed it
 	}
