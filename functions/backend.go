@@ -75,15 +75,14 @@ func (a *App) openEmbedded(ctx context.Context) error {
 }
 
 // openSandboxes builds the sandbox runtime the configuration names: local processes under the
-// data dir (namespaces where the kernel allows) or Cloud Run services, and says at start how
-// sandboxes are isolated.
+// data dir (namespaces where the kernel allows) or Cloud Run services. Their Describe is logged
+// at start by the sandbox recovery task.
 func (a *App) openSandboxes(ctx context.Context) error {
-	rt, how, err := runtimes.FromConfig(ctx, a.Config)
+	rt, _, err := runtimes.FromConfig(ctx, a.Config)
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
 	a.Sandboxes = rt
-	a.Logger.Info("sandboxes: "+how, "runtime", a.Config.Runtime)
 	return nil
 }
 
