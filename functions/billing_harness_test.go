@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ type billingHarness struct {
 func newBillingHarness(t testing.TB, tune func(*config.Config)) *billingHarness {
 	t.Helper()
 	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = memDir(t), true, "error"
 	cfg.StripeWebhookSecret = billingSecret
 	cfg.CostPerMinuteCents, cfg.MinimumDepositCents = 10, 500
 	if tune != nil {
@@ -166,4 +167,19 @@ var _ = clock.System{}
 
 func webhookHeader(payload []byte, secret string) string {
 	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret}).Header
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// memDir is a temporary directory in memory when the machine has one (/dev/shm): the billing
+// tests commit thousands of small transactions, and an fsync each on disk would dominate them.
+func memDir(t testing.TB) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		dir, err := os.MkdirTemp("/dev/shm", "codeset-billing-test-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
 }
