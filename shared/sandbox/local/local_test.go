@@ -126,10 +126,16 @@ func TestStartExecStop(t *testing.T) {
 				defer os.Remove(hostTmp.Name())
 				probe := fmt.Sprintf("ls %s; ls %s/sandboxes; test -e %s && echo host tmp visible; ls /dev | tr '\n' ' '; echo; "+
 					"mount -t tmpfs x /mnt 2>/dev/null && echo mounted; cat <(echo procsubst) >/dev/null && echo ok; echo x > /tmp/mine && cat /tmp/mine; "+
-					"grep CapBnd /proc/self/status",
+					"grep CapBnd /proc/self/status; touch /usr/x 2>/dev/null && echo host writable; touch $HOME/.sandbox-probe && echo home ok",
 					data, data, hostTmp.Name())
-				if res := mustExec(t, c, probe); res.Stdout != "sandboxes\nses_start\nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nok\nx\nCapBnd:\t00000000a80425fb\n" {
+				if res := mustExec(t, c, probe); res.Stdout != "sandboxes\nses_start\nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nok\nx\nCapBnd:\t00000000a80425fb\nhome ok\n" {
 					t.Errorf("confinement: %q %q", res.Stdout, res.Stderr)
+				}
+				if home, _ := os.UserHomeDir(); home != "" {
+					if _, err := os.Stat(filepath.Join(home, ".sandbox-probe")); err == nil {
+						os.Remove(filepath.Join(home, ".sandbox-probe"))
+						t.Error("a write to HOME in the sandbox reached the host")
+					}
 				}
 				if _, err := exec.LookPath("python3"); err == nil {
 					res := mustExec(t, c, `python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); socket.create_connection(s.getsockname()); print('lo up')"`)
