@@ -41,6 +41,7 @@ const (
 const (
 	CodeVerifierTimeout     = "VERIFIER_TIMEOUT"     // the verifier ran past its timeout
 	CodeTestPatchFailed     = "TEST_PATCH_FAILED"    // the sandbox refused to apply the sample's test patch
+	CodeVerifierRejected    = "VERIFIER_REJECTED"    // the sandbox refused the verification for another reason (no verifier command, unknown base commit)
 	CodeSandboxUnreachable  = "SANDBOX_UNREACHABLE"  // the session's sandbox did not answer
 	CodeSampleNotFound      = "SAMPLE_NOT_FOUND"     // the session's sample is no longer in the catalog
 	CodeVerifierInterrupted = "VERIFIER_INTERRUPTED" // the process running the job stopped before it ended

@@ -1,0 +1,63 @@
+package functions
+
+import (
+	"net/http"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/codeset/codeset/events"
+)
+
+// BenchmarkVerificationOverhead measures what verification adds to the verifier's own run time,
+// on the embedded default with a real local sandbox and the demo's fastest verifier (sh-semver-1,
+// a bash script): the job's completed_at - created_at minus the verifier's
+// execution_duration_seconds (server side), and the same seen by a client polling GET every
+// millisecond (from POST to the completed answer). Reported: p50 and p95 of both, in ms.
+//
+//	go test ./functions/ -run '^$' -bench VerificationOverhead -benchtime 50x
+func BenchmarkVerificationOverhead(b *testing.B) {
+	env := newVerifyEnv(b, nil)
+	env.credit("bench")
+	sid := env.openSession("bench", "sh-semver-1")
+	defer env.call("bench", "DELETE", "/sessions/"+sid, nil)
+	env.verify("bench", sid) // warm: the first run pays for cold caches
+	var server, client, verifier []float64
+	b.ResetTimer()
+	for range b.N {
+		posted := time.Now()
+		job := env.startVerify("bench", sid)
+		var j jobView
+		for {
+			env.expect(http.StatusOK, "bench", "GET", "/sessions/"+sid+"/verify/"+job, nil, &j)
+			if j.Status == events.JobCompleted || j.Status == events.JobError || j.Status == events.JobCancelled {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		seen := time.Since(posted)
+		if j.Status != events.JobCompleted {
+			b.Fatalf("job %s: %+v", j.Status, j.Error)
+		}
+		run := j.Result.ExecutionDurationSeconds * 1000
+		verifier = append(verifier, run)
+		server = append(server, float64(j.CompletedAt.Sub(j.CreatedAt).Microseconds())/1000-run)
+		client = append(client, float64(seen.Microseconds())/1000-run)
+	}
+	b.StopTimer()
+	b.ReportMetric(percentile(server, 50), "p50-overhead-ms")
+	b.ReportMetric(percentile(server, 95), "p95-overhead-ms")
+	b.ReportMetric(percentile(client, 50), "p50-client-overhead-ms")
+	b.ReportMetric(percentile(client, 95), "p95-client-overhead-ms")
+	b.ReportMetric(percentile(verifier, 50), "p50-verifier-ms")
+}
+
+func percentile(xs []float64, p int) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}

@@ -1,0 +1,642 @@
+package functions
+
+// End-to-end tests of verification: the real App (SQLite, the in-process bus and its consumers),
+// the real local sandbox runtime running `codeset sandboxd`, the demo dataset imported through
+// the catalog, and every call over HTTP as a user makes it.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/codeset/codeset/demo"
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/config"
+	"github.com/codeset/codeset/shared/dataset"
+	"github.com/codeset/codeset/shared/grading"
+	"github.com/codeset/codeset/shared/httpapi"
+	"github.com/codeset/codeset/shared/ids"
+	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/local"
+	"github.com/codeset/codeset/shared/sandbox/sandboxtest"
+)
+
+// bearerIsUser takes the bearer token as the user id: the callers of these tests, without identity.
+type bearerIsUser struct{}
+
+func (bearerIsUser) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return Principal{}, httpapi.Unauthorized("no bearer token")
+	}
+	return Principal{UserID: tok}, nil
+}
+
+type verifyEnv struct {
+	t       testing.TB
+	a       *App
+	srv     *httptest.Server
+	samples map[string]dataset.Row
+	rt      *countingRuntime
+}
+
+// countingRuntime is the real local runtime, counting the verifier runs it is asked for.
+type countingRuntime struct {
+	*local.Runtime
+	mu       sync.Mutex
+	verifies int
+}
+
+func (r *countingRuntime) Client(info sandbox.Info) sandbox.Client {
+	return countingClient{r.Runtime.Client(info), r}
+}
+
+type countingClient struct {
+	sandbox.Client
+	rt *countingRuntime
+}
+
+func (c countingClient) Verify(ctx context.Context, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+	c.rt.mu.Lock()
+	c.rt.verifies++
+	c.rt.mu.Unlock()
+	return c.Client.Verify(ctx, req)
+}
+
+func (r *countingRuntime) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.verifies
+}
+
+// newVerifyEnv starts an App as `codeset serve` would (startup tasks, bus, reaper), with the
+// local runtime and the demo dataset.
+func newVerifyEnv(t testing.TB, tune func(*config.Config)) *verifyEnv {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end verification runs real sandboxes; skipped with -short")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := sandboxtest.Binary(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	if tune != nil {
+		tune(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Logger = discardLogger()
+	a.Auth = bearerIsUser{}
+	lrt, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &countingRuntime{Runtime: lrt}
+	a.Sandboxes = rt
+	// The bus is the one background task verification needs; the other startup tasks (the
+	// bootstrap user, recoveries) belong to other capabilities.
+	var wg sync.WaitGroup
+	for _, task := range Loops {
+		if task.Name == "bus" {
+			wg.Add(1)
+			go func() { defer wg.Done(); task.Run(ctx, a) }()
+		}
+	}
+	rows, err := demo.Rows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ImportDataset(ctx, a, rows, nil, ImportOptions{Dataset: demo.Name, Description: demo.Description}); err != nil {
+		t.Fatal(err)
+	}
+	env := &verifyEnv{t: t, a: a, srv: httptest.NewServer(a.Handler()), samples: map[string]dataset.Row{}, rt: rt}
+	for _, r := range rows {
+		env.samples[r.Content.SampleID] = r
+	}
+	t.Cleanup(func() {
+		env.srv.Close()
+		// Sessions the test left open are ended, so that no sandbox outlives it.
+		sessions, _ := os.ReadDir(filepath.Join(cfg.DataDir, "sandboxes"))
+		for _, s := range sessions {
+			a.endSession(context.Background(), s.Name(), events.EndClosed, time.Now())
+		}
+		cancel()
+		wg.Wait()
+		a.Close()
+	})
+	return env
+}
+
+// call sends a request as user and returns the status and the raw answer.
+func (e *verifyEnv) call(user, method, path string, body any) (int, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+Prefix+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+func (e *verifyEnv) expect(status int, user, method, path string, body, out any) {
+	e.t.Helper()
+	got, raw := e.call(user, method, path, body)
+	if got != status {
+		e.t.Fatalf("%s %s: %d %s, want %d", method, path, got, raw, status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+	}
+}
+
+// credit grants user credit through the account stream, as `codeset credits grant` does.
+func (e *verifyEnv) credit(user string) {
+	e.t.Helper()
+	ev, err := events.New(ids.New(), user, events.CreditGranted, time.Now(), events.CreditGrantedData{CreditID: ids.New(), AmountCents: 100000, Reason: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.a.Record(context.Background(), events.AccountStream(user), events.Any, ev); err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.a.RequirePositiveBalance(context.Background(), user) != nil {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the credit never reached the balance")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// openSession opens a session on a demo sample and waits until it is ready.
+func (e *verifyEnv) openSession(user, sampleID string) string {
+	e.t.Helper()
+	var created struct {
+		SessionID string `json:"session_id"`
+	}
+	e.expect(http.StatusCreated, user, "POST", "/sessions", map[string]any{"dataset": demo.Name, "sample_id": sampleID, "ttl_minutes": 30}, &created)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var s struct {
+			Status string            `json:"status"`
+			Error  *events.ErrorInfo `json:"error"`
+		}
+		e.expect(http.StatusOK, user, "GET", "/sessions/"+created.SessionID, nil, &s)
+		switch {
+		case s.Status == events.StatusReady:
+			return created.SessionID
+		case s.Status != events.StatusCreating:
+			e.t.Fatalf("session %s became %s: %+v", created.SessionID, s.Status, s.Error)
+		case time.Now().After(deadline):
+			e.t.Fatalf("session %s not ready in time", created.SessionID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// exec runs a command in the session and waits for its result.
+func (e *verifyEnv) exec(user, sid, command string) (exitCode int, stdout, stderr string) {
+	e.t.Helper()
+	var started struct {
+		InteractionID string `json:"interaction_id"`
+	}
+	e.expect(http.StatusAccepted, user, "POST", "/sessions/"+sid+"/exec", map[string]any{"command": command, "command_timeout": 120}, &started)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var it struct {
+			ExitCode *int   `json:"exit_code"`
+			Stdout   string `json:"stdout"`
+			Stderr   string `json:"stderr"`
+		}
+		e.expect(http.StatusOK, user, "GET", fmt.Sprintf("/sessions/%s/interactions/%s?wait=30", sid, started.InteractionID), nil, &it)
+		if it.ExitCode != nil {
+			return *it.ExitCode, it.Stdout, it.Stderr
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("command %q never completed", command)
+		}
+	}
+}
+
+// applyGold uploads the sample's gold patch and applies it in the session, as an agent would.
+func (e *verifyEnv) applyGold(user, sid, sampleID string) {
+	e.t.Helper()
+	patch := e.samples[sampleID].Content.Patch
+	e.expect(http.StatusOK, user, "POST", "/sessions/"+sid+"/upload", map[string]any{
+		"file_path": "/tmp/gold.diff", "content_base64": base64.StdEncoding.EncodeToString([]byte(patch)),
+	}, nil)
+	if code, out, errOut := e.exec(user, sid, "git apply /tmp/gold.diff"); code != 0 {
+		e.t.Fatalf("gold patch does not apply: %d %s %s", code, out, errOut)
+	}
+}
+
+// jobView is the spec's VerificationJob as a client reads it.
+type jobView struct {
+	JobID         string            `json:"job_id"`
+	SampleID      string            `json:"sample_id"`
+	SessionID     string            `json:"session_id"`
+	Status        string            `json:"status"`
+	CreatedAt     time.Time         `json:"created_at"`
+	StartedAt     *time.Time        `json:"started_at"`
+	CompletedAt   *time.Time        `json:"completed_at"`
+	Result        *grading.Result   `json:"result"`
+	Error         *events.ErrorInfo `json:"error"`
+	ContainerInfo map[string]any    `json:"container_info"`
+	raw           []byte
+}
+
+// startVerify asks for a verification and checks the 202 answer.
+func (e *verifyEnv) startVerify(user, sid string) string {
+	e.t.Helper()
+	var started struct {
+		JobID     string    `json:"job_id"`
+		Status    string    `json:"status"`
+		StartedAt time.Time `json:"started_at"`
+	}
+	e.expect(http.StatusAccepted, user, "POST", "/sessions/"+sid+"/verify", nil, &started)
+	if started.JobID == "" || started.Status != events.JobPending || started.StartedAt.IsZero() {
+		e.t.Fatalf("VerifyStartResponse %+v", started)
+	}
+	return started.JobID
+}
+
+// waitJob polls a job until it ends and returns it; seen collects every status it went through.
+func (e *verifyEnv) waitJob(user, sid, job string, seen map[string]bool) jobView {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var j jobView
+		status, raw := e.call(user, "GET", "/sessions/"+sid+"/verify/"+job, nil)
+		if status != http.StatusOK {
+			e.t.Fatalf("GET job: %d %s", status, raw)
+		}
+		if err := json.Unmarshal(raw, &j); err != nil {
+			e.t.Fatal(err)
+		}
+		j.raw = raw
+		if seen != nil {
+			seen[j.Status] = true
+		}
+		if j.Status == events.JobCompleted || j.Status == events.JobError || j.Status == events.JobCancelled {
+			return j
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("job %s still %s", job, j.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *verifyEnv) verify(user, sid string) jobView {
+	e.t.Helper()
+	return e.waitJob(user, sid, e.startVerify(user, sid), nil)
+}
+
+func detailNames(ds []grading.TestDetail) []string {
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedUnion(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkJobSchema checks a job's JSON against the spec's VerificationJob and TestSuiteResult:
+// required fields present, result only when completed, error only when it did not complete.
+func checkJobSchema(t *testing.T, j jobView) {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(j.raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"job_id", "sample_id", "session_id", "status", "created_at"} {
+		if _, ok := doc[f]; !ok {
+			t.Errorf("VerificationJob lacks %s: %s", f, j.raw)
+		}
+	}
+	switch j.Status {
+	case events.JobCompleted:
+		res, ok := doc["result"].(map[string]any)
+		if !ok || j.Error != nil {
+			t.Fatalf("a completed job without result or with an error: %s", j.raw)
+		}
+		for _, f := range []string{"is_success", "execution_duration_seconds", "total", "passed", "failed", "skipped"} {
+			if _, ok := res[f]; !ok {
+				t.Errorf("TestSuiteResult lacks %s", f)
+			}
+		}
+		if res["tool"] != "test_suite" {
+			t.Errorf("result tool %v", res["tool"])
+		}
+		if j.StartedAt == nil || j.CompletedAt == nil || j.CompletedAt.Before(*j.StartedAt) || j.StartedAt.Before(j.CreatedAt) {
+			t.Errorf("timestamps: created %v started %v completed %v", j.CreatedAt, j.StartedAt, j.CompletedAt)
+		}
+	default:
+		if doc["result"] != nil || j.Error == nil || j.Error.Code == "" || j.Error.Message == "" {
+			t.Fatalf("a %s job needs an error and no result: %s", j.Status, j.raw)
+		}
+	}
+}
+
+// TestVerifyDemoSamples validates every demo sample through the whole system, as a dataset author
+// would: an untouched session is not successful, its failed tests are exactly FAIL_TO_PASS plus
+// FAIL_TO_FAIL and its passed ones exactly PASS_TO_PASS; after the gold patch, it is successful.
+func TestVerifyDemoSamples(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	sampleIDs := make([]string, 0, len(env.samples))
+	for id := range env.samples {
+		sampleIDs = append(sampleIDs, id)
+	}
+	sort.Strings(sampleIDs)
+	if len(sampleIDs) < 6 {
+		t.Fatalf("%d demo samples", len(sampleIDs))
+	}
+	for _, id := range sampleIDs {
+		t.Run(id, func(t *testing.T) {
+			e := *env
+			e.t = t
+			c := env.samples[id].Content
+			sid := e.openSession("alice", id)
+			defer e.call("alice", "DELETE", "/sessions/"+sid, nil)
+
+			seen := map[string]bool{}
+			j := e.waitJob("alice", sid, e.startVerify("alice", sid), seen)
+			checkJobSchema(t, j)
+			if j.Status != events.JobCompleted {
+				t.Fatalf("untouched: %s %+v", j.Status, j.Error)
+			}
+			r := j.Result
+			if r.IsSuccess || r.Resolution != grading.ResolvedNo || j.SampleID != id || j.SessionID != sid {
+				t.Fatalf("untouched: is_success %v resolution %s", r.IsSuccess, r.Resolution)
+			}
+			failed := detailNames(r.Failures)
+			for _, f := range c.FailToPass {
+				if !slices.Contains(failed, f) {
+					t.Errorf("untouched: FAIL_TO_PASS %s not among the failures %v", f, failed)
+				}
+			}
+			if want := sortedUnion(c.FailToPass, c.FailToFail); !slices.Equal(failed, want) {
+				t.Errorf("untouched: failed %v, want FAIL_TO_PASS + FAIL_TO_FAIL %v", failed, want)
+			}
+			if want := sortedUnion(c.PassToPass); !slices.Equal(detailNames(r.Passes), want) {
+				t.Errorf("untouched: passed %v, want PASS_TO_PASS %v", detailNames(r.Passes), want)
+			}
+			if !slices.Equal(sortedUnion(r.FailToPassFailed), sortedUnion(c.FailToPass)) || len(r.PassToPassFailed) != 0 {
+				t.Errorf("untouched: fail_to_pass_failed %v pass_to_pass_failed %v", r.FailToPassFailed, r.PassToPassFailed)
+			}
+			if r.Stdout == "" && c.Environment.ReportFormat == grading.FormatGoTestJSON {
+				t.Error("untouched: no verifier stdout")
+			}
+
+			e.applyGold("alice", sid, id)
+			j = e.verify("alice", sid)
+			checkJobSchema(t, j)
+			if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
+				t.Fatalf("gold: %s %+v %s", j.Status, j.Error, j.raw)
+			}
+			if want := sortedUnion(c.FailToPass, c.PassToPass); !slices.Equal(detailNames(j.Result.Passes), want) {
+				t.Errorf("gold: passed %v, want %v", detailNames(j.Result.Passes), want)
+			}
+			if want := sortedUnion(c.FailToFail); !slices.Equal(detailNames(j.Result.Failures), want) {
+				t.Errorf("gold: failed %v, want FAIL_TO_FAIL %v", detailNames(j.Result.Failures), want)
+			}
+			// Verifying left the agent's work in place: the gold patch is still applied.
+			if code, _, _ := e.exec("alice", sid, "git apply --check -R /tmp/gold.diff"); code != 0 {
+				t.Error("after verifying, the gold patch is no longer in the work tree")
+			}
+		})
+	}
+	if runs := env.rt.count(); runs != 2*len(sampleIDs) {
+		t.Errorf("%d verifier runs for %d verifications", runs, 2*len(sampleIDs))
+	}
+}
+
+// TestVerifyAccess: a session or job of another user, a job under another session, an unknown
+// one: 404, never a 403; a session that has ended takes no verification (409).
+func TestVerifyAccess(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	env.credit("bob")
+	sid := env.openSession("alice", "sh-semver-1")
+	other := env.openSession("alice", "go-roman-1")
+	job := env.startVerify("alice", sid)
+	j := env.waitJob("alice", sid, job, nil)
+	if j.Status != events.JobCompleted || j.ContainerInfo == nil {
+		t.Fatalf("job %s: %s", j.Status, j.raw)
+	}
+	for _, c := range []struct {
+		user, method, path string
+		status             int
+	}{
+		{"bob", "POST", "/sessions/" + sid + "/verify", http.StatusNotFound},
+		{"bob", "GET", "/sessions/" + sid + "/verify/" + job, http.StatusNotFound},
+		{"alice", "GET", "/sessions/" + other + "/verify/" + job, http.StatusNotFound},
+		{"alice", "GET", "/sessions/" + sid + "/verify/ver_unknown", http.StatusNotFound},
+		{"alice", "POST", "/sessions/ses_unknown/verify", http.StatusNotFound},
+		{"", "POST", "/sessions/" + sid + "/verify", http.StatusUnauthorized},
+		{"alice", "GET", "/sessions/" + sid + "/verify/" + job, http.StatusOK},
+	} {
+		if got, raw := env.call(c.user, c.method, c.path, nil); got != c.status || (got != http.StatusOK && !bytes.Contains(raw, []byte(`"detail"`))) {
+			t.Errorf("%s %s as %q: %d %s, want %d", c.method, c.path, c.user, got, raw, c.status)
+		}
+	}
+	env.expect(http.StatusOK, "alice", "DELETE", "/sessions/"+sid, nil, nil)
+	if got, raw := env.call("alice", "POST", "/sessions/"+sid+"/verify", nil); got != http.StatusConflict {
+		t.Errorf("verify a closed session: %d %s", got, raw)
+	}
+	env.expect(http.StatusOK, "alice", "GET", "/sessions/"+sid+"/verify/"+job, nil, nil)
+	env.call("alice", "DELETE", "/sessions/"+other, nil)
+}
+
+// TestVerifyErrors: what keeps the oracle from grading is a job in error with a clear code,
+// never a pass.
+func TestVerifyErrors(t *testing.T) {
+	env := newVerifyEnv(t, func(c *config.Config) { c.VerifyTimeout = 4 * time.Second })
+	env.credit("alice")
+	cases := []struct {
+		name, sample, sabotage, code string
+	}{
+		{"a test that never ends", "go-roman-1",
+			`printf 'package roman\n\nimport (\n\t"testing"\n\t"time"\n)\n\nfunc TestHang(t *testing.T) { time.Sleep(time.Hour) }\n' > hang_test.go`,
+			events.CodeVerifierTimeout},
+		{"the report is never written", "py-duration-1", `printf 'import sys\nsys.exit(3)\n' > tests/run_junit.py`, grading.CodeReportMissing},
+		{"the report is not JUnit", "sh-semver-1", `printf 'mkdir -p reports; echo "<html>not a report</html>" > "$1"\n' > tests/run.sh`, grading.CodeReportMalformed},
+		{"the report lists no test", "sh-semver-1", `printf 'mkdir -p reports; echo "<testsuites></testsuites>" > "$1"\n' > tests/run.sh`, grading.CodeReportEmpty},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := *env
+			e.t = t
+			sid := e.openSession("alice", c.sample)
+			defer e.call("alice", "DELETE", "/sessions/"+sid, nil)
+			if code, out, errOut := e.exec("alice", sid, c.sabotage); code != 0 {
+				t.Fatalf("sabotage: %d %s %s", code, out, errOut)
+			}
+			started := time.Now()
+			j := e.verify("alice", sid)
+			checkJobSchema(t, j)
+			if j.Status != events.JobError || j.Error.Code != c.code {
+				t.Fatalf("%s: %s", j.Status, j.raw)
+			}
+			if c.code == events.CodeVerifierTimeout && time.Since(started) > 60*time.Second {
+				t.Fatalf("the timeout of 4s took %s", time.Since(started))
+			}
+		})
+	}
+}
+
+// TestVerifyKeepsTheOracle: editing the tests cannot pass the oracle (the test patch's files are
+// restored before it runs), and the agent's edits are left in place afterwards.
+func TestVerifyKeepsTheOracle(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	sid := env.openSession("alice", "go-roman-1")
+	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
+	cheat := `printf 'package roman\n\nimport "testing"\n\nfunc TestFromRomanSubtractive(t *testing.T) {}\n' > roman_test.go`
+	if code, _, errOut := env.exec("alice", sid, cheat); code != 0 {
+		t.Fatal(errOut)
+	}
+	j := env.verify("alice", sid)
+	if j.Status != events.JobCompleted || j.Result.IsSuccess || !slices.Contains(detailNames(j.Result.Failures), "TestFromRomanSubtractive") {
+		t.Fatalf("edited tests passed the oracle: %s", j.raw)
+	}
+	if _, out, _ := env.exec("alice", sid, "cat roman_test.go"); !strings.Contains(out, "func TestFromRomanSubtractive(t *testing.T) {}") || strings.Contains(out, "MCMXCIV") {
+		t.Fatalf("the agent's version of roman_test.go was not put back: %s", out)
+	}
+}
+
+// TestVerifyCancelledWhenSessionEnds: closing the session while the verifier runs cancels the job
+// at once, and the verifier stops with the sandbox.
+func TestVerifyCancelledWhenSessionEnds(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	sid := env.openSession("alice", "go-roman-1")
+	hang := `printf 'package roman\n\nimport (\n\t"testing"\n\t"time"\n)\n\nfunc TestHang(t *testing.T) { time.Sleep(time.Hour) }\n' > hang_test.go`
+	if code, _, errOut := env.exec("alice", sid, hang); code != 0 {
+		t.Fatal(errOut)
+	}
+	job := env.startVerify("alice", sid)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var j jobView
+		env.expect(http.StatusOK, "alice", "GET", "/sessions/"+sid+"/verify/"+job, nil, &j)
+		if j.Status == events.JobRunning {
+			break
+		}
+		if time.Now().After(deadline) || j.Status != events.JobPending && j.Status != events.JobStarting {
+			t.Fatalf("job %s never ran", j.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // the verifier is under way in the sandbox
+	closed := time.Now()
+	env.expect(http.StatusOK, "alice", "DELETE", "/sessions/"+sid, nil, nil)
+	j := env.waitJob("alice", sid, job, nil)
+	checkJobSchema(t, j)
+	if j.Status != events.JobCancelled || j.Error.Code != events.CodeCancelled {
+		t.Fatalf("%s", j.raw)
+	}
+	if took := time.Since(closed); took > 15*time.Second {
+		t.Fatalf("cancelled %s after the session closed", took)
+	}
+	if got, raw := env.call("alice", "POST", "/sessions/"+sid+"/verify", nil); got != http.StatusConflict {
+		t.Fatalf("verify after close: %d %s", got, raw)
+	}
+}
+
+// TestVerifierRunsAJobOnce: the verifier's deliveries of one request, however many and however
+// concurrent, run the oracle once and record one result.
+func TestVerifierRunsAJobOnce(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	sid := env.openSession("alice", "sh-semver-1")
+	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
+	before := env.rt.count()
+	job := env.startVerify("alice", sid)
+	evs, err := env.a.Events.Load(context.Background(), events.VerificationStream(job), 1)
+	if err != nil || len(evs) == 0 {
+		t.Fatal(err)
+	}
+	c, err := consumer("Verifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Handle(context.Background(), env.a, evs[0]); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	j := env.waitJob("alice", sid, job, nil)
+	if j.Status != events.JobCompleted {
+		t.Fatalf("%s", j.raw)
+	}
+	if err := c.Handle(context.Background(), env.a, evs[0]); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := env.a.Events.Load(context.Background(), events.VerificationStream(job), 1)
+	types := make([]string, 0, len(all))
+	for _, e := range all {
+		types = append(types, e.Type)
+	}
+	want := []string{events.VerificationRequested, events.VerificationStarted, events.VerificationRunning, events.VerificationCompleted}
+	if !slices.Equal(types, want) {
+		t.Fatalf("stream %v, want %v", types, want)
+	}
+	if runs := env.rt.count() - before; runs != 1 {
+		t.Fatalf("the oracle ran %d times", runs)
+	}
+}

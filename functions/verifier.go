@@ -1,0 +1,278 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/grading"
+	"github.com/codeset/codeset/shared/ids"
+	"github.com/codeset/codeset/shared/sandbox"
+)
+
+// The verifier is the process manager of verification jobs. On a request it claims the job
+// (verification started, at the stream's version: a duplicate delivery finds the claim or loses
+// the race and never runs the oracle twice), has the session's sandbox restore and apply the
+// sample's test patch and run its verifier, then parses and grades the reports and records the
+// result, or an error with a code. When a session ends, its unfinished jobs are cancelled and a
+// verifier still running for it is stopped.
+func init() {
+	Consumers = append(Consumers, Consumer{
+		Name: "Verifier",
+		Wants: func(e events.Envelope) bool {
+			return e.Type == events.VerificationRequested || e.Type == events.SessionEnded
+		},
+		Handle: func(ctx context.Context, a *App, e events.Envelope) error {
+			if e.Type == events.SessionEnded {
+				return cancelVerifications(ctx, a, strings.TrimPrefix(e.Stream, "session-"))
+			}
+			return runVerification(ctx, a, strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix))
+		},
+	})
+	Startup = append(Startup, Task{Name: "verification-recovery", Run: recoverVerifications})
+}
+
+// running holds the cancel function of every verifier call under way in this process, by job id,
+// so that the end of a session stops its verifier at once.
+var running sync.Map
+
+// errSessionEnded is the cause of a verifier call cancelled because its session ended.
+var errSessionEnded = errors.New("the session ended")
+
+// verifyGrace is how long past the verifier's timeout the call waits for the sandbox (git's
+// restore and apply, collecting the reports) before the job errors with VERIFIER_TIMEOUT.
+const verifyGrace = 2 * time.Minute
+
+func runVerification(ctx context.Context, a *App, jobID string) error {
+	v, ok, err := a.loadVerification(ctx, jobID)
+	if err != nil || !ok || v.Status != events.JobPending {
+		return err // nothing to do: unknown, or already claimed by an earlier delivery
+	}
+	// What can still be retried is read before the claim; after it, every outcome is recorded.
+	s, found, err := a.loadSession(ctx, v.SessionID)
+	if err != nil {
+		return err
+	}
+	now := a.Clock.Now()
+	switch {
+	case found && s.Done():
+		return a.cancelJob(ctx, jobID, fmt.Sprintf("the session ended (status %s) before the verification ran", s.Status))
+	case found && errors.Is(s.CanRun(now), events.ErrSessionExpired):
+		return a.cancelJob(ctx, jobID, "the session expired before the verification ran")
+	case !found || s.Status != events.StatusReady:
+		return a.failJob(ctx, jobID, events.CodeSandboxUnreachable, "the session's sandbox is not running")
+	}
+	sample, err := projections.SampleVersion(ctx, a.Docs, s.Dataset, s.SampleID, s.SampleVersion)
+	if errors.Is(err, projections.ErrNotFound) {
+		return a.failJob(ctx, jobID, events.CodeSampleNotFound, fmt.Sprintf("sample %s/%s version %d is not in the catalog: %v", s.Dataset, s.SampleID, s.SampleVersion, err))
+	}
+	if err != nil {
+		return err
+	}
+	// The session's environment is the one its sandbox was built from.
+	env := s.Env
+	if env.VerifierCommand == "" {
+		env = sample.Environment
+	}
+
+	v, claimed, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+		return v.Start(ids.New(), a.Clock.Now())
+	})
+	if err != nil || !claimed {
+		return err
+	}
+	client, err := a.sandboxClient(s)
+	if err != nil {
+		return a.failJob(ctx, jobID, events.CodeSandboxUnreachable, err.Error())
+	}
+
+	timeout := time.Duration(v.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = a.Config.VerifyTimeout
+	}
+	callCtx, cancel := context.WithCancelCause(ctx)
+	running.Store(jobID, cancel)
+	callCtx, stop := context.WithTimeout(callCtx, timeout+verifyGrace)
+	// The running mark is recorded while the sandbox prepares the run, off the critical path; the
+	// result is recorded after it, so the stream keeps its order.
+	marked := make(chan error, 1)
+	go func() {
+		_, _, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+			return v.Run(ids.New(), a.Clock.Now())
+		})
+		marked <- err
+	}()
+	res, err := client.Verify(callCtx, sandbox.VerifyRequest{
+		TestPatch: sample.TestPatch, BaseCommit: sample.BaseCommit, Command: env.VerifierCommand,
+		ReportPaths: env.ReportPaths, Timeout: timeout,
+	})
+	cause := context.Cause(callCtx)
+	stop()
+	running.Delete(jobID)
+	cancel(nil)
+	if merr := <-marked; merr != nil && ctx.Err() == nil {
+		// Without its running mark the job cannot complete; try once more, then let the
+		// delivery fail (the job is then left to the restart recovery).
+		if _, _, merr = a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+			return v.Run(ids.New(), a.Clock.Now())
+		}); merr != nil {
+			return merr
+		}
+	}
+
+	// The outcome is recorded even when the delivery's context ended (a shutdown).
+	rec := context.WithoutCancel(ctx)
+	switch {
+	case errors.Is(cause, errSessionEnded):
+		return a.cancelJob(rec, jobID, "the session ended while the verifier ran")
+	case ctx.Err() != nil:
+		return a.failJob(rec, jobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification")
+	case err != nil && errors.Is(err, sandbox.ErrRejected):
+		code := events.CodeVerifierRejected
+		if strings.Contains(err.Error(), "test patch") {
+			code = events.CodeTestPatchFailed
+		}
+		return a.failJob(rec, jobID, code, strings.TrimPrefix(err.Error(), sandbox.ErrRejected.Error()+": "))
+	case err != nil && errors.Is(cause, context.DeadlineExceeded):
+		return a.failJob(rec, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the sandbox did not answer within the verifier's timeout of %s", timeout+verifyGrace))
+	case err != nil:
+		// A sandbox that went away with its session is a cancellation, not a failure.
+		if s, found, lerr := a.loadSession(rec, v.SessionID); lerr == nil && found && s.Done() {
+			return a.cancelJob(rec, jobID, fmt.Sprintf("the session ended (status %s) while the verifier ran", s.Status))
+		}
+		return a.failJob(rec, jobID, events.CodeSandboxUnreachable, err.Error())
+	case res.TimedOut:
+		return a.failJob(rec, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the verifier ran past its timeout of %s and was stopped", timeout))
+	}
+
+	rep, err := grading.Parse(env.ReportFormat, grading.Sources{Stdout: res.Stdout, ReportPaths: env.ReportPaths, Reports: res.Reports})
+	var bad *grading.Error
+	if errors.As(err, &bad) {
+		return a.failJob(rec, jobID, bad.Code, bad.Message+"; "+verifierTail(res))
+	}
+	if err != nil {
+		return a.failJob(rec, jobID, grading.CodeReportMalformed, err.Error())
+	}
+	result := grading.Grade(rep, grading.Expectation{FailToPass: sample.FailToPass, PassToPass: sample.PassToPass, FailToFail: sample.FailToFail},
+		grading.Run{Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration})
+	_, _, err = a.decideVerification(rec, jobID, func(v events.Verification) ([]events.Envelope, error) {
+		return v.Complete(ids.New(), a.Clock.Now(), result)
+	})
+	return err
+}
+
+// verifierTail says how the verifier ended, for a job whose report could not be read: its exit
+// code and the end of what it wrote.
+func verifierTail(res sandbox.VerifyResult) string {
+	out := strings.TrimSpace(res.Stderr)
+	if out == "" {
+		out = strings.TrimSpace(res.Stdout)
+	}
+	if len(out) > 1000 {
+		out = "..." + out[len(out)-1000:]
+	}
+	msg := fmt.Sprintf("the verifier exited with code %d", res.ExitCode)
+	if res.Message != "" {
+		msg += " (" + res.Message + ")"
+	}
+	if out != "" {
+		msg += "; it wrote: " + out
+	}
+	return msg
+}
+
+// cancelVerifications cancels the unfinished jobs of a session that ended, and stops the
+// verifier of any of them running in this process.
+func cancelVerifications(ctx context.Context, a *App, sessionID string) error {
+	jobs, _, err := projections.List[projections.VerificationDoc](ctx, a.Docs, projections.VerificationCollection,
+		projections.Query{Where: []projections.Filter{{Field: "session_id", Value: sessionID}}})
+	if err != nil {
+		return fmt.Errorf("jobs of session %s: %w", sessionID, err)
+	}
+	for _, j := range jobs {
+		if j.Status == events.JobCompleted || j.Status == events.JobError || j.Status == events.JobCancelled {
+			continue
+		}
+		if c, ok := running.Load(j.JobID); ok {
+			c.(context.CancelCauseFunc)(errSessionEnded)
+		}
+		if err := a.cancelJob(ctx, j.JobID, "the session ended before the verification finished"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recoverVerifications runs when the server starts: a job left starting or running was being run
+// by the process that stopped, and nothing will finish it.
+func recoverVerifications(ctx context.Context, a *App) error {
+	for _, status := range []string{events.JobStarting, events.JobRunning} {
+		jobs, _, err := projections.List[projections.VerificationDoc](ctx, a.Docs, projections.VerificationCollection,
+			projections.Query{Where: []projections.Filter{{Field: "status", Value: status}}})
+		if err != nil {
+			return fmt.Errorf("interrupted verifications: %w", err)
+		}
+		for _, j := range jobs {
+			if err := a.failJob(ctx, j.JobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *App) loadVerification(ctx context.Context, jobID string) (events.Verification, bool, error) {
+	evs, err := a.Events.Load(ctx, events.VerificationStream(jobID), 1)
+	if err != nil {
+		return events.Verification{}, false, fmt.Errorf("load verification %s: %w", jobID, err)
+	}
+	return events.FoldVerification(evs)
+}
+
+// decideVerification loads a job, asks decide for events and records them at the version it
+// loaded, deciding again when another writer got there first. recorded says whether this call
+// recorded anything.
+func (a *App) decideVerification(ctx context.Context, jobID string, decide func(v events.Verification) ([]events.Envelope, error)) (v events.Verification, recorded bool, err error) {
+	for attempt := 0; ; attempt++ {
+		v, ok, err := a.loadVerification(ctx, jobID)
+		if err != nil || !ok {
+			return v, false, err
+		}
+		evs, err := decide(v)
+		if err != nil || len(evs) == 0 {
+			return v, false, err
+		}
+		stored, err := a.Record(ctx, events.VerificationStream(jobID), v.Version, evs...)
+		if errors.Is(err, events.ErrConcurrency) && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			return v, false, fmt.Errorf("record verification %s: %w", jobID, err)
+		}
+		for _, e := range stored {
+			if err := v.Apply(e); err != nil {
+				return v, true, err
+			}
+		}
+		return v, true, nil
+	}
+}
+
+func (a *App) failJob(ctx context.Context, jobID, code, message string) error {
+	_, _, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+		return v.Fail(ids.New(), a.Clock.Now(), code, message)
+	})
+	return err
+}
+
+func (a *App) cancelJob(ctx context.Context, jobID, reason string) error {
+	_, _, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+		return v.Cancel(ids.New(), a.Clock.Now(), reason)
+	})
+	return err
+}
