@@ -106,9 +106,10 @@ func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// gitHubError maps GitHub's failures: what the caller sent is a 400, GitHub's or this server's
-// trouble a 502, whose cause is logged for the operator (the github package's errors never carry
-// a code or a token).
+// gitHubError maps GitHub's failures to clear 400s, as the identity issue asks of every GitHub
+// error: the caller learns whether to retry, log in again, or call the operator. Causes on
+// GitHub's or this server's side are logged (the github package's errors never carry a code or
+// a token).
 func gitHubError(a *App, r *http.Request, err error) error {
 	if !errors.Is(err, github.ErrBadCode) && !errors.Is(err, github.ErrBadToken) {
 		a.Logger.WarnContext(r.Context(), "GitHub call failed", "error", err.Error())
@@ -119,9 +120,9 @@ func gitHubError(a *App, r *http.Request, err error) error {
 	case errors.Is(err, github.ErrBadToken):
 		return httpapi.BadRequest("GitHub refused the stored GitHub token; log in with GitHub again")
 	case errors.Is(err, github.ErrMisconfigured):
-		return &httpapi.Error{Status: http.StatusBadGateway, Detail: "GitHub refused this server's OAuth client credentials"}
+		return httpapi.BadRequest("GitHub refused this server's OAuth client credentials; the operator must fix CODESET_GITHUB_CLIENT_ID/SECRET")
 	case errors.Is(err, github.ErrUnavailable):
-		return &httpapi.Error{Status: http.StatusBadGateway, Detail: "GitHub is unavailable; try again"}
+		return httpapi.BadRequest("GitHub could not be reached or failed; try again later")
 	}
-	return &httpapi.Error{Status: http.StatusBadGateway, Detail: "GitHub answered unexpectedly"}
+	return httpapi.BadRequest("GitHub answered unexpectedly; try again later")
 }

@@ -415,14 +415,14 @@ func TestGitHubLoginErrors(t *testing.T) {
 	e.gh.mu.Lock()
 	e.gh.Fail = true
 	e.gh.mu.Unlock()
-	e.want(e.call("POST", "/auth/github", "", map[string]any{"code": e.gh.code(7)}, nil), 502)
+	e.want(e.call("POST", "/auth/github", "", map[string]any{"code": e.gh.code(7)}, nil), 400)
 	if e.snapshot() != after || before == after {
 		t.Fatal("failed logins changed something")
 	}
 
 	wrongSecret := newIDEnv(t, func(c *config.Config) { c.GitHubClientSecret = "wrong" })
 	wrongSecret.gh.addAccount(7, fakeAcc{Login: "carol"})
-	wrongSecret.want(wrongSecret.call("POST", "/auth/github", "", map[string]any{"code": wrongSecret.gh.code(7)}, nil), 502)
+	wrongSecret.want(wrongSecret.call("POST", "/auth/github", "", map[string]any{"code": wrongSecret.gh.code(7)}, nil), 400)
 	off := newIDEnv(t, func(c *config.Config) { c.GitHubClientID = "" })
 	off.want(off.call("POST", "/auth/github", "", map[string]any{"code": "x"}, nil), 400)
 }
