@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/codeset/codeset/demo"
 	"github.com/codeset/codeset/events"
@@ -101,12 +102,46 @@ func TestCatalogEndpoints(t *testing.T) {
 	testCatalogEndpoints(t, h)
 }
 
+// TestCatalogEndpointsGCP is TestCatalogEndpoints on the GCP backend (Firestore and Pub/Sub
+// emulators), and the version rules with it.
+func TestCatalogEndpointsGCP(t *testing.T) {
+	t.Run("endpoints", func(t *testing.T) { testCatalogEndpoints(t, newCatalogHarnessGCP(t)) })
+	t.Run("versions", func(t *testing.T) { testImportVersions(t, newCatalogHarnessGCP(t)) })
+}
+
+// newCatalogHarnessGCP opens the App on the GCP backend behind a server that Pub/Sub pushes to.
+func newCatalogHarnessGCP(t *testing.T) *catalogHarness {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	cfg := config.Default()
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Open(ctx, cfg)
+	if err != nil {
+		srv.Close()
+		t.Fatalf("open the gcp backend: %v", err)
+	}
+	a.Logger, a.Auth = discardLogger(), catalogAuth{}
+	srv.Config.Handler = a.Handler()
+	srv.Start()
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		a.Close()
+	})
+	return &catalogHarness{t: t, a: a, srv: srv}
+}
+
 func testCatalogEndpoints(t *testing.T, h *catalogHarness) {
 	ctx := context.Background()
 	h.a.Config.NoDemo = false
+	start := time.Now()
 	if err := loadDemo(ctx, h.a); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("demo loaded in %v", time.Since(start))
 	// A second start loads nothing more.
 	v, _ := h.a.Events.Version(ctx, events.DatasetStream(demo.Name))
 	if err := loadDemo(ctx, h.a); err != nil {
@@ -165,6 +200,7 @@ func testCatalogEndpoints(t *testing.T, h *catalogHarness) {
 		{"?dataset=demo&page=1&page_size=100", order, false, 1, 100, 6},
 		{"?dataset=nope", "", false, 1, 0, 0},
 	}
+	t.Logf("first listings done at %v", time.Since(start))
 	for _, p := range pages {
 		got := h.list(p.query)
 		if sampleIDs(got) != p.ids || got.HasMore != p.more || got.Page != p.page || got.PageSize != p.size || got.TotalCount != p.n {
@@ -185,6 +221,7 @@ func testCatalogEndpoints(t *testing.T, h *catalogHarness) {
 		}
 	}
 
+	t.Logf("listings done at %v", time.Since(start))
 	// Download: authenticated, gzipped JSON with a file name.
 	if status, _, _ := h.get("/samples/demo/go-lru-1/download", false); status != http.StatusUnauthorized {
 		t.Errorf("download without a token: %d, want 401", status)
@@ -282,8 +319,9 @@ func importFile(t *testing.T, a *App, file, name string, skip bool) (ImportResul
 }
 
 // TestImportVersions: changed content is a new version (the latest), the same content nothing.
-func TestImportVersions(t *testing.T) {
-	h := newCatalogHarness(t, nil)
+func TestImportVersions(t *testing.T) { testImportVersions(t, newCatalogHarness(t, nil)) }
+
+func testImportVersions(t *testing.T, h *catalogHarness) {
 	ctx, dir := context.Background(), t.TempDir()
 	first := writeJSONL(t, dir, "v1.jsonl", testRow("1", "p1"), testRow("2", "p2"), testRow("3", "p3"))
 	res, err := importFile(t, h.a, first, "set", false)

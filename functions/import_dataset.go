@@ -108,14 +108,22 @@ func ImportDataset(ctx context.Context, a *App, rows []dataset.Row, invalid []*d
 	expected := ds.Version
 	for start := 0; start < len(plan.Events); start += ImportBatch {
 		batch := plan.Events[start:min(start+ImportBatch, len(plan.Events))]
-		stored, err := a.Log.Append(ctx, stream, expected, batch...)
+		stored, err := a.Events.Append(ctx, stream, expected, batch...)
 		if err != nil {
 			return ImportResult{}, fmt.Errorf("import into %s after %d of %d events: %w", opts.Dataset, start, len(plan.Events), err)
 		}
 		expected += int64(len(stored))
-		// The events are durable: a failed projection here is repaired by the bus.
+		// Project the batch before publishing it, so the bus's deliveries find it applied and
+		// skip it, instead of racing this projection on the same documents (which Firestore
+		// makes slow). The events are durable: a failure here is repaired by the bus, and one
+		// left unpublished by a crash is published by the outbox relay.
 		if err := projections.ApplyCatalog(ctx, a.Docs, a.Events, stored...); err != nil {
 			a.Logger.WarnContext(ctx, "catalog projection of an import batch failed; the bus will retry", "dataset", opts.Dataset, "error", err.Error())
+		}
+		if a.Log.Publisher != nil {
+			if err := a.Log.Publisher.Publish(context.WithoutCancel(ctx), stored...); err != nil {
+				a.Logger.WarnContext(ctx, "publish after commit failed; the relay will retry", "stream", stream, "error", err.Error())
+			}
 		}
 		progress("append", start+len(batch), len(plan.Events))
 	}
