@@ -1,7 +1,8 @@
 // Package firestore is the event store on Cloud Firestore. Each stream has a head document
 // streams/{stream} holding its version, and its events are streams/{stream}/events/{version,
-// zero-padded}; an append creates the events and moves the head in one transaction, so appends to
-// different streams never contend (there is no global counter document). An index
+// zero-padded}; an append creates the events and moves the head in one transaction (of writes
+// guarded by preconditions), so appends to different streams never contend (there is no global
+// counter document). An index
 // event_ids/{id} -> (stream, version), written in the same transaction, makes a retry with the
 // same ids idempotent and a reuse of an id with other data an error. Events are written with
 // published=false: the outbox is a collection-group query over them.
@@ -104,6 +105,13 @@ func normal(stream string, e events.Envelope) events.Envelope {
 	return e
 }
 
+// Append is optimistic: it reads the id index and the head outside any transaction, then
+// commits the events, their index entries and the new head in one transaction made only of
+// writes, guarded by preconditions (the head unchanged since it was read, or still absent; each
+// event and index document new). A transaction that read the head would hold locks that the
+// emulator resolves only by timing out when many appenders race for one stream; preconditions
+// fail at once instead, and the loser re-reads and decides again: an idempotent retry, a
+// conflict, ErrConcurrency, or (at Any) another try at the new head.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, evs ...events.Envelope) ([]events.Envelope, error) {
 	if len(evs) == 0 {
 		return nil, nil
@@ -119,60 +127,80 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		want[i] = normal(stream, e)
 		idRefs[i] = s.idRef(e.ID)
 	}
-	var out []events.Envelope
-	err := firestoredb.RunTx(ctx, s.c, func(ctx context.Context, tx *firestore.Transaction) error {
-		out = nil
-		cur, err := s.version(tx.Get(s.headRef(stream)))
-		if err != nil {
-			return err
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, firestoredb.Timeout)
+	defer cancel()
+	var lost error
+	for attempt := range firestoredb.Attempts {
+		if attempt > 0 {
+			if err := firestoredb.Backoff(ctx, attempt); err != nil {
+				if parent.Err() == nil { // our own bound ran out while losing races
+					return nil, fmt.Errorf("%s: still losing races after %v (%v): %w", stream, firestoredb.Timeout, lost, events.ErrConcurrency)
+				}
+				return nil, fmt.Errorf("append %s: %w (after %v)", stream, err, lost)
+			}
 		}
-		idSnaps, err := tx.GetAll(idRefs)
+		idSnaps, err := s.c.GetAll(ctx, idRefs)
 		if err != nil {
-			return fmt.Errorf("read id index: %w", err)
+			return nil, fmt.Errorf("append %s: read id index: %w", stream, err)
 		}
-		if stored, done, err := s.existing(tx, stream, want, idSnaps); done || err != nil {
-			out = stored
-			return err
+		if stored, done, err := s.existing(ctx, stream, want, idSnaps); done || err != nil {
+			return stored, err
+		}
+		headSnap, err := s.headRef(stream).Get(ctx)
+		cur, err := s.version(headSnap, err)
+		if err != nil {
+			return nil, fmt.Errorf("append %s: %w", stream, err)
 		}
 		if expected != events.Any && cur != expected {
-			return fmt.Errorf("%s at %d, expected %d: %w", stream, cur, expected, events.ErrConcurrency)
+			return nil, fmt.Errorf("%s at %d, expected %d: %w", stream, cur, expected, events.ErrConcurrency)
 		}
-		for i, e := range want {
-			e.Version = cur + int64(i) + 1
+		out, err := s.commit(ctx, stream, cur, headSnap, want, idRefs)
+		if err == nil {
+			return out, nil
+		}
+		if !firestoredb.LostRace(err) {
+			return nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+		lost = err // someone else appended (or stored these ids) meanwhile: decide again
+	}
+	return nil, fmt.Errorf("%s: lost %d races in a row (%v): %w", stream, firestoredb.Attempts, lost, events.ErrConcurrency)
+}
+
+// commit writes want at versions cur+1.. with their index entries and the new head, all or
+// nothing, provided the head is as read (headSnap) and none of the documents exists yet.
+func (s *Store) commit(ctx context.Context, stream string, cur int64, headSnap *firestore.DocumentSnapshot, want []events.Envelope, idRefs []*firestore.DocumentRef) ([]events.Envelope, error) {
+	out := make([]events.Envelope, len(want))
+	for i, e := range want {
+		e.Version = cur + int64(i) + 1
+		out[i] = e
+	}
+	next := head{Stream: stream, Version: cur + int64(len(want))}
+	err := s.c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		for i, e := range out {
 			if err := tx.Create(s.eventRef(stream, e.Version), toDoc(e)); err != nil {
 				return err
 			}
 			if err := tx.Create(idRefs[i], idEntry{Stream: stream, Version: e.Version}); err != nil {
 				return err
 			}
-			out = append(out, e)
 		}
-		return tx.Set(s.headRef(stream), head{Stream: stream, Version: cur + int64(len(want))})
-	})
-	switch {
-	case err == nil:
-		return out, nil
-	case errors.Is(err, firestoredb.ErrContention):
-		// Lost to concurrent appenders until the bound ran out. If the stream moved past
-		// expected (or expected is Any) that is an ordinary lost race: the caller reloads.
-		if v, verr := s.Version(ctx, stream); verr == nil && (expected == events.Any || v != expected) {
-			return nil, fmt.Errorf("%s at %d, expected %d (%v): %w", stream, v, expected, err, events.ErrConcurrency)
+		if headSnap != nil && headSnap.Exists() {
+			return tx.Update(s.headRef(stream), []firestore.Update{{Path: "version", Value: next.Version}},
+				firestore.LastUpdateTime(headSnap.UpdateTime))
 		}
-		return nil, fmt.Errorf("append %s: %w", stream, err)
-	case errors.Is(err, events.ErrConcurrency), errors.Is(err, events.ErrIDConflict):
+		return tx.Create(s.headRef(stream), next)
+	}, firestore.MaxAttempts(2))
+	if err != nil {
 		return nil, err
-	case firestoredb.AlreadyExists(err):
-		// A Create lost to a concurrent transaction the emulator let through: the same outcome
-		// as a version check that saw the other writer.
-		return nil, fmt.Errorf("%s: %v: %w", stream, err, events.ErrConcurrency)
 	}
-	return nil, fmt.Errorf("append %s: %w", stream, err)
+	return out, nil
 }
 
 // existing tells an idempotent retry (every event already stored in stream with the same content:
 // done, with the events as stored) from a reuse of an id (ErrIDConflict) and from new events (not
 // done).
-func (s *Store) existing(tx *firestore.Transaction, stream string, want []events.Envelope, idSnaps []*firestore.DocumentSnapshot) ([]events.Envelope, bool, error) {
+func (s *Store) existing(ctx context.Context, stream string, want []events.Envelope, idSnaps []*firestore.DocumentSnapshot) ([]events.Envelope, bool, error) {
 	refs := make([]*firestore.DocumentRef, 0, len(want))
 	for i, snap := range idSnaps {
 		if !snap.Exists() {
@@ -190,7 +218,7 @@ func (s *Store) existing(tx *firestore.Transaction, stream string, want []events
 		}
 		refs = append(refs, s.eventRef(ie.Stream, ie.Version))
 	}
-	snaps, err := tx.GetAll(refs)
+	snaps, err := s.c.GetAll(ctx, refs)
 	if err != nil {
 		return nil, true, fmt.Errorf("read stored events: %w", err)
 	}

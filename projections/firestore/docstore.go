@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 
@@ -65,33 +64,74 @@ func (s *Store) Delete(ctx context.Context, coll, id string) error {
 	return nil
 }
 
+// Update is optimistic: it reads the document, runs fn, and writes the result only if the
+// document is unchanged since the read (or still absent); when another writer got there first
+// it reads and runs fn again, up to firestoredb.Attempts times (then ErrConflict).
 func (s *Store) Update(ctx context.Context, coll, id string, fn func(cur json.RawMessage) (json.RawMessage, error)) error {
 	ref := s.ref(coll, id)
-	err := firestoredb.RunTx(ctx, s.c, func(ctx context.Context, tx *firestore.Transaction) error {
-		var cur json.RawMessage
-		snap, err := tx.Get(ref)
-		switch {
-		case firestoredb.NotFound(err):
-		case err != nil:
-			return fmt.Errorf("read: %w", err)
-		default:
-			if cur, err = toJSON(snap); err != nil {
-				return err
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, firestoredb.Timeout)
+	defer cancel()
+	var lost error
+	for attempt := range firestoredb.Attempts {
+		if attempt > 0 {
+			if err := firestoredb.Backoff(ctx, attempt); err != nil {
+				if parent.Err() == nil { // our own bound ran out while losing races
+					return fmt.Errorf("update %s/%s: still losing races after %v (%v): %w", coll, id, firestoredb.Timeout, lost, projections.ErrConflict)
+				}
+				return fmt.Errorf("update %s/%s: %w (after %v)", coll, id, err, lost)
 			}
 		}
-		next, err := fn(cur)
-		if err != nil || next == nil {
+		err := s.updateOnce(ctx, ref, fn)
+		if err == nil || !firestoredb.LostRace(err) {
 			return err
 		}
-		fields, err := toFields(next)
-		if err != nil {
-			return err
-		}
-		return tx.Set(ref, fields)
-	})
-	if errors.Is(err, firestoredb.ErrContention) {
-		return fmt.Errorf("update %s/%s: %v: %w", coll, id, err, projections.ErrConflict)
+		lost = err
 	}
+	return fmt.Errorf("update %s/%s: lost %d races in a row (%v): %w", coll, id, firestoredb.Attempts, lost, projections.ErrConflict)
+}
+
+// updateOnce is one read, fn, guarded write. Errors of fn come back as they are; a lost race is
+// a status error that firestoredb.LostRace recognises.
+func (s *Store) updateOnce(ctx context.Context, ref *firestore.DocumentRef, fn func(cur json.RawMessage) (json.RawMessage, error)) error {
+	snap, err := ref.Get(ctx)
+	exists := err == nil
+	if err != nil && !firestoredb.NotFound(err) {
+		return fmt.Errorf("update %s: read: %w", ref.Path, err)
+	}
+	var cur json.RawMessage
+	if exists {
+		if cur, err = toJSON(snap); err != nil {
+			return err
+		}
+	}
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		return err
+	}
+	fields, err := toFields(next)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", ref.Path, err)
+	}
+	if !exists {
+		_, err = ref.Create(ctx, fields)
+		return err
+	}
+	// Replace the whole document, but only as it was read: set every new field, delete every
+	// old field the new document lacks.
+	var updates []firestore.Update
+	for k, v := range fields {
+		updates = append(updates, firestore.Update{FieldPath: firestore.FieldPath{k}, Value: v})
+	}
+	for k := range snap.Data() {
+		if _, ok := fields[k]; !ok {
+			updates = append(updates, firestore.Update{FieldPath: firestore.FieldPath{k}, Value: firestore.Delete})
+		}
+	}
+	if len(updates) == 0 {
+		return nil // {} over {}: nothing changes, whatever order it is taken in
+	}
+	_, err = ref.Update(ctx, updates, firestore.LastUpdateTime(snap.UpdateTime))
 	return err
 }
 

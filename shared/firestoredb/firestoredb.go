@@ -1,12 +1,12 @@
 // Package firestoredb holds what the Firestore adapters (events/firestore, projections/firestore)
-// share: opening the client, turning arbitrary names into valid document ids, and running a
-// transaction within bounds.
+// share: opening the client, turning arbitrary names into valid document ids, and the bounds and
+// retry rule of their optimistic writes.
 package firestoredb
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -46,29 +46,39 @@ func ID(s string) string {
 	return s
 }
 
-// Bounds of every transaction. The emulator serialises contending transactions with locks and
-// can keep one waiting for a long time; production Firestore aborts and retries. Either way a
-// request must not hang or retry forever.
+// Writers here are optimistic rather than transactions that read: they read, decide, and
+// commit guarded by preconditions (a document unchanged since it was read, or still absent), and
+// on a lost race read and decide again. A transaction that reads holds locks, which the emulator
+// resolves only by timing out when many writers race for one document; a precondition fails at
+// once. These bound every such loop.
 const (
-	TxAttempts = 8
-	TxTimeout  = 15 * time.Second
+	Attempts = 40               // tries before giving up on a contended document
+	Timeout  = 15 * time.Second // and the time they may take together
 )
 
-// ErrContention: a transaction kept colliding with others until its attempts or its deadline ran
-// out. Callers map it to their own domain error.
-var ErrContention = errors.New("firestore: transaction contention")
-
-// RunTx runs fn in a transaction bounded by TxAttempts and TxTimeout. Errors returned by fn come
-// back unchanged; running out of attempts or time (while ctx itself is still live) is
-// ErrContention.
-func RunTx(ctx context.Context, c *firestore.Client, fn func(context.Context, *firestore.Transaction) error) error {
-	tctx, cancel := context.WithTimeout(ctx, TxTimeout)
-	defer cancel()
-	err := c.RunTransaction(tctx, fn, firestore.MaxAttempts(TxAttempts))
-	if err != nil && ctx.Err() == nil && (status.Code(err) == codes.Aborted || tctx.Err() != nil) {
-		return fmt.Errorf("%w: %v", ErrContention, err)
+// LostRace reports whether a guarded commit failed because another writer got there first: a
+// document it meant to create exists, or one it read has changed (or gone) since.
+func LostRace(err error) bool {
+	switch status.Code(err) {
+	case codes.AlreadyExists, codes.FailedPrecondition, codes.Aborted, codes.NotFound:
+		return true
 	}
-	return err
+	return false
+}
+
+// Backoff waits before retry number attempt (1, 2, ...): a short, jittered, growing delay, so
+// that racing writers spread out. It returns early with ctx's error.
+func Backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(1<<min(attempt, 7)) * time.Millisecond
+	d += time.Duration(rand.Int64N(int64(d)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // NotFound reports whether err is Firestore's not-found status.
