@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/codeset/codeset/events"
@@ -79,6 +80,7 @@ func ImportDataset(ctx context.Context, a *App, rows []dataset.Row, invalid []*d
 			return ImportResult{}, err
 		}
 	}
+	sort.SliceStable(invalid, func(i, j int) bool { return invalid[i].Line < invalid[j].Line })
 	if len(invalid) > 0 && !opts.SkipInvalid {
 		return ImportResult{}, &InvalidRowsError{Rows: invalid}
 	}
