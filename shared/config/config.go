@@ -96,7 +96,7 @@ func (c *Config) Settings() []Setting {
 		str(&c.LogLevel, "log-level", "CODESET_LOG_LEVEL", "info", "debug, info, warn or error"),
 		str(&c.Project, "project", "GOOGLE_CLOUD_PROJECT", "codeset-local", "Google Cloud project id (gcp backend)"),
 		str(&c.Topic, "topic", "CODESET_TOPIC", "codeset-events", "Pub/Sub topic of the domain events (gcp backend)"),
-		str(&c.ConsumerBase, "consumer-base-url", "CODESET_CONSUMER_BASE_URL", "", "base URL Pub/Sub pushes consumer deliveries to (gcp backend)"),
+		str(&c.ConsumerBase, "consumer-base-url", "CODESET_CONSUMER_BASE_URL", "", "gcp backend: when set, create the events topic and one push subscription per consumer at start, pushing to <url>/_consumers/<name> (make run-emulated; on GCP Terraform creates them)"),
 		integer(&c.ConsumerAttempts, "consumer-attempts", "CODESET_CONSUMER_ATTEMPTS", 5, "tries of an event by a consumer before it is dead-lettered"),
 		duration(&c.ConsumerBackoff, "consumer-backoff", "CODESET_CONSUMER_BACKOFF", 200*time.Millisecond, "delay before a consumer's second try of an event, doubled after each failure"),
 		str(&c.GitHubOAuthURL, "github-oauth-url", "CODESET_GITHUB_OAUTH_URL", "https://github.com", "GitHub OAuth base URL (the code exchange)"),
