@@ -42,6 +42,10 @@ type Options struct {
 	Isolation string
 	// StartTimeout bounds how long Start waits for the agent to answer (default 30 s).
 	StartTimeout time.Duration
+	// Ephemeral sandboxes die with the process that started them: for tests, whose sandboxes
+	// must not outlive a killed test binary. Never for `codeset serve`, whose sandboxes
+	// survive its restarts to be reattached.
+	Ephemeral bool
 }
 
 // Runtime runs sandboxes as local processes.
@@ -54,6 +58,7 @@ type Runtime struct {
 	why          string // why namespaces are off, when they are
 	overlay      bool   // work trees are overlays on a shared unpacked archive (namespaces only)
 	startTimeout time.Duration
+	ephemeral    bool
 
 	clients sync.Map // URL -> *sandbox.AgentClient, so connections are kept alive between calls
 	mu      sync.Mutex
@@ -71,7 +76,8 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{dataDir: data, binary: opts.Binary, startTimeout: opts.StartTimeout, waited: map[int]chan struct{}{}}
+	r := &Runtime{dataDir: data, binary: opts.Binary, startTimeout: opts.StartTimeout, ephemeral: opts.Ephemeral,
+		waited: map[int]chan struct{}{}}
 	if r.binary == "" {
 		if r.binary, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("local sandboxes: find own binary: %w", err)
@@ -295,6 +301,9 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	// A session of its own: out of the terminal's process group (a Ctrl-C to `codeset serve`
 	// does not reach it) and not tied to this process's life, so it survives a restart.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if r.ephemeral {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return info, fmt.Errorf("start agent: %w", err)
 	}
@@ -429,11 +438,11 @@ func (r *Runtime) killTree(ctx context.Context, pid int) error {
 			default:
 			}
 		}
-		if done == nil && !running(pid) {
+		if done == nil && !anyRunning(seen) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("process %d still running after SIGKILL", pid)
+			return fmt.Errorf("sandbox processes still running 10 s after SIGKILL")
 		}
 		select {
 		case <-ctx.Done():

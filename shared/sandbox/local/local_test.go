@@ -19,6 +19,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if bin := os.Getenv("EPHEMERAL_HELPER_BINARY"); bin != "" {
+		binary = bin // the helper process reuses its parent's build
+		os.Exit(m.Run())
+	}
 	root, _ := filepath.Abs("../../..")
 	bin, err := sandboxtest.Binary(root)
 	if err != nil {
@@ -56,7 +60,7 @@ func archive(t testing.TB) string {
 
 func newRuntime(t testing.TB, data, isolation string) *local.Runtime {
 	t.Helper()
-	r, err := local.New(local.Options{DataDir: data, Binary: binary, Isolation: isolation})
+	r, err := local.New(local.Options{DataDir: data, Binary: binary, Isolation: isolation, Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,4 +386,57 @@ func TestFirstProcessKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An ephemeral sandbox dies with the process that started it: a test binary killed midway
+// leaves nothing behind. The child is this test binary, run again as the helper below.
+func TestEphemeralDiesWithItsStarter(t *testing.T) {
+	data := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEphemeralHelper$")
+	cmd.Env = append(os.Environ(), "EPHEMERAL_HELPER_DATA="+data, "EPHEMERAL_HELPER_ARCHIVE="+archive(t),
+		"EPHEMERAL_HELPER_BINARY="+binary)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscanf(out, "PID %d\n", &pid); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("helper: %v", err)
+	}
+	if !sandboxtest.Alive(pid) {
+		t.Fatal("the helper's sandbox is not running")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !sandboxtest.WaitGone(pid, 5*time.Second) {
+		sandboxtest.Kill(pid)
+		t.Fatal("an ephemeral sandbox outlived its starter")
+	}
+	// The namespace's other processes are killed by the kernel once its first one is gone.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sandboxtest.ProcessesIn(filepath.Join(data, "sandboxes"))) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left := sandboxtest.ProcessesIn(filepath.Join(data, "sandboxes")); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}
+
+func TestEphemeralHelper(t *testing.T) {
+	data := os.Getenv("EPHEMERAL_HELPER_DATA")
+	if data == "" {
+		t.Skip("run by TestEphemeralDiesWithItsStarter")
+	}
+	r := newRuntime(t, data, local.Auto)
+	info, err := r.Start(context.Background(), spec("ses_ephemeral", os.Getenv("EPHEMERAL_HELPER_ARCHIVE")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, r.Client(info), "sleep 1000 & echo")
+	fmt.Printf("PID %d\n", info.PID)
+	time.Sleep(time.Minute) // killed by the parent long before
 }

@@ -36,6 +36,16 @@ func running(pid int) bool {
 	return ok && st != 'Z' && st != 'X'
 }
 
+// anyRunning reports whether any of the processes is still alive.
+func anyRunning(pids map[int]bool) bool {
+	for p := range pids {
+		if running(p) {
+			return true
+		}
+	}
+	return false
+}
+
 // descendants is pid and every process below it in the process tree.
 func descendants(pid int) []int {
 	entries, err := os.ReadDir("/proc")
