@@ -526,6 +526,7 @@ func TestVerifyErrors(t *testing.T) {
 			if j.Status != events.JobError || j.Error.Code != c.code {
 				t.Fatalf("%s: %s", j.Status, j.raw)
 			}
+			t.Logf("%s: %s", j.Error.Code, j.Error.Message)
 			if c.code == events.CodeVerifierTimeout && time.Since(started) > 60*time.Second {
 				t.Fatalf("the timeout of 4s took %s", time.Since(started))
 			}
