@@ -43,7 +43,7 @@ type Store struct {
 
 	// Statements prepared once on the writer when the store opens (not lazily: a transaction
 	// holds the writer's only connection). Parsing SQL costs more than running these.
-	head, byID                     *sql.Stmt
+	head, byID, mark               *sql.Stmt
 	savepoint, rollbackTo, release *sql.Stmt
 	inserts                        map[int]*sql.Stmt // rows per INSERT -> statement
 }
@@ -72,6 +72,9 @@ func (s *Store) prepare() error {
 		return err
 	}
 	if s.byID, err = s.db.W.Prepare(`SELECT ` + cols + ` FROM events WHERE id = ?`); err != nil {
+		return err
+	}
+	if s.mark, err = s.db.W.Prepare(`UPDATE events SET published = 1 WHERE stream = ? AND version = ? AND published = 0`); err != nil {
 		return err
 	}
 	for p, q := range map[**sql.Stmt]string{&s.savepoint: `SAVEPOINT one_append`, &s.rollbackTo: `ROLLBACK TO one_append`, &s.release: `RELEASE one_append`} {
@@ -386,8 +389,9 @@ func (s *Store) MarkPublished(ctx context.Context, evs ...events.Envelope) error
 		return err
 	}
 	defer tx.Rollback()
+	mark := tx.StmtContext(ctx, s.mark)
 	for _, e := range evs {
-		if _, err := tx.ExecContext(ctx, `UPDATE events SET published = 1 WHERE stream = ? AND version = ? AND published = 0`, e.Stream, e.Version); err != nil {
+		if _, err := mark.ExecContext(ctx, e.Stream, e.Version); err != nil {
 			return fmt.Errorf("mark published %s@%d: %w", e.Stream, e.Version, err)
 		}
 	}
