@@ -54,7 +54,10 @@ func ExecuteCommand(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.Invalid("value_error", err.Error(), "body", "command_timeout")
 	}
-	if _, err := a.Record(r.Context(), events.InteractionStream(id), 0, e); err != nil {
+	// Appended without waiting for the projection: GET interaction reads the stream itself until
+	// the bus has projected it, so the caller still reads its own write, and the command starts
+	// sooner.
+	if _, err := a.Log.Append(r.Context(), events.InteractionStream(id), 0, e); err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"interaction_id": id, "status": events.InteractionPending})

@@ -58,8 +58,13 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.Record(context.WithoutCancel(ctx), stream, it.Version, done...)
-	return err
+	// The waiting GET is woken as soon as the result is in the log (it reads the stream), and the
+	// projection follows through the bus.
+	if _, err := a.Log.Append(context.WithoutCancel(ctx), stream, it.Version, done...); err != nil {
+		return err
+	}
+	completions.notify(it.InteractionID)
+	return nil
 }
 
 // runCommand runs the interaction's command in its session's sandbox. Whatever keeps it from

@@ -1,7 +1,9 @@
 package functions
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -27,8 +29,8 @@ func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sid, id := r.PathValue("session_id"), r.PathValue("interaction_id")
-	read := func() (projections.InteractionDoc, error) {
-		d, err := projections.Get[projections.InteractionDoc](r.Context(), a.Docs, projections.InteractionCollection, id)
+	read := func(fresh bool) (projections.InteractionDoc, error) {
+		d, err := a.interaction(r.Context(), id, fresh)
 		if errors.Is(err, projections.ErrNotFound) || (err == nil && (d.SessionID != sid || d.UserID != Caller(r.Context()).UserID)) {
 			return d, httpapi.NotFound("interaction")
 		}
@@ -41,7 +43,7 @@ func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
 		done, cancel = completions.subscribe(id)
 		defer cancel()
 	}
-	d, err := read()
+	d, err := read(false)
 	if err != nil {
 		return err
 	}
@@ -60,17 +62,44 @@ func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
 			case <-r.Context().Done():
 				return r.Context().Err()
 			case <-poll.C:
-				if d, err = read(); err != nil || d.Status == events.InteractionCompleted {
+				if d, err = read(false); err != nil || d.Status == events.InteractionCompleted {
 					break waiting
 				}
 			}
 		}
-		if d, err = read(); err != nil {
+		if d, err = read(true); err != nil {
 			return err
 		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, viewInteraction(d))
 	return nil
+}
+
+// interaction reads an interaction from its read model, or folds it from its stream when the
+// read model does not have it yet (the bus projects exec events after the request that appended
+// them) or when fresh is asked for (a completion was just signalled): either way a caller reads
+// its own writes.
+func (a *App) interaction(ctx context.Context, id string, fresh bool) (projections.InteractionDoc, error) {
+	if !fresh {
+		d, err := projections.Get[projections.InteractionDoc](ctx, a.Docs, projections.InteractionCollection, id)
+		if !errors.Is(err, projections.ErrNotFound) {
+			return d, err
+		}
+	}
+	evs, err := a.Events.Load(ctx, events.InteractionStream(id), 1)
+	if err != nil {
+		return projections.InteractionDoc{}, fmt.Errorf("load interaction %s: %w", id, err)
+	}
+	if len(evs) == 0 {
+		return projections.InteractionDoc{}, fmt.Errorf("interaction %s: %w", id, projections.ErrNotFound)
+	}
+	var d projections.InteractionDoc
+	for _, e := range evs {
+		if err := projections.ApplyInteraction(&d, e); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 // viewInteraction renders the spec's ExecCommandInteraction, StringReplaceInteraction or
