@@ -10,9 +10,11 @@ import (
 
 // The demo dataset is loaded on the first start (when its stream is empty), so `make run` has
 // tasks to work on from any working directory; --no-demo skips it. Later starts leave it alone:
-// the operator may have imported other versions since.
+// the operator may have imported other versions since. It goes first among the start-up tasks
+// (a second or so, after /health answers), so that by the time the bootstrap key is written a
+// user who reads it finds the demo listed.
 func init() {
-	Startup = append(Startup, Task{Name: "demo", Run: loadDemo})
+	Startup = append([]Task{{Name: "demo", Run: loadDemo}}, Startup...)
 }
 
 func loadDemo(ctx context.Context, a *App) error {
