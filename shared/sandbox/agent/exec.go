@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,9 +19,10 @@ import (
 // TimeoutExitCode is the exit code of a command killed at its timeout, as timeout(1) reports it.
 const TimeoutExitCode = 124
 
-// pipeDrain is how long a finished command's output pipes may stay open: a background process
-// (`server &`) inherits them, and without a bound the command would never finish.
-const pipeDrain = 200 * time.Millisecond
+// pipeDrain is how long a finished command's output may take to reach its end: past it, a
+// background process (`server &`) that inherited the pipes is taken to hold them, and the
+// command is done with what it wrote so far.
+const pipeDrain = 500 * time.Millisecond
 
 // run executes `bash -c command` in dir, in a process group of its own, and kills the whole group
 // at the timeout: SIGTERM, then SIGKILL after grace for whatever ignored it (a grandchild that
@@ -31,13 +34,27 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 	cmd.Dir = dir
 	cmd.Env = s.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = pipeDrain
-	if err := cmd.Start(); err != nil {
+	stdout, stderr := &output{c: capped{limit: limit}}, &output{c: capped{limit: limit}}
+	for _, o := range []*output{stdout, stderr} {
+		if err := o.open(); err != nil {
+			stdout.close()
+			return sandbox.ExecResult{ExitCode: sandbox.InfraExitCode, Duration: time.Since(start),
+				Message: fmt.Sprintf("could not start the command: %v", err)}
+		}
+	}
+	cmd.Stdout, cmd.Stderr = stdout.w, stderr.w
+	err := cmd.Start()
+	// The command has its own copies now; ours must go, or the pipes never reach their end.
+	stdout.w.Close()
+	stderr.w.Close()
+	if err != nil {
+		stdout.r.Close()
+		stderr.r.Close()
 		return sandbox.ExecResult{ExitCode: 127, Stderr: err.Error(), Duration: time.Since(start),
 			Message: fmt.Sprintf("could not start the command: %v", err)}
 	}
+	stdout.start()
+	stderr.start()
 	pid := cmd.Process.Pid
 
 	exited := make(chan struct{})
@@ -73,7 +90,13 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 		unix.Kill(-pid, unix.SIGKILL)
 		<-exited
 	}
-	err := cmd.Wait()
+	cmd.Wait()
+	// Everything bash and its group wrote is in the pipes; wait for their end, unless a
+	// background process holds them.
+	until := time.Now().Add(pipeDrain)
+	outEnded := stdout.finish(until)
+	errEnded := stderr.finish(until)
+	held := !outEnded || !errEnded
 	res := sandbox.ExecResult{Duration: time.Since(start), TimedOut: timedOut}
 	var notes []string
 	switch {
@@ -85,16 +108,17 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 		notes = append(notes, "command cancelled: the caller went away; its processes were killed")
 	default:
 		res.ExitCode = exitCode(cmd)
-		if errors.Is(err, exec.ErrWaitDelay) {
+		if held {
 			notes = append(notes, "a background process kept the output open; output written after the command exited is not shown")
 		}
 	}
-	res.Stdout, res.Stderr = stdout.String(), stderr.String()
-	if stdout.dropped > 0 {
-		notes = append(notes, fmt.Sprintf("stdout truncated to %d bytes (%d bytes dropped)", limit, stdout.dropped))
+	out, errs := stdout.result(), stderr.result()
+	res.Stdout, res.Stderr = out.String(), errs.String()
+	if out.dropped > 0 {
+		notes = append(notes, fmt.Sprintf("stdout truncated to %d bytes (%d bytes dropped)", limit, out.dropped))
 	}
-	if stderr.dropped > 0 {
-		notes = append(notes, fmt.Sprintf("stderr truncated to %d bytes (%d bytes dropped)", limit, stderr.dropped))
+	if errs.dropped > 0 {
+		notes = append(notes, fmt.Sprintf("stderr truncated to %d bytes (%d bytes dropped)", limit, errs.dropped))
 	}
 	res.Message = strings.Join(notes, "; ")
 	return res
@@ -118,6 +142,94 @@ func exitCode(cmd *exec.Cmd) int {
 		return 128 + int(ws.Signal())
 	}
 	return cmd.ProcessState.ExitCode()
+}
+
+// output is one of a command's output pipes and what was read from it.
+type output struct {
+	r, w *os.File
+	c    capped
+	done chan struct{}
+	mu   sync.Mutex // c, between the reader and a final drain
+}
+
+func (o *output) open() (err error) {
+	o.r, o.w, err = os.Pipe()
+	return err
+}
+
+func (o *output) close() {
+	for _, f := range []*os.File{o.r, o.w} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// result is what was read, as finish left it.
+func (o *output) result() capped {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return capped{buf: o.c.buf, limit: o.c.limit, dropped: o.c.dropped}
+}
+
+// start reads the pipe until its end, or until finish cuts it short.
+func (o *output) start() {
+	o.done = make(chan struct{})
+	go func() {
+		defer close(o.done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := o.r.Read(buf)
+			if n > 0 {
+				o.mu.Lock()
+				o.c.Write(buf[:n])
+				o.mu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// finish waits for the pipe's end until the time given. Past it, whatever is already in the pipe
+// is still read, in full, and from then on the pipe is drained and discarded in the background
+// as long as the process holding it lives: a background server writing its log must not die of
+// SIGPIPE. It reports whether the pipe ended in time.
+func (o *output) finish(until time.Time) bool {
+	timeout := time.NewTimer(time.Until(until))
+	defer timeout.Stop()
+	select {
+	case <-o.done:
+		o.r.Close()
+		return true
+	case <-timeout.C:
+	}
+	// Stop the reader, then read what is buffered, without blocking, on this goroutine.
+	o.r.SetReadDeadline(time.Now())
+	<-o.done
+	o.r.SetReadDeadline(time.Time{})
+	if rc, err := o.r.SyscallConn(); err == nil {
+		buf := make([]byte, 64<<10)
+		rc.Read(func(fd uintptr) bool {
+			for {
+				n, err := unix.Read(int(fd), buf)
+				if n > 0 {
+					o.mu.Lock()
+					o.c.Write(buf[:n])
+					o.mu.Unlock()
+				}
+				if n <= 0 || err != nil {
+					return true
+				}
+			}
+		})
+	}
+	go func() {
+		io.Copy(io.Discard, o.r)
+		o.r.Close()
+	}()
+	return false
 }
 
 // capped keeps the first limit bytes written and counts the rest. It never fails a write, so a
