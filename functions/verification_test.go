@@ -109,7 +109,7 @@ func newVerifyEnv(t testing.TB, tune func(*config.Config)) *verifyEnv {
 	}
 	a.Logger = discardLogger()
 	a.Auth = bearerIsUser{}
-	lrt, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: bin})
+	lrt, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: bin, Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,5 +639,56 @@ func TestVerifierRunsAJobOnce(t *testing.T) {
 	}
 	if runs := env.rt.count() - before; runs != 1 {
 		t.Fatalf("the oracle ran %d times", runs)
+	}
+}
+
+// TestVerificationRecovery: a job the stopped server left starting or running ends in error at
+// the next start (nothing else would end it); pending and finished jobs are left alone.
+func TestVerificationRecovery(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	a, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Logger = discardLogger()
+	ctx := context.Background()
+	at := time.Now()
+	record := func(job string, steps ...func(v events.Verification) ([]events.Envelope, error)) {
+		t.Helper()
+		req, err := events.RequestVerification(ids.New(), events.VerificationRequestedData{JobID: job, SessionID: "s", UserID: "u", CreatedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Record(ctx, events.VerificationStream(job), 0, req); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range steps {
+			if _, _, err := a.decideVerification(ctx, job, step); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := func(v events.Verification) ([]events.Envelope, error) { return v.Start(ids.New(), at) }
+	run := func(v events.Verification) ([]events.Envelope, error) { return v.Run(ids.New(), at) }
+	done := func(v events.Verification) ([]events.Envelope, error) {
+		return v.Complete(ids.New(), at, grading.Result{Tool: grading.ToolTestSuite})
+	}
+	record("pending")
+	record("starting", start)
+	record("running", start, run)
+	record("completed", start, run, done)
+	if err := recoverVerifications(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for job, want := range map[string]string{"pending": events.JobPending, "starting": events.JobError, "running": events.JobError, "completed": events.JobCompleted} {
+		v, _, err := a.loadVerification(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status != want || (want == events.JobError && v.Error.Code != events.CodeVerifierInterrupted) {
+			t.Errorf("%s: %s %+v, want %s", job, v.Status, v.Error, want)
+		}
 	}
 }

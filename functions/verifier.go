@@ -208,9 +208,13 @@ func cancelVerifications(ctx context.Context, a *App, sessionID string) error {
 	return nil
 }
 
-// recoverVerifications runs when the server starts: a job left starting or running was being run
-// by the process that stopped, and nothing will finish it.
+// recoverVerifications runs when the server starts: on the embedded default one process runs
+// every job, so a job left starting or running was being run by the process that stopped, and
+// nothing will finish it. (On GCP another instance may still be running it.)
 func recoverVerifications(ctx context.Context, a *App) error {
+	if a.Config.Backend != "embedded" {
+		return nil
+	}
 	for _, status := range []string{events.JobStarting, events.JobRunning} {
 		jobs, _, err := projections.List[projections.VerificationDoc](ctx, a.Docs, projections.VerificationCollection,
 			projections.Query{Where: []projections.Filter{{Field: "status", Value: status}}})
