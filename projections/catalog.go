@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/codeset/codeset/events"
@@ -176,13 +177,8 @@ func applyStream(ctx context.Context, docs DocStore, store events.Store, stream 
 			}
 		}
 	}
-	for _, e := range fresh {
-		if e.Type != events.SampleVersionAdded {
-			continue
-		}
-		if err := applySampleVersion(ctx, docs, e); err != nil {
-			return err
-		}
+	if err := applySampleVersions(ctx, docs, fresh); err != nil {
+		return err
 	}
 	return Update(ctx, docs, DatasetsCollection, name, func(d *DatasetDoc, exists bool) (bool, error) {
 		wrote := false
@@ -222,6 +218,59 @@ func applyStream(ctx context.Context, docs DocStore, store events.Store, stream 
 		}
 		return wrote, nil
 	})
+}
+
+// applyParallelism bounds the sample documents written at once. Different samples are
+// independent, and concurrent writes let the store commit them together (SQLite's group commit,
+// Firestore's independent documents): an import of 10,000 samples is then a few hundred commits
+// rather than 10,000.
+const applyParallelism = 32
+
+// applySampleVersions writes the sample documents of evs: the versions of one sample in order,
+// different samples concurrently.
+func applySampleVersions(ctx context.Context, docs DocStore, evs []events.Envelope) error {
+	bySample := map[string][]events.Envelope{}
+	var order []string
+	for _, e := range evs {
+		if e.Type != events.SampleVersionAdded {
+			continue
+		}
+		var id struct {
+			SampleID string `json:"sample_id"`
+		}
+		if err := e.Decode(&id); err != nil {
+			return err
+		}
+		if _, ok := bySample[id.SampleID]; !ok {
+			order = append(order, id.SampleID)
+		}
+		bySample[id.SampleID] = append(bySample[id.SampleID], e)
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		slots    = make(chan struct{}, applyParallelism)
+	)
+	for _, id := range order {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(evs []events.Envelope) {
+			defer func() { <-slots; wg.Done() }()
+			for _, e := range evs {
+				if err := applySampleVersion(ctx, docs, e); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}(bySample[id])
+	}
+	wg.Wait()
+	return firstErr
 }
 
 func applySampleVersion(ctx context.Context, docs DocStore, e events.Envelope) error {
