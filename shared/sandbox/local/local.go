@@ -175,7 +175,7 @@ func (r *Runtime) Describe() string {
 		if r.overlay {
 			how = "work trees as overlays on a shared unpacked archive"
 		}
-		return "local sandboxes, each in its own mount, pid and network namespaces (unshare; the data dir hidden, private /tmp and /dev, no admin capabilities), " + how + ", reached over a unix socket"
+		return "local sandboxes, each in its own mount, pid and network namespaces (unshare; the host read-only, the data dir hidden, private /tmp and /dev, no admin capabilities), " + how + ", reached over a unix socket"
 	}
 	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
 }
