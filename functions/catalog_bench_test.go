@@ -12,9 +12,9 @@ import (
 	"github.com/codeset/codeset/shared/dataset"
 )
 
-// benchRows writes n SWE-bench-sized-ish rows (image environments, so the figure is the
-// catalog's own cost) to a JSONL file and reads them back as the importer would.
-func benchRows(b *testing.B, n int) ([]dataset.Row, []*dataset.RowError) {
+// benchFile writes n small SWE-bench-style rows (image environments, so the figure is the
+// catalog's own cost) to a JSONL file.
+func benchFile(b *testing.B, n int) string {
 	b.Helper()
 	rows := make([]any, n)
 	for i := range rows {
@@ -22,36 +22,39 @@ func benchRows(b *testing.B, n int) ([]dataset.Row, []*dataset.RowError) {
 		r["problem_statement"] = fmt.Sprintf("Sample %d: the function returns the wrong value when the input is empty. %s", i, "Steps to reproduce follow. ")
 		rows[i] = r
 	}
-	file := writeJSONL(b, b.TempDir(), "bench.jsonl", rows...)
-	got, bad, err := dataset.ReadFile(file)
-	if err != nil || len(bad) > 0 || len(got) != n {
-		b.Fatalf("bench rows: %d read, %v, %v", len(got), bad, err)
-	}
-	return got, bad
+	return writeJSONL(b, b.TempDir(), "bench.jsonl", rows...)
 }
 
-// BenchmarkImport10000 imports 10,000 rows into an empty dataset (target: under 30 s).
+// importBench reads file and imports it into dataset "bench", as `codeset dataset import` does.
+func importBench(b *testing.B, a *App, file string, n int) {
+	b.Helper()
+	rows, bad, err := dataset.ReadFile(file)
+	if err != nil || len(bad) > 0 || len(rows) != n {
+		b.Fatalf("bench rows: %d read, %v, %v", len(rows), bad, err)
+	}
+	res, err := ImportDataset(context.Background(), a, rows, nil, ImportOptions{Dataset: "bench"})
+	if err != nil || res.New != n {
+		b.Fatalf("import: %+v %v", res, err)
+	}
+}
+
+// BenchmarkImport10000 reads and imports a 10,000-row JSONL file into an empty dataset on the
+// embedded default (target: under 30 s).
 func BenchmarkImport10000(b *testing.B) {
+	file := benchFile(b, 10000)
 	for b.Loop() {
 		b.StopTimer()
-		rows, _ := benchRows(b, 10000)
 		h := newCatalogHarness(b, nil)
 		b.StartTimer()
-		res, err := ImportDataset(context.Background(), h.a, rows, nil, ImportOptions{Dataset: "bench"})
-		if err != nil || res.New != 10000 {
-			b.Fatalf("import: %+v %v", res, err)
-		}
+		importBench(b, h.a, file, 10000)
 	}
 }
 
 // BenchmarkListSamplesSearch: GET /samples?search=...&page=1&page_size=50 over HTTP with 10,000
 // samples imported (target: p50 at most 5 ms). Reports p50 and p99 in ms.
 func BenchmarkListSamplesSearch(b *testing.B) {
-	rows, _ := benchRows(b, 10000)
 	h := newCatalogHarness(b, nil)
-	if _, err := ImportDataset(context.Background(), h.a, rows, nil, ImportOptions{Dataset: "bench"}); err != nil {
-		b.Fatal(err)
-	}
+	importBench(b, h.a, benchFile(b, 10000), 10000)
 	url := h.srv.URL + Prefix + "/samples?search=PROJ-12&page=1&page_size=50"
 	get := func() {
 		resp, err := h.srv.Client().Get(url)
