@@ -131,26 +131,34 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	ctx, cancel := context.WithTimeout(ctx, firestoredb.Timeout)
 	defer cancel()
 	var lost error
+	// fail says why the loop ends with err; when it is our own bound that ran out (the caller's
+	// context is live) after lost races, that is a lost race too: ErrConcurrency.
+	fail := func(err error) ([]events.Envelope, error) {
+		if lost != nil && ctx.Err() != nil && parent.Err() == nil {
+			return nil, fmt.Errorf("%s: still losing races after %v (%v): %w", stream, firestoredb.Timeout, lost, events.ErrConcurrency)
+		}
+		return nil, fmt.Errorf("append %s: %w", stream, err)
+	}
 	for attempt := range firestoredb.Attempts {
 		if attempt > 0 {
 			if err := firestoredb.Backoff(ctx, attempt); err != nil {
-				if parent.Err() == nil { // our own bound ran out while losing races
-					return nil, fmt.Errorf("%s: still losing races after %v (%v): %w", stream, firestoredb.Timeout, lost, events.ErrConcurrency)
-				}
-				return nil, fmt.Errorf("append %s: %w (after %v)", stream, err, lost)
+				return fail(err)
 			}
 		}
 		idSnaps, err := s.c.GetAll(ctx, idRefs)
 		if err != nil {
-			return nil, fmt.Errorf("append %s: read id index: %w", stream, err)
+			return fail(fmt.Errorf("read id index: %w", err))
 		}
 		if stored, done, err := s.existing(ctx, stream, want, idSnaps); done || err != nil {
+			if err != nil && !errors.Is(err, events.ErrIDConflict) {
+				return fail(err)
+			}
 			return stored, err
 		}
 		headSnap, err := s.headRef(stream).Get(ctx)
 		cur, err := s.version(headSnap, err)
 		if err != nil {
-			return nil, fmt.Errorf("append %s: %w", stream, err)
+			return fail(err)
 		}
 		if expected != events.Any && cur != expected {
 			return nil, fmt.Errorf("%s at %d, expected %d: %w", stream, cur, expected, events.ErrConcurrency)
@@ -160,7 +168,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 			return out, nil
 		}
 		if !firestoredb.LostRace(err) {
-			return nil, fmt.Errorf("append %s: %w", stream, err)
+			return fail(err)
 		}
 		lost = err // someone else appended (or stored these ids) meanwhile: decide again
 	}

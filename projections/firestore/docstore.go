@@ -74,19 +74,24 @@ func (s *Store) Update(ctx context.Context, coll, id string, fn func(cur json.Ra
 	defer cancel()
 	var lost error
 	for attempt := range firestoredb.Attempts {
+		err := error(nil)
 		if attempt > 0 {
-			if err := firestoredb.Backoff(ctx, attempt); err != nil {
-				if parent.Err() == nil { // our own bound ran out while losing races
-					return fmt.Errorf("update %s/%s: still losing races after %v (%v): %w", coll, id, firestoredb.Timeout, lost, projections.ErrConflict)
-				}
-				return fmt.Errorf("update %s/%s: %w (after %v)", coll, id, err, lost)
+			err = firestoredb.Backoff(ctx, attempt)
+		}
+		if err == nil {
+			if err = s.updateOnce(ctx, ref, fn); err == nil {
+				return nil
+			}
+			if firestoredb.LostRace(err) {
+				lost = err
+				continue
 			}
 		}
-		err := s.updateOnce(ctx, ref, fn)
-		if err == nil || !firestoredb.LostRace(err) {
-			return err
+		if lost != nil && ctx.Err() != nil && parent.Err() == nil {
+			// Our own bound ran out while losing races.
+			return fmt.Errorf("update %s/%s: still losing races after %v (%v): %w", coll, id, firestoredb.Timeout, lost, projections.ErrConflict)
 		}
-		lost = err
+		return err
 	}
 	return fmt.Errorf("update %s/%s: lost %d races in a row (%v): %w", coll, id, firestoredb.Attempts, lost, projections.ErrConflict)
 }

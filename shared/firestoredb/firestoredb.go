@@ -53,7 +53,7 @@ func ID(s string) string {
 // once. These bound every such loop.
 const (
 	Attempts = 40               // tries before giving up on a contended document
-	Timeout  = 15 * time.Second // and the time they may take together
+	Timeout  = 20 * time.Second // and the time they may take together
 )
 
 // LostRace reports whether a guarded commit failed because another writer got there first: a
