@@ -103,6 +103,9 @@ type Balance struct {
 	StripeCustomerID    string    `json:"stripe_customer_id,omitempty"`
 	LastUpdated         time.Time `json:"last_updated"`
 	Summary             Summary   `json:"summary"`
+	// Pending lists the ledger entries counted in the totals but not yet written (the
+	// projector's marks, see functions/balance_projector.go); empty between events.
+	Pending []string `json:"pending,omitempty"`
 }
 
 // Add folds one ledger entry into the balance.

@@ -33,6 +33,11 @@ func (r *Replay) Apply(e events.Envelope) error {
 	if !WantsBalance(e) {
 		return nil
 	}
+	if e.Type == events.SessionEnded {
+		if done, err := r.addSessionEnd(e); done || err != nil {
+			return err
+		}
+	}
 	entry, ok, err := EntryOf(e)
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-stripe-mock.sh
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log="${TMPDIR:-/tmp}/stripe-mock-$port.log"
-./bin/tools/stripe-mock -http-addr "127.0.0.1:$port" >"$log" 2>&1 &
+./bin/tools/stripe-mock -http-addr "127.0.0.1:$port" -https-addr 127.0.0.1: >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
 for i in $(seq 1 100); do

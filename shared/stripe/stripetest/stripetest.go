@@ -34,13 +34,15 @@ func URL(t testing.TB) string {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "-http-addr", addr)
+	// An explicit HTTPS address on a free port: by default stripe-mock also takes :12112, and a
+	// second stripe-mock on the machine would then fail to start.
+	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", "127.0.0.1:")
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start stripe-mock: %v", err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	u := "http://" + addr
-	for i := 0; i < 200; i++ {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
 		req, _ := http.NewRequest(http.MethodGet, u+"/v1/customers", nil)
 		req.SetBasicAuth("sk_test_123", "")
 		if resp, err := http.DefaultClient.Do(req); err == nil {
