@@ -309,3 +309,21 @@ func TestShutdownStopsBlockedDeliveriesAndKeepsThemUnpublished(t *testing.T) {
 		t.Fatalf("after a shutdown mid-delivery: %d unpublished (%v), want 1 left for the next start", len(left), err)
 	}
 }
+
+func TestEventsNobodyWantsArePublishedToo(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "bus.db"))
+	var j journal
+	d := bus.New(s, []bus.Consumer{{Name: "onlyb", Wants: func(e events.Envelope) bool { return e.Type == "test.b" }, Deliver: j.recorder("onlyb")}},
+		bus.Options{Poll: time.Hour, Logger: quiet})
+	log := &events.Log{Store: s, Publisher: d}
+	runBus(t, d)
+	for v, typ := range []string{"test.a", "test.b", "test.a"} {
+		if _, err := log.Append(context.Background(), "s", int64(v), newEvent(t, typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the outbox to empty", outboxEmpty(t, s))
+	if got := j.versions("onlyb", "s"); !slices.Equal(got, []int64{2}) {
+		t.Fatalf("onlyb got %v, want only version 2", got)
+	}
+}
