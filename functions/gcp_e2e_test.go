@@ -167,9 +167,12 @@ func TestGCPBackendEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	stream := "e2e-" + ids.New()
+	start := time.Now()
 	if _, err := a.Log.Append(ctx, stream, 0, gcpTestEvent(t, "first")); err != nil {
 		t.Fatal(err)
 	}
+	waitProjection(t, a, stream, 1)
+	t.Logf("append to read model through Pub/Sub push: %v", time.Since(start))
 	if _, err := a.Log.Append(ctx, stream, 1, gcpTestEvent(t, "second"), gcpTestEvent(t, "third")); err != nil {
 		t.Fatal(err)
 	}
