@@ -82,9 +82,16 @@ func (r *countingRuntime) count() int {
 	return r.verifies
 }
 
-// newVerifyEnv starts an App as `codeset serve` would (startup tasks, bus, reaper), with the
-// local runtime and the demo dataset.
+// newVerifyEnv starts an App on the embedded default as `codeset serve` would, with the local
+// runtime and the demo dataset.
 func newVerifyEnv(t testing.TB, tune func(*config.Config)) *verifyEnv {
+	t.Helper()
+	return newVerifyEnvOn(t, "embedded", tune)
+}
+
+// newVerifyEnvOn starts the App on backend: "embedded" (SQLite and the in-process bus), or "gcp"
+// (Firestore and Pub/Sub on their emulators, pushing to the App's own server).
+func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *verifyEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end verification runs real sandboxes; skipped with -short")
@@ -102,9 +109,14 @@ func newVerifyEnv(t testing.TB, tune func(*config.Config)) *verifyEnv {
 	if tune != nil {
 		tune(&cfg)
 	}
+	srv := httptest.NewUnstartedServer(nil) // listening already: early pushes wait in its queue
+	if backend == "gcp" {
+		useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := Open(ctx, cfg)
 	if err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
 	a.Logger = discardLogger()
@@ -131,11 +143,14 @@ func newVerifyEnv(t testing.TB, tune func(*config.Config)) *verifyEnv {
 	if _, err := ImportDataset(ctx, a, rows, nil, ImportOptions{Dataset: demo.Name, Description: demo.Description}); err != nil {
 		t.Fatal(err)
 	}
-	env := &verifyEnv{t: t, a: a, srv: httptest.NewServer(a.Handler()), samples: map[string]dataset.Row{}, rt: rt}
+	srv.Config.Handler = a.Handler()
+	srv.Start()
+	env := &verifyEnv{t: t, a: a, srv: srv, samples: map[string]dataset.Row{}, rt: rt}
 	for _, r := range rows {
 		env.samples[r.Content.SampleID] = r
 	}
 	t.Cleanup(func() {
+		env.srv.CloseClientConnections() // a push still in flight must not keep Close waiting
 		env.srv.Close()
 		// Sessions the test left open are ended, so that no sandbox outlives it.
 		sessions, _ := os.ReadDir(filepath.Join(cfg.DataDir, "sandboxes"))
@@ -690,5 +705,27 @@ func TestVerificationRecovery(t *testing.T) {
 		if v.Status != want || (want == events.JobError && v.Error.Code != events.CodeVerifierInterrupted) {
 			t.Errorf("%s: %s %+v, want %s", job, v.Status, v.Error, want)
 		}
+	}
+}
+
+// TestVerifyOnGCPBackend runs a sample's verification on the GCP backend (Firestore, and Pub/Sub
+// pushing every event to the consumers), with the same local sandbox: untouched it fails with its
+// FAIL_TO_PASS tests among the failures, with the gold patch it succeeds.
+func TestVerifyOnGCPBackend(t *testing.T) {
+	env := newVerifyEnvOn(t, "gcp", nil)
+	env.credit("alice")
+	const id = "py-duration-1"
+	c := env.samples[id].Content
+	sid := env.openSession("alice", id)
+	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
+	j := env.verify("alice", sid)
+	checkJobSchema(t, j)
+	if j.Status != events.JobCompleted || j.Result.IsSuccess || !slices.Equal(detailNames(j.Result.Failures), sortedUnion(c.FailToPass, c.FailToFail)) {
+		t.Fatalf("untouched: %s", j.raw)
+	}
+	env.applyGold("alice", sid, id)
+	j = env.verify("alice", sid)
+	if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
+		t.Fatalf("gold: %s", j.raw)
 	}
 }
