@@ -423,3 +423,76 @@ func TestBillingProjectorIdempotent(t *testing.T) {
 		}
 	}
 }
+
+// TestBillingProjectorConcurrent delivers every event many times at once, as a bus with
+// several workers and the inline projection may, and the balance counts each once.
+func TestBillingProjectorConcurrent(t *testing.T) {
+	h := newBillingHarness(t, nil)
+	ctx := context.Background()
+	var evs []events.Envelope
+	for i := 0; i < 20; i++ {
+		secs := float64(30 * i)
+		d := events.SessionEndedData{SessionID: fmt.Sprintf("c%d", i), UserID: "u1", Reason: events.EndClosed, EndedAt: time.Now().UTC(),
+			BillableSeconds: secs, CentsPerMinute: 10, ChargeCents: events.ChargeCents(secs, 10)}
+		e, _ := events.New(fmt.Sprintf("end-c%d", i), "u1", events.SessionEnded, d.EndedAt, d)
+		stored, err := h.a.Events.Append(ctx, events.SessionStream(d.SessionID), events.Any, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, stored...)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, e := range evs {
+				if err := ProjectBalance(ctx, h.a, e); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var want int64
+	for i := 0; i < 20; i++ {
+		want -= events.ChargeCents(float64(30*i), 10)
+	}
+	b := h.balance("u1")
+	if b.BalanceCents != want || b.Summary.Transactions != 19 || len(b.Pending) != 0 {
+		t.Fatalf("balance %d (want %d), %d transactions, pending %v", b.BalanceCents, want, b.Summary.Transactions, b.Pending)
+	}
+}
+
+// TestBillingReplayReportsDifferences: a read model that disagrees with the log is reported.
+func TestBillingReplayReportsDifferences(t *testing.T) {
+	h := newBillingHarness(t, nil)
+	ctx := context.Background()
+	h.grant("u1", "g1", 700)
+	h.grant("u2", "g2", 300)
+	b := h.balance("u1")
+	b.BalanceCents += 5 // money invented outside the log
+	if err := projections.Put(ctx, h.a.Docs, projections.BalanceCollection, "u1", b); err != nil {
+		t.Fatal(err)
+	}
+	r := projections.NewReplay("")
+	if err := r.Run(ctx, h.a.Events); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := r.Reconcile(ctx, h.a.Docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if bad := projections.PrintReconciliation(&out, diffs, r.Events); bad != 1 || !strings.Contains(out.String(), "DIFF +5") {
+		t.Fatalf("%d differences:\n%s", bad, out.String())
+	}
+	// A user's replay alone, and a balance the log knows nothing of.
+	h.a.Docs.Delete(ctx, projections.BalanceCollection, "u2")
+	r = projections.NewReplay("u2")
+	r.Run(ctx, h.a.Events)
+	diffs, _ = r.Reconcile(ctx, h.a.Docs)
+	if len(diffs) != 1 || !diffs[0].Missing || diffs[0].Replayed.BalanceCents != 300 {
+		t.Fatalf("missing balance: %+v", diffs)
+	}
+}

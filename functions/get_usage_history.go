@@ -3,7 +3,6 @@ package functions
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -105,26 +104,23 @@ func GetUsageHistory(a *App, w http.ResponseWriter, r *http.Request) error {
 			txs = window(got, page, limit)
 		}
 	} else {
-		var all []projections.LedgerEntry
-		if hasMax {
-			all, _, err = projections.List[projections.LedgerEntry](ctx, a.Docs, projections.LedgerCollection, newestFirst(userID, maxItems))
-		} else {
-			all, err = projections.LedgerOf(ctx, a.Docs, userID)
-			sortNewestFirst(all)
-		}
-		if err != nil {
-			return fmt.Errorf("usage of %s: %w", userID, err)
-		}
+		// Newest first, so a date range stops reading at its start and max_items at its count.
 		var sel []projections.LedgerEntry
-		for _, e := range all {
-			if len(types) > 0 && !types[e.Type] {
-				continue
+		loaded := 0
+		err := eachNewestFirst(r, a, userID, func(e projections.LedgerEntry) bool {
+			if hasMax && loaded == maxItems || hasStart && e.CreatedAt.Before(start) {
+				return false
 			}
-			if hasStart && e.CreatedAt.Before(start) || hasEnd && !e.CreatedAt.Before(end.AddDate(0, 0, 1)) {
-				continue
+			loaded++
+			if len(types) > 0 && !types[e.Type] || hasEnd && !e.CreatedAt.Before(end.AddDate(0, 0, 1)) {
+				return true
 			}
 			sel = append(sel, e)
 			summary.Add(e)
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("usage of %s: %w", userID, err)
 		}
 		total = len(sel)
 		txs = window(sel, page, limit)
@@ -181,17 +177,24 @@ func newestFirst(userID string, n int) projections.Query {
 		OrderBy: []projections.Order{{Field: "at_us", Desc: true}}, Limit: n}
 }
 
-// sortNewestFirst orders entries as the newestFirst query does: time descending, then id.
-func sortNewestFirst(es []projections.LedgerEntry) {
-	slices.SortFunc(es, func(x, y projections.LedgerEntry) int {
-		if x.AtMicros != y.AtMicros {
-			if x.AtMicros > y.AtMicros {
-				return -1
-			}
-			return 1
+// eachNewestFirst calls fn on userID's ledger entries, newest first, until it returns false.
+func eachNewestFirst(r *http.Request, a *App, userID string, fn func(projections.LedgerEntry) bool) error {
+	q := newestFirst(userID, 500)
+	for {
+		page, next, err := projections.List[projections.LedgerEntry](r.Context(), a.Docs, projections.LedgerCollection, q)
+		if err != nil {
+			return err
 		}
-		return strings.Compare(x.ID, y.ID)
-	})
+		for _, e := range page {
+			if !fn(e) {
+				return nil
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		q.Cursor = next
+	}
 }
 
 // window is page `page` (1-based) of `limit` items of es.
