@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/codeset/codeset/events"
@@ -36,10 +37,19 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 	if err != nil || !ok {
 		return err
 	}
+	if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
+		if _, here := execsRunning.Load(it.InteractionID); !here {
+			// Claimed by an earlier run of this server, which stopped before recording the
+			// result: the command is lost, say so rather than leave it processing forever.
+			return a.interrupt(ctx, it)
+		}
+	}
 	claim, err := it.Start(ids.New(), a.Clock.Now())
 	if err != nil || len(claim) == 0 {
 		return err
 	}
+	execsRunning.Store(it.InteractionID, true)
+	defer execsRunning.Delete(it.InteractionID)
 	// The claim goes to the log without waiting for its projection ("processing" shows once the
 	// bus projects it): only the append at the expected version matters here, and the command's
 	// latency is what the user waits on.
@@ -67,6 +77,26 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 	return nil
 }
 
+// execsRunning holds the commands this process runs, to tell a claim of its own from one left
+// by an earlier run of the server.
+var execsRunning sync.Map
+
+// interrupt records a claimed command as lost: exit code -1000 and why.
+func (a *App) interrupt(ctx context.Context, it events.Interaction) error {
+	done, err := it.Complete(ids.New(), a.Clock.Now(), events.InteractionResult{
+		ExitCode: sandbox.InfraExitCode, Message: "the command was interrupted: the server restarted while it ran",
+	})
+	if err != nil || len(done) == 0 {
+		return err
+	}
+	_, err = a.Record(ctx, events.InteractionStream(it.InteractionID), it.Version, done...)
+	if errors.Is(err, events.ErrConcurrency) {
+		return nil // completed meanwhile
+	}
+	completions.notify(it.InteractionID)
+	return err
+}
+
 // runCommand runs the interaction's command in its session's sandbox. Whatever keeps it from
 // running is a result too: exit code -1000 and the reason.
 func runCommand(ctx context.Context, a *App, it events.Interaction) events.InteractionResult {
@@ -89,6 +119,10 @@ func runCommand(ctx context.Context, a *App, it events.Interaction) events.Inter
 	callCtx, cancel := context.WithTimeout(ctx, timeout+execGrace)
 	defer cancel()
 	r, err := c.Exec(callCtx, it.Exec.Command, timeout)
+	if err != nil && ctx.Err() != nil {
+		return events.InteractionResult{ExitCode: sandbox.InfraExitCode, ExecutionTimeSeconds: time.Since(start).Seconds(),
+			Message: "the command was interrupted: the server shut down while it ran"}
+	}
 	if err != nil {
 		return infraResult(err, time.Since(start))
 	}

@@ -67,6 +67,11 @@ func provision(ctx context.Context, a *App, e events.Envelope) error {
 	info, err := a.Sandboxes.Start(startCtx, sandbox.Spec{
 		SessionID: id, UserID: s.UserID, Dataset: s.Dataset, SampleID: s.SampleID, Env: env, ExpiresAt: s.ExpiresAt,
 	})
+	if err != nil && ctx.Err() != nil {
+		// The server is shutting down, not the sandbox failing: the request stays in the log
+		// and is delivered again after the restart.
+		return fmt.Errorf("start sandbox of %s: %w", id, err)
+	}
 	if err != nil {
 		code := codeStartFailed
 		if errors.Is(err, context.DeadlineExceeded) {

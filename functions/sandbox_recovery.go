@@ -7,8 +7,6 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	"github.com/codeset/codeset/shared/ids"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // At start of `codeset serve`, sandboxes of the previous run are never leaked: a ready session
@@ -55,11 +53,16 @@ func RecoverSandboxes(ctx context.Context, a *App) error {
 // interruptCommands records as failed the commands that were running when the server stopped:
 // their processes died with the agent or were orphaned, and their result is lost.
 func interruptCommands(ctx context.Context, a *App) error {
-	docs, _, err := projections.List[projections.InteractionDoc](ctx, a.Docs, projections.InteractionCollection, projections.Query{
-		Where: []projections.Filter{{Field: "status", Value: events.InteractionProcessing}},
-	})
-	if err != nil {
-		return fmt.Errorf("running commands: %w", err)
+	// The claim may not be projected yet ("pending" in the read model): the stream decides.
+	var docs []projections.InteractionDoc
+	for _, status := range []string{events.InteractionPending, events.InteractionProcessing} {
+		page, _, err := projections.List[projections.InteractionDoc](ctx, a.Docs, projections.InteractionCollection, projections.Query{
+			Where: []projections.Filter{{Field: "status", Value: status}},
+		})
+		if err != nil {
+			return fmt.Errorf("running commands: %w", err)
+		}
+		docs = append(docs, page...)
 	}
 	for _, d := range docs {
 		stream := events.InteractionStream(d.InteractionID)
@@ -71,13 +74,7 @@ func interruptCommands(ctx context.Context, a *App) error {
 		if err != nil || !ok || it.Status != events.InteractionProcessing {
 			continue
 		}
-		done, err := it.Complete(ids.New(), a.Clock.Now(), events.InteractionResult{
-			ExitCode: sandbox.InfraExitCode, Message: "the command was interrupted: the server restarted while it ran",
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := a.Record(ctx, stream, it.Version, done...); err != nil && !errors.Is(err, events.ErrConcurrency) {
+		if err := a.interrupt(ctx, it); err != nil {
 			return err
 		}
 	}

@@ -479,3 +479,28 @@ func TestRestartReattachesOrEndsReadySessions(t *testing.T) {
 	h2.expect(http.StatusOK, "kim", "DELETE", "/sessions/"+alive, nil, nil)
 	h2.expectStopped(alive)
 }
+
+func TestRestartInterruptsClaimedCommands(t *testing.T) {
+	h := newSessionHarness(t, "", newAgentRuntime(t), nil)
+	h.addSample(sandbox.Environment{})
+	h.credit("lou", 100)
+	sid := h.openSession("lou")
+	ctx := context.Background()
+	// A command claimed by an executor that died with the server before it answered.
+	e, _ := events.RequestExec("lost-1", events.ExecRequestedData{InteractionHeader: events.InteractionHeader{InteractionID: "int_lost", SessionID: sid, UserID: "lou", CreatedAt: time.Now()}, Command: "sleep 1000", CommandTimeout: 10})
+	var it events.Interaction
+	e.Version = 1
+	it.Apply(e)
+	claim, _ := it.Start("lost-2", time.Now())
+	// Both at once, so that the executor of this process never sees the request unclaimed.
+	if _, err := h.a.Events.Append(ctx, events.InteractionStream("int_lost"), 0, append([]events.Envelope{e}, claim...)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := RecoverSandboxes(ctx, h.a); err != nil {
+		t.Fatal(err)
+	}
+	got := h.await("lou", sid, "int_lost")
+	if *got.ExitCode != sandbox.InfraExitCode || !strings.Contains(*got.Message, "interrupted") {
+		t.Fatalf("%+v", got)
+	}
+}
