@@ -12,9 +12,13 @@ import (
 	"github.com/codeset/codeset/shared/dataset"
 )
 
-// ImportBatch is how many events one append of an import carries: big enough that 10,000 rows
-// take a few dozen appends, small enough for a Firestore transaction.
-const ImportBatch = 400
+// An import appends its events in batches: big enough that 10,000 rows take a few dozen
+// appends, small enough for one Firestore transaction (at most 500 writes, two per event on the
+// Firestore event store, and a request of at most 10 MiB).
+const (
+	ImportBatch      = 200
+	ImportBatchBytes = 4 << 20
+)
 
 // ImportOptions describe one import into one dataset.
 type ImportOptions struct {
@@ -108,8 +112,12 @@ func ImportDataset(ctx context.Context, a *App, rows []dataset.Row, invalid []*d
 		return ImportResult{}, err
 	}
 	expected := ds.Version
-	for start := 0; start < len(plan.Events); start += ImportBatch {
-		batch := plan.Events[start:min(start+ImportBatch, len(plan.Events))]
+	for start, end := 0, 0; start < len(plan.Events); start = end {
+		size := 0
+		for end = start; end < len(plan.Events) && end-start < ImportBatch && (end == start || size+len(plan.Events[end].Data) <= ImportBatchBytes); end++ {
+			size += len(plan.Events[end].Data)
+		}
+		batch := plan.Events[start:end]
 		stored, err := a.Events.Append(ctx, stream, expected, batch...)
 		if err != nil {
 			return ImportResult{}, fmt.Errorf("import into %s after %d of %d events: %w", opts.Dataset, start, len(plan.Events), err)
