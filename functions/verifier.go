@@ -80,7 +80,7 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 		env = sample.Environment
 	}
 
-	v, claimed, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+	v, claimed, err := a.decideVerificationFrom(ctx, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
 		return v.Start(ids.New(), a.Clock.Now())
 	})
 	if err != nil || !claimed {
@@ -100,13 +100,17 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	callCtx, stop := context.WithTimeout(callCtx, timeout+verifyGrace)
 	// The running mark is recorded while the sandbox prepares the run, off the critical path; the
 	// result is recorded after it, so the stream keeps its order.
-	marked := make(chan error, 1)
-	go func() {
-		_, _, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+	type mark struct {
+		v   events.Verification
+		err error
+	}
+	marked := make(chan mark, 1)
+	go func(v events.Verification) {
+		v, _, err := a.decideVerificationFrom(ctx, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
 			return v.Run(ids.New(), a.Clock.Now())
 		})
-		marked <- err
-	}()
+		marked <- mark{v, err}
+	}(v)
 	res, err := client.Verify(callCtx, sandbox.VerifyRequest{
 		TestPatch: sample.TestPatch, BaseCommit: sample.BaseCommit, Command: env.VerifierCommand,
 		ReportPaths: env.ReportPaths, Timeout: timeout,
@@ -115,13 +119,14 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	stop()
 	running.Delete(jobID)
 	cancel(nil)
-	if merr := <-marked; merr != nil && ctx.Err() == nil {
+	m := <-marked
+	if m.err != nil && ctx.Err() == nil {
 		// Without its running mark the job cannot complete; try once more, then let the
 		// delivery fail (the job is then left to the restart recovery).
-		if _, _, merr = a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+		if m.v, _, m.err = a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
 			return v.Run(ids.New(), a.Clock.Now())
-		}); merr != nil {
-			return merr
+		}); m.err != nil {
+			return m.err
 		}
 	}
 
@@ -160,7 +165,11 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	}
 	result := grading.Grade(rep, grading.Expectation{FailToPass: sample.FailToPass, PassToPass: sample.PassToPass, FailToFail: sample.FailToFail},
 		grading.Run{Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration})
-	_, _, err = a.decideVerification(rec, jobID, func(v events.Verification) ([]events.Envelope, error) {
+	var known *events.Verification
+	if m.err == nil {
+		known = &m.v // the state after the running mark: no need to read the stream again
+	}
+	_, _, err = a.decideVerificationFrom(rec, jobID, known, func(v events.Verification) ([]events.Envelope, error) {
 		return v.Complete(ids.New(), a.Clock.Now(), result)
 	})
 	return err
@@ -242,8 +251,23 @@ func (a *App) loadVerification(ctx context.Context, jobID string) (events.Verifi
 // loaded, deciding again when another writer got there first. recorded says whether this call
 // recorded anything.
 func (a *App) decideVerification(ctx context.Context, jobID string, decide func(v events.Verification) ([]events.Envelope, error)) (v events.Verification, recorded bool, err error) {
+	return a.decideVerificationFrom(ctx, jobID, nil, decide)
+}
+
+// decideVerificationFrom is decideVerification starting from a state the caller already holds
+// (nil: load it); the stream is read again only when another writer got there first.
+func (a *App) decideVerificationFrom(ctx context.Context, jobID string, known *events.Verification, decide func(v events.Verification) ([]events.Envelope, error)) (events.Verification, bool, error) {
 	for attempt := 0; ; attempt++ {
-		v, ok, err := a.loadVerification(ctx, jobID)
+		var (
+			v   events.Verification
+			ok  = true
+			err error
+		)
+		if attempt == 0 && known != nil {
+			v = *known
+		} else {
+			v, ok, err = a.loadVerification(ctx, jobID)
+		}
 		if err != nil || !ok {
 			return v, false, err
 		}
