@@ -12,9 +12,15 @@ import (
 // tasks to work on from any working directory; --no-demo skips it. Later starts leave it alone:
 // the operator may have imported other versions since. It goes first among the start-up tasks
 // (a second or so, after /health answers), so that by the time the bootstrap key is written a
-// user who reads it finds the demo listed.
+// user who reads it finds the demo listed. A demo that cannot be loaded (no git on the PATH,
+// say) is logged and does not stop the server: it is a convenience, not a dependency.
 func init() {
-	Startup = append([]Task{{Name: "demo", Run: loadDemo}}, Startup...)
+	Startup = append([]Task{{Name: "demo", Run: func(ctx context.Context, a *App) error {
+		if err := loadDemo(ctx, a); err != nil && ctx.Err() == nil {
+			a.Logger.ErrorContext(ctx, "demo dataset not loaded; the server runs without it", "error", err.Error())
+		}
+		return nil
+	}}}, Startup...)
 }
 
 func loadDemo(ctx context.Context, a *App) error {
