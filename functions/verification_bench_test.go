@@ -1,12 +1,15 @@
 package functions
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // BenchmarkVerificationOverhead measures what verification adds to the verifier's own run time,
@@ -60,6 +63,31 @@ func BenchmarkVerificationOverhead(b *testing.B) {
 				client = append(client, float64(seen.Microseconds())/1000-run)
 			}
 			b.StopTimer()
+			// The sandbox's share: the same verification asked of the agent directly (restore and
+			// apply the test patch, run, collect the report, put the files back), less the run.
+			s, _, err := e.a.loadSession(context.Background(), sid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sample, err := projections.SampleVersion(context.Background(), e.a.Docs, s.Dataset, s.SampleID, s.SampleVersion)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sc, err := e.a.sandboxClient(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var agent []float64
+			for range min(b.N, 40) {
+				t0 := time.Now()
+				res, err := sc.Verify(context.Background(), sandbox.VerifyRequest{TestPatch: sample.TestPatch, BaseCommit: sample.BaseCommit,
+					Command: s.Env.VerifierCommand, ReportPaths: s.Env.ReportPaths, Timeout: time.Minute})
+				if err != nil {
+					b.Fatal(err)
+				}
+				agent = append(agent, float64((time.Since(t0)-res.Duration).Microseconds())/1000)
+			}
+			b.ReportMetric(percentile(agent, 50), "p50-sandbox-share-ms")
 			b.ReportMetric(percentile(server, 50), "p50-overhead-ms")
 			b.ReportMetric(percentile(server, 95), "p95-overhead-ms")
 			b.ReportMetric(percentile(client, 50), "p50-client-overhead-ms")
