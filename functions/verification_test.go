@@ -729,3 +729,37 @@ func TestVerifyOnGCPBackend(t *testing.T) {
 		t.Fatalf("gold: %s", j.raw)
 	}
 }
+
+// TestVerifyConcurrentJobs: jobs asked for at once in one session each run and grade the same
+// work tree alike (the sandbox runs them one at a time).
+func TestVerifyConcurrentJobs(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	const id = "sh-semver-1"
+	c := env.samples[id].Content
+	sid := env.openSession("alice", id)
+	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
+	jobs := make([]string, 3)
+	var wg sync.WaitGroup
+	for i := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, raw := env.call("alice", "POST", "/sessions/"+sid+"/verify", nil)
+			var r struct {
+				JobID string `json:"job_id"`
+			}
+			if status != http.StatusAccepted || json.Unmarshal(raw, &r) != nil {
+				t.Errorf("verify: %d %s", status, raw)
+			}
+			jobs[i] = r.JobID
+		}()
+	}
+	wg.Wait()
+	for _, job := range jobs {
+		j := env.waitJob("alice", sid, job, nil)
+		if j.Status != events.JobCompleted || j.Result.IsSuccess || !slices.Equal(detailNames(j.Result.Failures), sortedUnion(c.FailToPass, c.FailToFail)) {
+			t.Fatalf("job %s: %s", job, j.raw)
+		}
+	}
+}
