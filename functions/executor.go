@@ -29,6 +29,13 @@ const execGrace = 30 * time.Second
 
 func execute(ctx context.Context, a *App, e events.Envelope) error {
 	stream := e.Stream
+	id := strings.TrimPrefix(stream, "interaction-")
+	// One delivery at a time in this process; the mark also tells a claim of this process from
+	// one left by an earlier run.
+	if _, busy := execsRunning.LoadOrStore(id, true); busy {
+		return nil
+	}
+	defer execsRunning.Delete(id)
 	evs, err := a.Events.Load(ctx, stream, 1)
 	if err != nil {
 		return err
@@ -38,18 +45,14 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 		return err
 	}
 	if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
-		if _, here := execsRunning.Load(it.InteractionID); !here {
-			// Claimed by an earlier run of this server, which stopped before recording the
-			// result: the command is lost, say so rather than leave it processing forever.
-			return a.interrupt(ctx, it)
-		}
+		// Claimed by an earlier run of this server, which stopped before recording the result:
+		// the command is lost, say so rather than leave it processing forever.
+		return a.interrupt(ctx, it)
 	}
 	claim, err := it.Start(ids.New(), a.Clock.Now())
 	if err != nil || len(claim) == 0 {
 		return err
 	}
-	execsRunning.Store(it.InteractionID, true)
-	defer execsRunning.Delete(it.InteractionID)
 	// The claim goes to the log without waiting for its projection ("processing" shows once the
 	// bus projects it): only the append at the expected version matters here, and the command's
 	// latency is what the user waits on.
@@ -77,8 +80,7 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 	return nil
 }
 
-// execsRunning holds the commands this process runs, to tell a claim of its own from one left
-// by an earlier run of the server.
+// execsRunning holds the interactions this process is executing.
 var execsRunning sync.Map
 
 // interrupt records a claimed command as lost: exit code -1000 and why.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
@@ -59,6 +60,13 @@ const (
 // tree.
 func newSessionHarness(t *testing.T, dataDir string, rt sandbox.Runtime, tune func(*config.Config)) *sessionHarness {
 	t.Helper()
+	return newSessionHarnessAt(t, dataDir, rt, nil, tune)
+}
+
+// newSessionHarnessAt is newSessionHarness on the clock clk (nil: the system's), set before
+// anything starts.
+func newSessionHarnessAt(t *testing.T, dataDir string, rt sandbox.Runtime, clk clock.Clock, tune func(*config.Config)) *sessionHarness {
+	t.Helper()
 	cfg := config.Default()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -80,6 +88,9 @@ func newSessionHarness(t *testing.T, dataDir string, rt sandbox.Runtime, tune fu
 		rt = localRuntime(t, dataDir)
 	}
 	a.Sandboxes = rt
+	if clk != nil {
+		a.Clock = clk
+	}
 	h := &sessionHarness{t: t, a: a, cfg: cfg}
 	h.start()
 	return h

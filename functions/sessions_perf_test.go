@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +59,22 @@ func (h *sessionHarness) createToReady(user string) (string, time.Duration) {
 	}
 }
 
+// cpuTime is the CPU this process has used: steadier than wall time on a shared machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func TestSessionPerformance(t *testing.T) {
 	if os.Getenv("CODESET_BENCH") == "" {
 		t.Skip("set CODESET_BENCH=1 to measure")
@@ -84,10 +102,13 @@ func TestSessionPerformance(t *testing.T) {
 		h.run("bench", sid, "true", 10)
 	}
 	var api, bare []time.Duration
+	var apiCPU time.Duration
 	for range 60 {
+		c0 := cpuTime()
 		start := time.Now()
 		h.run("bench", sid, "true", 10)
 		api = append(api, time.Since(start))
+		apiCPU += cpuTime() - c0
 		start = time.Now()
 		if err := exec.Command("bash", "-c", "true").Run(); err != nil {
 			t.Fatal(err)
@@ -96,6 +117,7 @@ func TestSessionPerformance(t *testing.T) {
 	}
 	t.Logf("POST exec true until completed (?wait): p50 %s, p90 %s; bare fork/exec of bash -c true: p50 %s; overhead p50 %s",
 		ms(p50(api)), ms(p90(api)), ms(p50(bare)), ms(p50(api)-p50(bare)))
+	t.Logf("CPU time of this process (server and client) per exec: %s; load average %s", ms(apiCPU/time.Duration(len(api))), loadAverage())
 
 	manySessions(t, h, 100)
 }

@@ -392,9 +392,8 @@ func TestDuplicateDeliveriesRunOnce(t *testing.T) {
 
 func TestReaperExpiresSessionsWithFakeClock(t *testing.T) {
 	rt := newAgentRuntime(t)
-	h := newSessionHarness(t, "", rt, nil)
 	fake := clock.NewFake(time.Now())
-	h.a.Clock = fake
+	h := newSessionHarnessAt(t, "", rt, fake, nil)
 	h.addSample(sandbox.Environment{})
 	h.credit("ivy", 100)
 	var created struct {
@@ -427,9 +426,8 @@ func TestReaperExpiresSessionsWithFakeClock(t *testing.T) {
 func TestReaperFailsSessionsStuckCreating(t *testing.T) {
 	rt := &gatedRuntime{agentRuntime: newAgentRuntime(t), gate: make(chan struct{})}
 	defer close(rt.gate)
-	h := newSessionHarness(t, "", rt, func(c *config.Config) { c.SessionStartTimeout = time.Minute })
 	fake := clock.NewFake(time.Now())
-	h.a.Clock = fake
+	h := newSessionHarnessAt(t, "", rt, fake, func(c *config.Config) { c.SessionStartTimeout = time.Minute })
 	h.addSample(sandbox.Environment{})
 	h.credit("jon", 100)
 	var created struct {
