@@ -20,7 +20,6 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/stripe"
@@ -162,8 +161,6 @@ func refundEvent(evtID, chargeID, csID, user string, amount, refunded int64) []b
 	return []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":%q,"created":%d,"type":"charge.refunded","data":{"object":{"id":%q,"object":"charge","amount":%d,"amount_refunded":%d,"payment_intent":"pi_%s","metadata":{"user_id":%q}}}}`,
 		evtID, stripe.APIVersion, time.Now().Unix(), chargeID, amount, refunded, csID, user))
 }
-
-var _ = clock.System{}
 
 func webhookHeader(payload []byte, secret string) string {
 	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret}).Header
