@@ -9,11 +9,20 @@ import (
 
 // HealthCheck answers GET /health. It touches no storage: it says the process serves.
 func HealthCheck(a *App, w http.ResponseWriter, r *http.Request) error {
-	httpapi.WriteJSON(w, http.StatusOK, map[string]string{
-		"status":    "healthy",
-		"service":   a.Config.Service,
-		"version":   a.Config.Version,
-		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+	httpapi.WriteJSON(w, http.StatusOK, health{
+		Status:    "healthy",
+		Service:   a.Config.Service,
+		Version:   a.Config.Version,
+		Timestamp: time.Now().UTC().Format(time.RFC3339Nano),
 	})
 	return nil
+}
+
+// health is HealthCheckResponse; a struct encodes several times faster than a map (no key
+// sorting), and health is what load balancers and probes call most.
+type health struct {
+	Status    string `json:"status"`
+	Service   string `json:"service"`
+	Version   string `json:"version"`
+	Timestamp string `json:"timestamp"`
 }
