@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -186,7 +187,11 @@ func changeUser(ctx context.Context, a *App, userID string, decide func(u events
 			return u, err
 		}
 		stored, err := a.Record(ctx, stream, u.Version, news...)
-		if errors.Is(err, events.ErrConcurrency) && attempt < 4 {
+		// The event store commits concurrent appends together, so every loser of a race learns it
+		// in the same round: allow as many rounds as there are plausible contenders (a burst of
+		// logins of one account), with a small random pause so they do not collide again.
+		if errors.Is(err, events.ErrConcurrency) && attempt < 15 {
+			time.Sleep(time.Duration(1+mrand.IntN(5*(attempt+1))) * time.Millisecond)
 			continue
 		}
 		if err != nil {
