@@ -46,6 +46,8 @@ type Store struct {
 	head, byID, mark               *sql.Stmt
 	savepoint, rollbackTo, release *sql.Stmt
 	inserts                        map[int]*sql.Stmt // rows per INSERT -> statement
+	// Reads on the reader pool, prepared on each pooled connection's first use.
+	load, version, unpublished *sql.Stmt
 }
 
 // insertSizes are the multi-row INSERTs prepared: a batch is written greedily in these sizes.
@@ -79,6 +81,15 @@ func (s *Store) prepare() error {
 	}
 	for p, q := range map[**sql.Stmt]string{&s.savepoint: `SAVEPOINT one_append`, &s.rollbackTo: `ROLLBACK TO one_append`, &s.release: `RELEASE one_append`} {
 		if *p, err = s.db.W.Prepare(q); err != nil {
+			return err
+		}
+	}
+	for p, q := range map[**sql.Stmt]string{
+		&s.load:        `SELECT ` + cols + ` FROM events WHERE stream = ? AND version >= ? ORDER BY version`,
+		&s.version:     `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`,
+		&s.unpublished: `SELECT ` + cols + ` FROM events WHERE published = 0 ORDER BY seq LIMIT ?`,
+	} {
+		if *p, err = s.db.R.Prepare(q); err != nil {
 			return err
 		}
 	}
@@ -342,8 +353,8 @@ func scan(r scanner) (events.Envelope, error) {
 	return e, nil
 }
 
-func (s *Store) query(ctx context.Context, q string, args ...any) ([]events.Envelope, error) {
-	rows, err := s.db.R.QueryContext(ctx, q, args...)
+func (s *Store) query(ctx context.Context, q *sql.Stmt, args ...any) ([]events.Envelope, error) {
+	rows, err := q.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +374,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]events.Enve
 }
 
 func (s *Store) Load(ctx context.Context, stream string, from int64) ([]events.Envelope, error) {
-	evs, err := s.query(ctx, `SELECT `+cols+` FROM events WHERE stream = ? AND version >= ? ORDER BY version`, stream, from)
+	evs, err := s.query(ctx, s.load, stream, from)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", stream, err)
 	}
@@ -372,22 +383,25 @@ func (s *Store) Load(ctx context.Context, stream string, from int64) ([]events.E
 
 func (s *Store) Version(ctx context.Context, stream string) (int64, error) {
 	var v int64
-	err := s.db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`, stream).Scan(&v)
+	err := s.version.QueryRowContext(ctx, stream).Scan(&v)
 	return v, err
 }
 
 func (s *Store) Unpublished(ctx context.Context, limit int) ([]events.Envelope, error) {
-	return s.query(ctx, `SELECT `+cols+` FROM events WHERE published = 0 ORDER BY seq LIMIT ?`, limit)
+	return s.query(ctx, s.unpublished, limit)
 }
 
 func (s *Store) MarkPublished(ctx context.Context, evs ...events.Envelope) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	tx, err := s.db.W.BeginTx(ctx, nil)
+	// Relaxed: a mark lost in a crash only means the event is delivered again, which consumers
+	// absorb; the next append's fsync makes it durable anyway.
+	tx, done, err := s.db.BeginRelaxed(ctx)
 	if err != nil {
 		return err
 	}
+	defer done()
 	defer tx.Rollback()
 	mark := tx.StmtContext(ctx, s.mark)
 	for _, e := range evs {

@@ -38,6 +38,12 @@ type Store struct {
 	mu         sync.Mutex
 	queue      []*writeReq // writes waiting for the next group commit
 	committing bool        // a commitLoop goroutine is running
+
+	// Statements of every Get, Put, Update and Delete, prepared once: parsing SQL costs more
+	// than running these. The writer's are prepared when the store opens (not lazily: a
+	// transaction holds the writer's only connection); the readers' on each pooled connection's
+	// first use.
+	get, getW, put, del *sql.Stmt
 }
 
 // New creates the schema if needed.
@@ -45,14 +51,29 @@ func New(db *sqlitedb.DB) (*Store, error) {
 	if _, err := db.W.Exec(schema); err != nil {
 		return nil, fmt.Errorf("doc store schema: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	var err error
+	for p, q := range map[**sql.Stmt]string{&s.getW: selectBody, &s.put: upsert, &s.del: deleteDoc} {
+		if *p, err = db.W.Prepare(q); err != nil {
+			return nil, fmt.Errorf("doc store statements: %w", err)
+		}
+	}
+	if s.get, err = db.R.Prepare(selectBody); err != nil {
+		return nil, fmt.Errorf("doc store statements: %w", err)
+	}
+	return s, nil
 }
+
+const (
+	selectBody = `SELECT json(body) FROM docs WHERE coll = ? AND id = ?`
+	deleteDoc  = `DELETE FROM docs WHERE coll = ? AND id = ?`
+)
 
 var _ projections.DocStore = (*Store)(nil)
 
 func (s *Store) Get(ctx context.Context, coll, id string) (json.RawMessage, error) {
 	var body []byte
-	err := s.db.R.QueryRowContext(ctx, `SELECT json(body) FROM docs WHERE coll = ? AND id = ?`, coll, id).Scan(&body)
+	err := s.get.QueryRowContext(ctx, coll, id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s/%s: %w", coll, id, projections.ErrNotFound)
 	}
@@ -64,7 +85,7 @@ const upsert = `INSERT INTO docs (coll, id, body) VALUES (?, ?, jsonb(?))
 
 func (s *Store) Put(ctx context.Context, coll, id string, doc json.RawMessage) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(upsert, coll, id, []byte(doc)); err != nil {
+		if _, err := tx.Stmt(s.put).Exec(coll, id, []byte(doc)); err != nil {
 			return fmt.Errorf("put %s/%s: %w", coll, id, err)
 		}
 		return nil
@@ -73,7 +94,7 @@ func (s *Store) Put(ctx context.Context, coll, id string, doc json.RawMessage) e
 
 func (s *Store) Delete(ctx context.Context, coll, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`DELETE FROM docs WHERE coll = ? AND id = ?`, coll, id); err != nil {
+		if _, err := tx.Stmt(s.del).Exec(coll, id); err != nil {
 			return fmt.Errorf("delete %s/%s: %w", coll, id, err)
 		}
 		return nil
@@ -83,7 +104,7 @@ func (s *Store) Delete(ctx context.Context, coll, id string) error {
 func (s *Store) Update(ctx context.Context, coll, id string, fn func(cur json.RawMessage) (json.RawMessage, error)) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var cur []byte
-		err := tx.QueryRow(`SELECT json(body) FROM docs WHERE coll = ? AND id = ?`, coll, id).Scan(&cur)
+		err := tx.Stmt(s.getW).QueryRow(coll, id).Scan(&cur)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("update %s/%s: %w", coll, id, err)
 		}
@@ -94,7 +115,7 @@ func (s *Store) Update(ctx context.Context, coll, id string, fn func(cur json.Ra
 		if next == nil {
 			return nil
 		}
-		if _, err := tx.Exec(upsert, coll, id, []byte(next)); err != nil {
+		if _, err := tx.Stmt(s.put).Exec(coll, id, []byte(next)); err != nil {
 			return fmt.Errorf("update %s/%s: %w", coll, id, err)
 		}
 		return nil
@@ -177,10 +198,15 @@ func (s *Store) commitGroup(group []*writeReq) bool {
 		}
 		return true
 	}
-	tx, err := s.db.W.BeginTx(context.Background(), nil)
+	// Relaxed (no fsync of its own): every document is derived from the event log and written
+	// before the event it applies is marked published, so a crash that loses it also loses that
+	// mark, and the event is delivered and applied again; the next append's fsync makes it
+	// durable anyway. This keeps the single writer free for the appends a user waits on.
+	tx, done, err := s.db.BeginRelaxed(context.Background())
 	if err != nil {
 		return fail(fmt.Errorf("doc store: begin: %w", err))
 	}
+	defer done()
 	defer tx.Rollback()
 	for _, r := range group {
 		if err := r.ctx.Err(); err != nil {

@@ -4,7 +4,9 @@
 package sqlitedb
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"runtime"
@@ -48,6 +50,37 @@ func Open(path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	return &DB{W: w, R: r}, nil
+}
+
+// BeginRelaxed begins a write transaction whose commit is not fsynced by itself
+// (synchronous=NORMAL for that transaction only): the next durable commit's fsync covers it,
+// because WAL frames are written in commit order and recovery keeps a prefix of them. So a
+// crash can lose only relaxed commits made after the last durable one, never one before it.
+// Only for writes that are derived from durable ones and made again when lost: the outbox's
+// published marks (a lost mark means a redelivery) and the read models (rebuilt by that
+// redelivery, since they are written before the mark of the event they apply). Call done once
+// the transaction has ended: it restores synchronous=FULL and gives the connection back.
+func (d *DB) BeginRelaxed(ctx context.Context) (tx *sql.Tx, done func(), err error) {
+	conn, err := d.W.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	restore := func() {
+		if _, err := conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); err != nil {
+			// Never hand a relaxed connection back to the pool: drop it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		restore()
+		return nil, nil, fmt.Errorf("relaxed write: %w", err)
+	}
+	if tx, err = conn.BeginTx(ctx, nil); err != nil {
+		restore()
+		return nil, nil, err
+	}
+	return tx, restore, nil
 }
 
 // Close closes both pools.
