@@ -141,6 +141,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				r.mark()
 				continue
 			}
+			// Events nobody wants were queued for marking by the read itself: no delivery will
+			// wake the loop for them, so mark them now rather than at the next poll.
+			r.mark()
 		}
 		select {
 		case <-ctx.Done():
