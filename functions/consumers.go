@@ -18,6 +18,9 @@ type Consumer struct {
 	// Inline projectors also run in the request that appended the events (see Record), so a
 	// client reads its own writes at once; the bus's later delivery is then a no-op.
 	Inline bool
+	// SelfVersioned handlers keep their own version per stream (projections.ProjectStream): the
+	// runner keeps no checkpoint for them (see projections.RunnerOptions.SelfVersioned).
+	SelfVersioned bool
 }
 
 // Consumers is every consumer of the system; capability files add theirs from init.

@@ -49,7 +49,7 @@ func (a *App) pipeline() *pipeline {
 		}
 		for _, c := range Consumers {
 			handle := c.Handle
-			opts.Wants = c.Wants
+			opts.Wants, opts.SelfVersioned = c.Wants, c.SelfVersioned
 			p.runners[c.Name] = projections.NewRunner(c.Name, func(ctx context.Context, e events.Envelope) error {
 				return handle(ctx, a, e)
 			}, a.Events, a.Docs, opts)

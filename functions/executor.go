@@ -17,9 +17,12 @@ import (
 // claim, or loses the race to append it, and never runs the command twice.
 func init() {
 	Consumers = append(Consumers, Consumer{
-		Name:   "Executor",
-		Wants:  func(e events.Envelope) bool { return e.Type == events.ExecRequested },
-		Handle: execute,
+		Name:  "Executor",
+		Wants: func(e events.Envelope) bool { return e.Type == events.ExecRequested },
+		// Its state is the interaction's own stream (the claim at version 1, then the result): a
+		// duplicate delivery finds them, so the runner needs no checkpoint of its own.
+		SelfVersioned: true,
+		Handle:        execute,
 	})
 }
 

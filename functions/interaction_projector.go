@@ -15,6 +15,8 @@ func init() {
 		Name:   "ProjectInteractions",
 		Wants:  projections.IsInteractionEvent,
 		Inline: true,
+		// ProjectStream keeps the document's stream version: no runner checkpoint needed.
+		SelfVersioned: true,
 		Handle: func(ctx context.Context, a *App, e events.Envelope) error {
 			id := strings.TrimPrefix(e.Stream, "interaction-")
 			if err := projections.ProjectStream(ctx, a.Docs, projections.InteractionCollection, id, e, projections.ApplyInteraction, a.Events.Load); err != nil {

@@ -15,6 +15,8 @@ func init() {
 		Name:   "ProjectSessions",
 		Wants:  projections.IsSessionEvent,
 		Inline: true,
+		// ProjectStream keeps the document's stream version: no runner checkpoint needed.
+		SelfVersioned: true,
 		Handle: func(ctx context.Context, a *App, e events.Envelope) error {
 			id := strings.TrimPrefix(e.Stream, "session-")
 			return projections.ProjectStream(ctx, a.Docs, projections.SessionCollection, id, e, projections.ApplySession, a.Events.Load)

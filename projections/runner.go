@@ -51,6 +51,12 @@ type RunnerOptions struct {
 	Wants func(events.Envelope) bool
 	// Sleep waits between tries; default a timer that ends early with ctx. Tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// SelfVersioned says the handler keeps its own version of each stream, skips what it has
+	// already applied and fills gaps itself, in the same transaction as its write (ProjectStream
+	// does). The runner then keeps no checkpoint for it: it hands each wanted event to the
+	// handler, still with retries and dead letters, and saves a checkpoint read and a durable
+	// write per event.
+	SelfVersioned bool
 }
 
 func (o RunnerOptions) withDefaults() RunnerOptions {
@@ -129,6 +135,12 @@ func (r *Runner) deliver(ctx context.Context, e events.Envelope, attempts int, d
 	// keys serialise them instead, and idempotent handlers absorb the rest.
 	defer r.lock(e.Stream)()
 
+	if r.opts.SelfVersioned {
+		if r.opts.Wants != nil && !r.opts.Wants(e) {
+			return nil
+		}
+		return r.apply(ctx, e, attempts, deadLetter)
+	}
 	cp, err := Get[Checkpoint](ctx, r.docs, CheckpointsColl, checkpointID(r.name, e.Stream))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("%s: checkpoint of %s: %w", r.name, e.Stream, err)
@@ -177,6 +189,9 @@ func (r *Runner) apply(ctx context.Context, e events.Envelope, attempts int, dea
 	var err error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		if err = r.handle(ctx, e); err == nil {
+			if r.opts.SelfVersioned {
+				return nil
+			}
 			return r.advance(ctx, e)
 		}
 		if ctx.Err() != nil {
@@ -200,6 +215,9 @@ func (r *Runner) apply(ctx context.Context, e events.Envelope, attempts int, dea
 	}
 	r.opts.Logger.ErrorContext(ctx, "event dead-lettered", "consumer", r.name, "stream", e.Stream,
 		"version", e.Version, "event_id", e.ID, "type", e.Type, "attempts", attempts, "error", err.Error())
+	if r.opts.SelfVersioned {
+		return nil // no checkpoint to move: the handler's own version is the only one
+	}
 	return r.advance(ctx, e)
 }
 
