@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,9 +29,60 @@ var keptCaps = []struct {
 	{unix.CAP_SYS_CHROOT, "sys_chroot"}, {unix.CAP_KILL, "kill"}, {unix.CAP_AUDIT_WRITE, "audit_write"},
 }
 
-// commandPrefix wraps every command the agent starts when the bounding set could not be
-// narrowed for the whole process (see dropCaps). It is process-wide, like capabilities.
+// commandPrefix wraps every command the agent starts when the bounding set could be narrowed
+// neither for the whole process nor for the spawner's thread (see dropCaps). It is
+// process-wide, like capabilities.
 var commandPrefix []string
+
+// spawner, when not nil, starts every command of the agent on one OS thread whose own bounding
+// set was narrowed (see dropCaps): a child inherits the bounding set of the thread that forks
+// it.
+var spawner chan spawnRequest
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startCommand starts cmd with the narrowed bounding set: on the spawner's thread when there is one,
+// else in place (the whole process was narrowed, or commandPrefix wraps cmd).
+func startCommand(cmd *exec.Cmd) error {
+	if spawner == nil {
+		return cmd.Start()
+	}
+	r := spawnRequest{cmd: cmd, done: make(chan error, 1)}
+	spawner <- r
+	return <-r.done
+}
+
+// startSpawner narrows the bounding set of one locked OS thread to keptCaps and starts commands
+// there from then on. That thread is never unlocked, so no other goroutine runs on it; the Go
+// runtime does not clone new threads from a locked one.
+func startSpawner(kept map[int]bool, last int) error {
+	ready := make(chan error, 1)
+	requests := make(chan spawnRequest)
+	go func() {
+		runtime.LockOSThread()
+		for c := 0; c <= last; c++ {
+			if kept[c] {
+				continue
+			}
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+				ready <- fmt.Errorf("drop capability %d on the spawner's thread: %w", c, err)
+				return // the thread, locked and dirty, ends with the goroutine
+			}
+		}
+		ready <- nil
+		for r := range requests {
+			r.done <- r.cmd.Start()
+		}
+	}()
+	if err := <-ready; err != nil {
+		return err
+	}
+	spawner = requests
+	return nil
+}
 
 // confine runs in the sandbox's own mount namespace, before the agent serves. The host's file
 // system stays visible (the toolchains live there), but:
@@ -173,8 +225,9 @@ func minimalDev() error {
 // dropCaps removes from the bounding set every capability outside keptCaps: the agent keeps
 // its own, but no command it starts can have them again. The bounding set belongs to each
 // thread, so it is narrowed on all of the process's threads at once; a binary built with cgo
-// cannot do that, and then every command is started through setpriv(1) instead, which costs a
-// couple of milliseconds per command (build with CGO_ENABLED=0 to avoid it).
+// cannot do that, and then it is narrowed on one thread that starts every command (see startCommand).
+// Only if that fails too is every command started through setpriv(1), which costs a couple of
+// milliseconds per command.
 func dropCaps() error {
 	kept := map[int]bool{}
 	names := []string{"-all"}
@@ -196,6 +249,9 @@ func dropCaps() error {
 		switch errno {
 		case 0, unix.EINVAL:
 		case unix.ENOTSUP:
+			if err := startSpawner(kept, last); err == nil {
+				return nil
+			}
 			setpriv, err := exec.LookPath("setpriv")
 			if err != nil {
 				return errors.New("cannot narrow the capabilities of commands: the binary uses cgo and setpriv(1) is missing")

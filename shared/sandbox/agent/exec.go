@@ -43,7 +43,7 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 		}
 	}
 	cmd.Stdout, cmd.Stderr = stdout.w, stderr.w
-	err := cmd.Start()
+	err := startCommand(cmd)
 	// The command has its own copies now; ours must go, or the pipes never reach their end.
 	stdout.w.Close()
 	stderr.w.Close()
