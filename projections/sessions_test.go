@@ -2,30 +2,13 @@ package projections_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	docsqlite "github.com/codeset/codeset/projections/sqlite"
 	"github.com/codeset/codeset/shared/sandbox"
-	"github.com/codeset/codeset/shared/sqlitedb"
 )
-
-func docStore(t *testing.T) projections.DocStore {
-	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s, err := docsqlite.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // sessionStream decides a whole session life and gives the events their versions.
 func sessionStream(t *testing.T) []events.Envelope {

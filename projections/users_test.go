@@ -5,30 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	docsqlite "github.com/codeset/codeset/projections/sqlite"
 	"github.com/codeset/codeset/shared/auth"
-	"github.com/codeset/codeset/shared/sqlitedb"
 )
-
-func userStore(t *testing.T) projections.DocStore {
-	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s, err := docsqlite.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // userHistory is a user stream with keys created, revoked, a deactivation and a reactivation.
 func userHistory(t *testing.T) []events.Envelope {
@@ -93,7 +76,7 @@ func state(t *testing.T, s projections.DocStore) string {
 func TestProjectUserIdempotentInAnyOrder(t *testing.T) {
 	ctx := context.Background()
 	evs := userHistory(t)
-	ref := userStore(t)
+	ref := docStore(t)
 	for _, e := range evs {
 		if err := projections.ProjectUser(ctx, ref, e, loader(evs)); err != nil {
 			t.Fatal(err)
@@ -120,7 +103,7 @@ func TestProjectUserIdempotentInAnyOrder(t *testing.T) {
 	}
 
 	for seed := range 20 {
-		s := userStore(t)
+		s := docStore(t)
 		rng := rand.New(rand.NewPCG(uint64(seed), 1))
 		deliveries := append(append([]events.Envelope{}, evs...), evs...)
 		rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
@@ -138,7 +121,7 @@ func TestProjectUserIdempotentInAnyOrder(t *testing.T) {
 func TestProjectUserDeactivationReachesKeys(t *testing.T) {
 	ctx := context.Background()
 	evs := userHistory(t)[:6] // up to the deactivation
-	s := userStore(t)
+	s := docStore(t)
 	for _, e := range evs {
 		if err := projections.ProjectUser(ctx, s, e, loader(evs)); err != nil {
 			t.Fatal(err)
@@ -154,7 +137,7 @@ func TestProjectUserDeactivationReachesKeys(t *testing.T) {
 func TestRecordKeyUsesSurvivesProjection(t *testing.T) {
 	ctx := context.Background()
 	evs := userHistory(t)
-	s := userStore(t)
+	s := docStore(t)
 	for _, e := range evs[:3] {
 		projections.ProjectUser(ctx, s, e, loader(evs))
 	}

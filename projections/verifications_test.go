@@ -3,30 +3,13 @@ package projections_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	docsqlite "github.com/codeset/codeset/projections/sqlite"
 	"github.com/codeset/codeset/shared/grading"
-	"github.com/codeset/codeset/shared/sqlitedb"
 )
-
-func verificationDocs(t *testing.T) projections.DocStore {
-	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s, err := docsqlite.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // verificationStream decides a job's life with end(v) as its last decision and versions the events.
 func verificationStream(t *testing.T, end func(v events.Verification, at time.Time) ([]events.Envelope, error)) []events.Envelope {
@@ -94,7 +77,7 @@ func TestVerificationProjection(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			ds := verificationDocs(t)
+			ds := docStore(t)
 			evs := verificationStream(t, c.end)
 			load := func(ctx context.Context, stream string, from int64) ([]events.Envelope, error) {
 				return evs[from-1:], nil
