@@ -46,6 +46,14 @@ type billingHarness struct {
 
 func newBillingHarness(t testing.TB, tune func(*config.Config)) *billingHarness {
 	t.Helper()
+	return newBillingHarnessOn(t, "embedded", tune)
+}
+
+// newBillingHarnessOn is newBillingHarness on backend "embedded" or "gcp" (Firestore and Pub/Sub
+// on their emulators, pushing to the harness's own server).
+func newBillingHarnessOn(t testing.TB, backend string, tune func(*config.Config)) *billingHarness {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil) // listening already, so its URL can be the push target
 	cfg := config.Default()
 	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = memDir(t), true, "error"
 	cfg.StripeWebhookSecret = billingSecret
@@ -53,14 +61,20 @@ func newBillingHarness(t testing.TB, tune func(*config.Config)) *billingHarness 
 	if tune != nil {
 		tune(&cfg)
 	}
+	if backend == "gcp" {
+		useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
+	}
 	a, err := Open(context.Background(), cfg)
 	if err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
 	a.Logger = discardLogger()
 	a.Log.Logger = a.Logger
 	a.Auth = billingAuth{}
-	h := &billingHarness{a: a, srv: httptest.NewServer(a.Handler())}
+	srv.Config.Handler = a.Handler()
+	srv.Start()
+	h := &billingHarness{a: a, srv: srv}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}

@@ -89,7 +89,33 @@ func TestBillingSessionRounding(t *testing.T) {
 }
 
 func TestBillingWebhookCreditsOnceUnder50ConcurrentDeliveries(t *testing.T) {
-	h := newBillingHarness(t, nil)
+	webhookCreditsOnce(t, newBillingHarness(t, nil))
+}
+
+// The same money rules on the GCP backend: Firestore's optimistic writes must credit a Checkout
+// Session once under 50 racing deliveries, and sessions must be billed with the same rounding.
+func TestBillingOnGCP(t *testing.T) {
+	t.Run("webhook credits once under 50 concurrent deliveries", func(t *testing.T) {
+		webhookCreditsOnce(t, newBillingHarnessOn(t, "gcp", nil))
+	})
+	t.Run("session usage and usage history", func(t *testing.T) {
+		h := newBillingHarnessOn(t, "gcp", nil)
+		h.grant("u", "g", 1000)
+		at := time.Now()
+		if got := h.endSession("u", "s1", 61, 10, events.EndClosed, at); got != 11 {
+			t.Fatalf("61 s at 10/min charged %d, want 11", got)
+		}
+		if b := h.balance("u"); b.BalanceCents != 989 {
+			t.Fatalf("balance %d, want 989", b.BalanceCents)
+		}
+		var u map[string]any
+		if code := h.do("u", "GET", "/billing/usage?limit=100", nil, &u); code != 200 || u["current_balance_cents"] != float64(989) {
+			t.Fatalf("usage: %d %v", code, u)
+		}
+	})
+}
+
+func webhookCreditsOnce(t *testing.T, h *billingHarness) {
 	body := checkoutEvent("evt_1", "checkout.session.completed", "cs_1", "u1", 2500, "paid")
 	var wg sync.WaitGroup
 	codes := make([]int, 50)
