@@ -141,7 +141,35 @@ func localRuntime(t *testing.T, dataDir string) sandbox.Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rt
+	// Sandboxes outlive the server on purpose (restarts reattach them), so nothing else stops the
+	// ones a test leaves open: stop them when the test ends, or every `make test` leaks some.
+	tr := &trackingRuntime{Runtime: rt}
+	t.Cleanup(func() {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, info := range tr.started {
+			rt.Stop(context.Background(), info)
+		}
+	})
+	return tr
+}
+
+// trackingRuntime remembers every sandbox it started.
+type trackingRuntime struct {
+	sandbox.Runtime
+	mu      sync.Mutex
+	started []sandbox.Info
+}
+
+func (r *trackingRuntime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, error) {
+	info, err := r.Runtime.Start(ctx, spec)
+	r.mu.Lock()
+	r.started = append(r.started, sandbox.Info{Name: spec.SessionID})
+	if err == nil {
+		r.started[len(r.started)-1] = info
+	}
+	r.mu.Unlock()
+	return info, err
 }
 
 // addSample puts a dataset and one sample running in env into the catalog read model.
