@@ -21,22 +21,10 @@ import (
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/config"
-	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/stripe"
 )
 
 const billingSecret = "whsec_billingtestbillingtest"
-
-// billingAuth takes the bearer token as the user id.
-type billingAuth struct{}
-
-func (billingAuth) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return Principal{}, httpapi.Unauthorized("no bearer token")
-	}
-	return Principal{UserID: tok}, nil
-}
 
 type billingHarness struct {
 	t   *testing.T
@@ -71,7 +59,7 @@ func newBillingHarnessOn(t testing.TB, backend string, tune func(*config.Config)
 	}
 	a.Logger = discardLogger()
 	a.Log.Logger = a.Logger
-	a.Auth = billingAuth{}
+	a.Auth = tokenAuth{}
 	srv.Config.Handler = a.Handler()
 	srv.Start()
 	h := &billingHarness{a: a, srv: srv}

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,23 +22,11 @@ import (
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
-	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/local"
 	"github.com/codeset/codeset/shared/sandbox/sandboxtest"
 )
-
-// tokenAuth takes the bearer token as the user id: the tests' callers, without identity.
-type tokenAuth struct{}
-
-func (tokenAuth) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return Principal{}, httpapi.Unauthorized("no bearer token")
-	}
-	return Principal{UserID: tok}, nil
-}
 
 type sessionHarness struct {
 	t    *testing.T

@@ -27,23 +27,11 @@ import (
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/dataset"
 	"github.com/codeset/codeset/shared/grading"
-	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/local"
 	"github.com/codeset/codeset/shared/sandbox/sandboxtest"
 )
-
-// bearerIsUser takes the bearer token as the user id: the callers of these tests, without identity.
-type bearerIsUser struct{}
-
-func (bearerIsUser) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return Principal{}, httpapi.Unauthorized("no bearer token")
-	}
-	return Principal{UserID: tok}, nil
-}
 
 type verifyEnv struct {
 	t       testing.TB
@@ -120,7 +108,7 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 		t.Fatal(err)
 	}
 	a.Logger = discardLogger()
-	a.Auth = bearerIsUser{}
+	a.Auth = tokenAuth{}
 	lrt, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: bin, Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
