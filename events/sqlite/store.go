@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/codeset/codeset/events"
@@ -37,9 +36,7 @@ CREATE INDEX IF NOT EXISTS events_unpublished ON events (seq) WHERE published = 
 type Store struct {
 	db *sqlitedb.DB
 
-	mu         sync.Mutex
-	queue      []*appendReq // appends waiting for the next group commit
-	committing bool         // a commitLoop goroutine is running
+	appends sqlitedb.Group[*appendReq] // group commit of concurrent appends
 
 	// Statements prepared once on the writer when the store opens (not lazily: a transaction
 	// holds the writer's only connection). Parsing SQL costs more than running these.
@@ -109,6 +106,8 @@ func New(db *sqlitedb.DB) (*Store, error) {
 		return nil, fmt.Errorf("event store schema: %w", err)
 	}
 	s := &Store{db: db}
+	s.appends = sqlitedb.Group[*appendReq]{Commit: s.commitGroup, Max: maxGroup,
+		Weight: func(r *appendReq) int { return len(r.evs) }}
 	if err := s.prepare(); err != nil {
 		return nil, fmt.Errorf("event store statements: %w", err)
 	}
@@ -128,17 +127,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	r := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: evs, done: make(chan struct{})}
-	s.mu.Lock()
-	s.queue = append(s.queue, r)
-	if !s.committing {
-		s.committing = true
-		go s.commitLoop()
-	}
-	s.mu.Unlock()
-	// Wait even if ctx ends meanwhile: once queued the append may commit, and the caller must
-	// know whether it did.
-	<-r.done
+	r := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: evs}
+	s.appends.Do(r)
 	return r.out, r.err
 }
 
@@ -149,42 +139,11 @@ type appendReq struct {
 	evs      []events.Envelope
 	out      []events.Envelope
 	err      error
-	done     chan struct{}
 }
 
 // maxGroup bounds the events of one group commit, so that a burst does not make one
 // transaction (and the wait of its first caller) arbitrarily long.
 const maxGroup = 4096
-
-func (s *Store) commitLoop() {
-	for {
-		s.mu.Lock()
-		n, size := 0, 0
-		for n < len(s.queue) && (n == 0 || size+len(s.queue[n].evs) <= maxGroup) {
-			size += len(s.queue[n].evs)
-			n++
-		}
-		group := s.queue[:n:n]
-		s.queue = s.queue[n:]
-		if n == 0 {
-			s.committing = false
-			s.queue = nil
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		if !s.commitGroup(group) {
-			// An error other than a failed check may mean SQLite rolled the whole transaction
-			// back: each append of the group gets a transaction of its own instead.
-			for _, r := range group {
-				s.commitGroup([]*appendReq{r})
-			}
-		}
-		for _, r := range group {
-			close(r.done)
-		}
-	}
-}
 
 // commitGroup runs group in one transaction; false when it must be retried one append at a time.
 func (s *Store) commitGroup(group []*appendReq) bool {

@@ -35,9 +35,7 @@ type Store struct {
 	db      *sqlitedb.DB
 	indexed sync.Map // index name -> struct{}
 
-	mu         sync.Mutex
-	queue      []*writeReq // writes waiting for the next group commit
-	committing bool        // a commitLoop goroutine is running
+	writes sqlitedb.Group[*writeReq] // group commit of concurrent writes
 
 	// Statements of every Get, Put, Update and Delete, prepared once: parsing SQL costs more
 	// than running these. The writer's are prepared when the store opens (not lazily: a
@@ -52,6 +50,7 @@ func New(db *sqlitedb.DB) (*Store, error) {
 		return nil, fmt.Errorf("doc store schema: %w", err)
 	}
 	s := &Store{db: db}
+	s.writes = sqlitedb.Group[*writeReq]{Commit: s.commitGroup, Max: maxWriteGroup}
 	var err error
 	for p, q := range map[**sql.Stmt]string{&s.getW: selectBody, &s.put: upsert, &s.del: deleteDoc} {
 		if *p, err = db.W.Prepare(q); err != nil {
@@ -139,19 +138,11 @@ type writeReq struct {
 	apply    func(*sql.Tx) error
 	err      error
 	panicked any
-	done     chan struct{}
 }
 
 func (s *Store) write(ctx context.Context, apply func(*sql.Tx) error) error {
-	r := &writeReq{ctx: ctx, apply: apply, done: make(chan struct{})}
-	s.mu.Lock()
-	s.queue = append(s.queue, r)
-	if !s.committing {
-		s.committing = true
-		go s.commitLoop()
-	}
-	s.mu.Unlock()
-	<-r.done // even if ctx ends: once queued, the caller must learn whether the write committed
+	r := &writeReq{ctx: ctx, apply: apply}
+	s.writes.Do(r)
 	if r.panicked != nil {
 		panic(r.panicked) // an Update closure's panic belongs to its caller's goroutine
 	}
@@ -160,30 +151,6 @@ func (s *Store) write(ctx context.Context, apply func(*sql.Tx) error) error {
 
 // maxWriteGroup bounds one group commit.
 const maxWriteGroup = 512
-
-func (s *Store) commitLoop() {
-	for {
-		s.mu.Lock()
-		n := min(len(s.queue), maxWriteGroup)
-		group := s.queue[:n:n]
-		s.queue = s.queue[n:]
-		if n == 0 {
-			s.committing = false
-			s.queue = nil
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		if !s.commitGroup(group) {
-			for _, r := range group {
-				s.commitGroup([]*writeReq{r})
-			}
-		}
-		for _, r := range group {
-			close(r.done)
-		}
-	}
-}
 
 // commitGroup runs group in one transaction; false when it must be retried one write at a time.
 func (s *Store) commitGroup(group []*writeReq) bool {
