@@ -29,6 +29,7 @@ type Options struct {
 	Batch       int           // new events read from the outbox per pass; default 256
 	MaxInflight int           // events handed out but not yet published before reading pauses; default 10,000
 	Poll        time.Duration // outbox read interval without a wake-up (appends by other processes); default 1s
+	MarkDelay   time.Duration // how long handled events wait to be marked published together; default 10ms
 	Backoff     time.Duration // first delay before redelivering after a Deliver error; default 100ms
 	MaxBackoff  time.Duration // default 30s
 	Logger      *slog.Logger  // default slog.Default()
@@ -43,6 +44,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
+	}
+	if o.MarkDelay <= 0 {
+		o.MarkDelay = 10 * time.Millisecond
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 100 * time.Millisecond
@@ -68,7 +72,9 @@ type Dispatcher struct {
 	wake      chan struct{}
 
 	mu        sync.Mutex
-	completed []eventKey // deliveries finished since the loop last looked
+	completed []eventKey        // deliveries finished since the loop last looked
+	published []events.Envelope // handed to Publish since the loop last looked
+	overflow  bool              // Publish dropped events: the loop must read the outbox
 	notify    chan struct{}
 }
 
@@ -82,8 +88,18 @@ func New(store events.Store, consumers []Consumer, opts Options) *Dispatcher {
 	}
 }
 
-// Publish wakes the dispatcher: the events are already in the outbox, which is what it reads.
-func (d *Dispatcher) Publish(context.Context, ...events.Envelope) error {
+// Publish hands the dispatcher events just committed to the outbox. It dispatches them as they
+// are, without reading them back from the store: that read, once per append, cost more than
+// delivering the event. The outbox stays the truth: past MaxInflight published events waiting,
+// Publish keeps only a note to read it, and the poll reads it anyway.
+func (d *Dispatcher) Publish(_ context.Context, evs ...events.Envelope) error {
+	d.mu.Lock()
+	if len(d.published)+len(evs) <= d.opts.MaxInflight {
+		d.published = append(d.published, evs...)
+	} else {
+		d.overflow = true
+	}
+	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
 	default: // a wake-up is already pending
@@ -126,6 +142,22 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer r.shutdown()
 	tick := time.NewTicker(d.opts.Poll)
 	defer tick.Stop()
+	// Handled events are marked published together, MarkDelay after the first of them: one
+	// write for the several events of a burst (an exec's request, claim and result) rather than
+	// one each. A mark lost in a crash only means a redelivery.
+	markTimer := time.NewTimer(time.Hour)
+	markTimer.Stop()
+	defer markTimer.Stop()
+	marking := false
+	markSoon := func() {
+		if len(r.toMark) >= d.opts.Batch {
+			r.mark()
+		}
+		if len(r.toMark) > 0 && !marking {
+			marking = true
+			markTimer.Reset(d.opts.MarkDelay)
+		}
+	}
 	read := true // at start: pick up everything left unpublished
 	for {
 		if read && len(r.inflight) < d.opts.MaxInflight {
@@ -142,21 +174,42 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				continue
 			}
 			// Events nobody wants were queued for marking by the read itself: no delivery will
-			// wake the loop for them, so mark them now rather than at the next poll.
-			r.mark()
+			// wake the loop for them.
+			markSoon()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
-			read = true
+			if r.takePublished() {
+				read = true
+			}
 		case <-tick.C:
 			read = true
 		case <-d.notify:
+		case <-markTimer.C:
+			marking = false
+			r.collect()
+			r.mark()
 		}
 		r.collect()
-		r.mark()
+		markSoon()
 	}
+}
+
+// takePublished dispatches the events handed to Publish that are not in flight yet, and
+// reports whether the outbox must be read because some were not kept.
+func (r *run) takePublished() bool {
+	r.d.mu.Lock()
+	evs, overflow := r.d.published, r.d.overflow
+	r.d.published, r.d.overflow = nil, false
+	r.d.mu.Unlock()
+	for _, e := range evs {
+		if _, ok := r.inflight[eventKey{e.Stream, e.Version}]; !ok {
+			r.dispatch(e)
+		}
+	}
+	return overflow
 }
 
 // read hands out the outbox's events not yet in flight and reports whether the page was full.
