@@ -30,3 +30,21 @@ type Store interface {
 type Publisher interface {
 	Publish(ctx context.Context, evs ...Envelope) error
 }
+
+// WithoutSync returns a context under which Append may commit without flushing to stable storage
+// itself: the events then survive a crash of the process at once, and a crash of the machine
+// once the next durable commit (or SQLite's checkpoint) has flushed them, since the log keeps
+// its order. Only for events whose loss in a power cut does no harm because what they record
+// dies with the machine too: the executor's claim on a command, whose sandbox is a process of
+// that machine. Stores whose every commit is durable (Firestore) ignore it.
+func WithoutSync(ctx context.Context) context.Context {
+	return context.WithValue(ctx, withoutSyncKey{}, true)
+}
+
+// SyncWaived reports whether ctx came from WithoutSync.
+func SyncWaived(ctx context.Context) bool {
+	v, _ := ctx.Value(withoutSyncKey{}).(bool)
+	return v
+}
+
+type withoutSyncKey struct{}

@@ -163,10 +163,11 @@ func (s *Store) commitGroup(group []*appendReq) bool {
 	}
 	// The group outlives any one caller's context: a cancelled caller is skipped below.
 	ctx := context.Background()
-	tx, err := s.db.W.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx, group)
 	if err != nil {
 		return fail(fmt.Errorf("append: begin: %w", err))
 	}
+	defer done()
 	defer tx.Rollback()
 	wrote := false
 	for _, r := range group {
@@ -208,6 +209,18 @@ func (s *Store) commitGroup(group []*appendReq) bool {
 		return fail(fmt.Errorf("append: commit: %w", err))
 	}
 	return true
+}
+
+// begin starts the group's transaction: durable (synchronous=FULL), unless every append of the
+// group waived its own flush (events.WithoutSync).
+func (s *Store) begin(ctx context.Context, group []*appendReq) (*sql.Tx, func(), error) {
+	for _, r := range group {
+		if !events.SyncWaived(r.ctx) {
+			tx, err := s.db.W.BeginTx(ctx, nil)
+			return tx, func() {}, err
+		}
+	}
+	return s.db.BeginRelaxed(ctx)
 }
 
 // appendTx checks and writes one append inside the group's transaction.

@@ -76,6 +76,7 @@ func Run(t *testing.T, opts Options, newStore func(t *testing.T) events.Store) {
 		{"BatchWithStoredIDElsewhereRejected", testBatchPartialConflict},
 		{"LoadFromVersion", testLoadFrom},
 		{"UpcastOnRead", testUpcast},
+		{"AppendWithoutSync", testAppendWithoutSync},
 		{"Outbox", testOutbox},
 		{"ScanByPrefix", testScan},
 	}
@@ -231,6 +232,25 @@ func testWrongVersion(t *testing.T, s events.Store, _ Options) {
 	}
 }
 
+// An append that waives its own flush is an append like any other: versions, checks, the
+// outbox, reads.
+func testAppendWithoutSync(t *testing.T, s events.Store, _ Options) {
+	st := stream("nosync")
+	relaxed := events.WithoutSync(ctx(t))
+	mustAppend(t, s, st, 0, evs(t, 2)...)
+	if _, err := s.Append(relaxed, st, 0, evs(t, 1)...); !errors.Is(err, events.ErrConcurrency) {
+		t.Fatalf("append without sync at a wrong version: %v, want ErrConcurrency", err)
+	}
+	stored, err := s.Append(relaxed, st, 2, evs(t, 1)...)
+	if err != nil || len(stored) != 1 || stored[0].Version != 3 {
+		t.Fatalf("append without sync: %v %+v, want version 3", err, stored)
+	}
+	mustAppend(t, s, st, 3, evs(t, 1)...)
+	if got := load(t, s, st); len(got) != 4 || got[2].ID != stored[0].ID {
+		t.Fatalf("loaded %d events, want 4 with the unsynced one third", len(got))
+	}
+}
+
 func testAppendAny(t *testing.T, s events.Store, _ Options) {
 	st := stream("any")
 	mustAppend(t, s, st, events.Any, evs(t, 2)...)
@@ -306,7 +326,11 @@ func testConcurrentDistinctStreams(t *testing.T, s events.Store, o Options) {
 			if i%4 == 3 {
 				expected = 7 // wrong on purpose
 			}
-			_, errs[i] = s.Append(ctx(t), streams[i], expected, batches[i]...)
+			c := ctx(t)
+			if i%2 == 0 { // appends that waive their flush share groups with those that do not
+				c = events.WithoutSync(c)
+			}
+			_, errs[i] = s.Append(c, streams[i], expected, batches[i]...)
 		})
 	}
 	close(start)
