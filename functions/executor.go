@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/ids"
 	"github.com/codeset/codeset/shared/sandbox"
 )
@@ -39,32 +40,52 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 		return nil
 	}
 	defer execsRunning.Delete(id)
-	evs, err := a.Events.Load(ctx, stream, 1)
-	if err != nil {
-		return err
+	// The request delivered is usually the whole stream: it is folded alone and claimed at its
+	// version, which saves reading the stream on the command's path. A stream that moved on
+	// refuses the claim, and is then read in full and looked at again.
+	evs, loaded := []events.Envelope{e}, false
+	if e.Version != 1 {
+		var err error
+		if evs, err = a.Events.Load(ctx, stream, 1); err != nil {
+			return err
+		}
+		loaded = true
 	}
-	it, ok, err := events.FoldInteraction(evs)
-	if err != nil || !ok {
-		return err
-	}
-	if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
-		// Claimed by an earlier run of this server, which stopped before recording the result:
-		// the command is lost, say so rather than leave it processing forever.
-		return a.interrupt(ctx, it)
-	}
-	claim, err := it.Start(ids.New(), a.Clock.Now())
-	if err != nil || len(claim) == 0 {
-		return err
-	}
-	// The claim goes to the log without waiting for its projection ("processing" shows once the
-	// bus projects it): only the append at the expected version matters here, and the command's
-	// latency is what the user waits on.
-	stored, err := a.Log.Append(ctx, stream, it.Version, claim...)
-	if errors.Is(err, events.ErrConcurrency) {
-		return nil // another delivery claimed it
-	}
-	if err != nil {
-		return err
+	var it events.Interaction
+	var stored []events.Envelope
+	for {
+		var ok bool
+		var err error
+		if it, ok, err = events.FoldInteraction(evs); err != nil || !ok {
+			return err
+		}
+		if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
+			// Claimed by an earlier run of this server, which stopped before recording the
+			// result: the command is lost, say so rather than leave it processing forever.
+			return a.interrupt(ctx, it)
+		}
+		claim, err := it.Start(ids.New(), a.Clock.Now())
+		if err != nil || len(claim) == 0 {
+			return err
+		}
+		// The claim goes to the log without waiting for its projection, and without a flush of
+		// its own: it protects the command from a second delivery, and a power cut that could
+		// lose it stops the sandbox's processes too (the next durable append flushes it).
+		stored, err = a.Log.Append(events.WithoutSync(ctx), stream, it.Version, claim...)
+		if errors.Is(err, events.ErrConcurrency) && !loaded {
+			if evs, err = a.Events.Load(ctx, stream, 1); err != nil {
+				return err
+			}
+			loaded = true
+			continue
+		}
+		if errors.Is(err, events.ErrConcurrency) {
+			return nil // another delivery claimed it
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	if err := it.Apply(stored[0]); err != nil {
 		return err
@@ -74,13 +95,24 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 	if err != nil {
 		return err
 	}
-	// The waiting GET is woken as soon as the result is in the log (it reads the stream), and the
-	// projection follows through the bus.
-	if _, err := a.Log.Append(context.WithoutCancel(ctx), stream, it.Version, done...); err != nil {
+	// The waiting GET is woken as soon as the result is in the log, with the interaction as it
+	// now stands; the projection follows through the bus.
+	if done, err = a.Log.Append(context.WithoutCancel(ctx), stream, it.Version, done...); err != nil {
 		return err
 	}
-	completions.notify(it.InteractionID)
+	completions.notify(it.InteractionID, foldDoc(append(append(evs, stored...), done...)))
 	return nil
+}
+
+// foldDoc is the read-model document of an interaction's events, or nil if they do not fold.
+func foldDoc(evs []events.Envelope) *projections.InteractionDoc {
+	var d projections.InteractionDoc
+	for _, e := range evs {
+		if err := projections.ApplyInteraction(&d, e); err != nil {
+			return nil
+		}
+	}
+	return &d
 }
 
 // execsRunning holds the interactions this process is executing.
@@ -98,7 +130,7 @@ func (a *App) interrupt(ctx context.Context, it events.Interaction) error {
 	if errors.Is(err, events.ErrConcurrency) {
 		return nil // completed meanwhile
 	}
-	completions.notify(it.InteractionID)
+	completions.notify(it.InteractionID, nil)
 	return err
 }
 

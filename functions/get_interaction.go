@@ -36,7 +36,7 @@ func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
 		}
 		return d, err
 	}
-	var done <-chan struct{}
+	var done *waiter
 	if wait > 0 {
 		// Subscribe before reading, so a completion in between is not missed.
 		var cancel func()
@@ -55,7 +55,13 @@ func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
 	waiting:
 		for {
 			select {
-			case <-done:
+			case <-done.ch:
+				if done.doc != nil {
+					// The executor's own fold of what it just appended: the caller's, checked
+					// by the first read.
+					httpapi.WriteJSON(w, http.StatusOK, viewInteraction(*done.doc))
+					return nil
+				}
 				break waiting
 			case <-deadline.C:
 				break waiting
@@ -122,28 +128,37 @@ func viewInteraction(d projections.InteractionDoc) map[string]any {
 	return v
 }
 
-// completions wakes the requests waiting on an interaction when its projector applies its result.
-var completions = &notifier{waiting: map[string]map[chan struct{}]struct{}{}}
+// completions wakes the requests waiting on an interaction when it completes: the executor
+// signals it as soon as it has recorded the result, the projector when it applies it (the
+// executor may have run in another process).
+var completions = &notifier{waiting: map[string]map[*waiter]struct{}{}}
 
 type notifier struct {
 	mu      sync.Mutex
-	waiting map[string]map[chan struct{}]struct{}
+	waiting map[string]map[*waiter]struct{}
 }
 
-// subscribe returns a channel closed when id completes, and the function that unsubscribes.
-func (n *notifier) subscribe(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{})
+// waiter is one waiting request. ch is closed when the interaction completes; doc, set before,
+// is the completed interaction when the notifier knew it.
+type waiter struct {
+	ch  chan struct{}
+	doc *projections.InteractionDoc
+}
+
+// subscribe returns a waiter woken when id completes, and the function that unsubscribes.
+func (n *notifier) subscribe(id string) (*waiter, func()) {
+	w := &waiter{ch: make(chan struct{})}
 	n.mu.Lock()
 	if n.waiting[id] == nil {
-		n.waiting[id] = map[chan struct{}]struct{}{}
+		n.waiting[id] = map[*waiter]struct{}{}
 	}
-	n.waiting[id][ch] = struct{}{}
+	n.waiting[id][w] = struct{}{}
 	n.mu.Unlock()
-	return ch, func() {
+	return w, func() {
 		n.mu.Lock()
 		if set, ok := n.waiting[id]; ok {
-			if _, still := set[ch]; still {
-				delete(set, ch)
+			if _, still := set[w]; still {
+				delete(set, w)
 				if len(set) == 0 {
 					delete(n.waiting, id)
 				}
@@ -153,13 +168,14 @@ func (n *notifier) subscribe(id string) (<-chan struct{}, func()) {
 	}
 }
 
-// notify wakes every waiter of id.
-func (n *notifier) notify(id string) {
+// notify wakes every waiter of id, handing them doc (nil: they read the interaction again).
+func (n *notifier) notify(id string, doc *projections.InteractionDoc) {
 	n.mu.Lock()
 	set := n.waiting[id]
 	delete(n.waiting, id)
 	n.mu.Unlock()
-	for ch := range set {
-		close(ch)
+	for w := range set {
+		w.doc = doc
+		close(w.ch)
 	}
 }

@@ -2,7 +2,9 @@ package functions
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"time"
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
@@ -15,17 +17,42 @@ func init() {
 		Name:   "ProjectInteractions",
 		Wants:  projections.IsInteractionEvent,
 		Inline: true,
-		// ProjectStream keeps the document's stream version: no runner checkpoint needed.
+		// The document keeps its stream version: no runner checkpoint needed.
 		SelfVersioned: true,
-		Handle: func(ctx context.Context, a *App, e events.Envelope) error {
-			id := strings.TrimPrefix(e.Stream, "interaction-")
-			if err := projections.ProjectStream(ctx, a.Docs, projections.InteractionCollection, id, e, projections.ApplyInteraction, a.Events.Load); err != nil {
-				return err
-			}
-			if e.Type != events.ExecRequested && e.Type != events.ExecStarted {
-				completions.notify(id)
-			}
-			return nil
-		},
+		Handle:        projectInteraction,
 	})
+}
+
+// execSettle is how long the projector lets a new command run before it writes its document.
+// Most commands an agent runs finish within it, and their request, claim and result then cost
+// one write instead of three, none of them while the command runs. Nobody reads a stale
+// document meanwhile: until the document exists, GET interaction folds the stream itself.
+const execSettle = 20 * time.Millisecond
+
+func projectInteraction(ctx context.Context, a *App, e events.Envelope) error {
+	id := strings.TrimPrefix(e.Stream, "interaction-")
+	if e.Type == events.ExecRequested {
+		t := time.NewTimer(execSettle)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	// A read first: the deliveries that follow a caught-up one find their event applied and
+	// take no write.
+	d, err := projections.Get[projections.InteractionDoc](ctx, a.Docs, projections.InteractionCollection, id)
+	if err != nil && !errors.Is(err, projections.ErrNotFound) {
+		return err
+	}
+	if d.Version < e.Version {
+		if err := projections.CatchUp(ctx, a.Docs, projections.InteractionCollection, id, e.Stream, d.Version, projections.ApplyInteraction, a.Events.Load); err != nil {
+			return err
+		}
+	}
+	if e.Type != events.ExecRequested && e.Type != events.ExecStarted {
+		completions.notify(id, nil)
+	}
+	return nil
 }

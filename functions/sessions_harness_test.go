@@ -54,6 +54,15 @@ func newSessionHarness(t *testing.T, dataDir string, rt sandbox.Runtime, tune fu
 // anything starts.
 func newSessionHarnessAt(t *testing.T, dataDir string, rt sandbox.Runtime, clk clock.Clock, tune func(*config.Config)) *sessionHarness {
 	t.Helper()
+	h := openSessionHarness(t, dataDir, rt, clk, tune)
+	h.start()
+	return h
+}
+
+// openSessionHarness is newSessionHarnessAt without the start: the test may still replace parts
+// of the App.
+func openSessionHarness(t *testing.T, dataDir string, rt sandbox.Runtime, clk clock.Clock, tune func(*config.Config)) *sessionHarness {
+	t.Helper()
 	cfg := config.Default()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -78,9 +87,7 @@ func newSessionHarnessAt(t *testing.T, dataDir string, rt sandbox.Runtime, clk c
 	if clk != nil {
 		a.Clock = clk
 	}
-	h := &sessionHarness{t: t, a: a, cfg: cfg}
-	h.start()
-	return h
+	return &sessionHarness{t: t, a: a, cfg: cfg}
 }
 
 // start runs the App's start-up tasks and loops and serves it; stop undoes that.

@@ -37,9 +37,18 @@ func ProjectStream[T Versioned](ctx context.Context, s DocStore, coll, id string
 	if !errors.Is(err, errGap) {
 		return err
 	}
-	evs, err := load(ctx, e.Stream, have+1)
+	return CatchUp(ctx, s, coll, id, e.Stream, have, apply, load)
+}
+
+// CatchUp applies to the document (coll, id) every event of stream after version have (what the
+// caller last read of it), up to the stream's head, in one write. A projector that expects more
+// events of the stream right behind the one delivered uses it to apply them together; their own
+// deliveries then find them applied.
+func CatchUp[T Versioned](ctx context.Context, s DocStore, coll, id, stream string, have int64,
+	apply func(*T, events.Envelope) error, load func(ctx context.Context, stream string, from int64) ([]events.Envelope, error)) error {
+	evs, err := load(ctx, stream, have+1)
 	if err != nil {
-		return fmt.Errorf("fill %s from %d: %w", e.Stream, have+1, err)
+		return fmt.Errorf("fill %s from %d: %w", stream, have+1, err)
 	}
 	return Update(ctx, s, coll, id, func(d *T, exists bool) (bool, error) {
 		write := false
