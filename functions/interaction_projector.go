@@ -31,7 +31,8 @@ const execSettle = 20 * time.Millisecond
 
 func projectInteraction(ctx context.Context, a *App, e events.Envelope) error {
 	id := strings.TrimPrefix(e.Stream, "interaction-")
-	if e.Type == events.ExecRequested {
+	settled := e.Type == events.ExecRequested
+	if settled {
 		t := time.NewTimer(execSettle)
 		select {
 		case <-ctx.Done():
@@ -46,10 +47,15 @@ func projectInteraction(ctx context.Context, a *App, e events.Envelope) error {
 	if err != nil && !errors.Is(err, projections.ErrNotFound) {
 		return err
 	}
-	if d.Version < e.Version {
-		if err := projections.CatchUp(ctx, a.Docs, projections.InteractionCollection, id, e.Stream, d.Version, projections.ApplyInteraction, a.Events.Load); err != nil {
-			return err
-		}
+	switch {
+	case d.Version >= e.Version: // applied already
+	case settled: // the whole stream as it stands now, in one write
+		err = projections.CatchUp(ctx, a.Docs, projections.InteractionCollection, id, e.Stream, d.Version, projections.ApplyInteraction, a.Events.Load)
+	default:
+		err = projections.ProjectStream(ctx, a.Docs, projections.InteractionCollection, id, e, projections.ApplyInteraction, a.Events.Load)
+	}
+	if err != nil {
+		return err
 	}
 	if e.Type != events.ExecRequested && e.Type != events.ExecStarted {
 		completions.notify(id, nil)
