@@ -1,8 +1,9 @@
-// Package bus is the embedded default's event bus: an in-process dispatcher that reads the
-// outbox of the SQLite event store and hands each event to every consumer that wants it. It is
-// also the outbox relay of the embedded default: whatever is unpublished when it starts (a crash
-// between commit and publish, events appended by another process on the same data dir) is
-// delivered like the rest. On GCP, Pub/Sub plays this part.
+// Package bus is the embedded default's event bus: an in-process dispatcher that hands each
+// event appended in this process (Publish) to every consumer that wants it. It is also the
+// outbox relay of the embedded default: it reads the SQLite event store's outbox when it starts
+// and on a poll, so whatever is unpublished (a crash between commit and publish, events appended
+// by another process on the same data dir) is delivered like the rest. On GCP, Pub/Sub plays
+// this part.
 package bus
 
 import (
