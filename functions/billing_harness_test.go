@@ -73,27 +73,7 @@ func newBillingHarnessOn(t testing.TB, backend string, tune func(*config.Config)
 // do sends a JSON request as user ("" for none) and decodes the answer into out.
 func (h *billingHarness) do(user, method, path string, body any, out any) int {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, h.srv.URL+Prefix+path, rd)
-	if user != "" {
-		req.Header.Set("Authorization", "Bearer "+user)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			h.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	return resp.StatusCode
+	return callJSON(h.t, h.srv.URL, user, method, path, body, out)
 }
 
 // webhook posts a Stripe event signed with secret (the harness's when empty).

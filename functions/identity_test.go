@@ -85,30 +85,12 @@ func openIDEnv(t *testing.T, cfg config.Config, gh *fakeGitHub) *idEnv {
 // answer into out (when not nil).
 func (e *idEnv) call(method, path, cred string, body any, out any) *http.Response {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, e.srv.URL+Prefix+path, rd)
-	if cred != "" {
-		req.Header.Set("Authorization", "Bearer "+cred)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := callAPI(e.t, e.srv.URL, cred, method, path, body)
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
 		}
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	return resp
 }
 

@@ -4,11 +4,9 @@ package functions
 // bearer token, a sample in the catalog, credit, and the non-inline consumers driven by the bus.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -199,33 +197,7 @@ func (h *sessionHarness) credit(user string, cents int64) {
 // do sends a request as user and decodes the JSON answer into out (when not nil).
 func (h *sessionHarness) do(user, method, path string, body any, out any) int {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, h.srv.URL+Prefix+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if user != "" {
-		req.Header.Set("Authorization", "Bearer "+user)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			h.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	return resp.StatusCode
+	return callJSON(h.t, h.srv.URL, user, method, path, body, out)
 }
 
 // expect sends a request and fails unless it answers status.

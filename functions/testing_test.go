@@ -1,11 +1,14 @@
 package functions
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"testing"
 
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -21,4 +24,50 @@ func (tokenAuth) Authenticate(ctx context.Context, r *http.Request) (Principal, 
 		return Principal{}, httpapi.Unauthorized("no bearer token")
 	}
 	return Principal{UserID: tok}, nil
+}
+
+// callAPI sends a request to the API served at base, with body as JSON (when not nil) and the
+// bearer credential (when not ""), and returns the answer with its body read: in raw, and again
+// in resp.Body.
+func callAPI(t testing.TB, base, bearer, method, path string, body any) (resp *http.Response, raw []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, base+Prefix+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if raw, err = io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("%s %s: read the answer: %v", method, path, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp, raw
+}
+
+// callJSON is callAPI that decodes the answer into out (when not nil) and returns the status.
+func callJSON(t testing.TB, base, bearer, method, path string, body, out any) int {
+	t.Helper()
+	resp, raw := callAPI(t, base, bearer, method, path, body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
 }
