@@ -94,9 +94,10 @@ type FileUploadedData struct {
 
 // Interaction is the state of one interaction, folded from its stream.
 type Interaction struct {
-	Version int64
-	Kind    string
-	Status  string
+	Version   int64
+	Kind      string
+	Status    string
+	StartedAt time.Time // when the executor claimed an exec
 	InteractionHeader
 	Exec   *ExecRequestedData
 	Edit   *StringReplacedData
@@ -114,7 +115,11 @@ func (it *Interaction) Apply(e Envelope) error {
 		}
 		it.Kind, it.Status, it.InteractionHeader, it.Exec = InteractionExec, InteractionPending, d.InteractionHeader, &d
 	case ExecStarted:
-		it.Status = InteractionProcessing
+		var d ExecStartedData
+		if err := e.Decode(&d); err != nil {
+			return err
+		}
+		it.Status, it.StartedAt = InteractionProcessing, d.StartedAt
 	case ExecCompleted:
 		var d ExecCompletedData
 		if err := e.Decode(&d); err != nil {

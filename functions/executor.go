@@ -62,7 +62,7 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 		if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
 			// Claimed by an earlier run of this server, which stopped before recording the
 			// result: the command is lost, say so rather than leave it processing forever.
-			return a.interrupt(ctx, it)
+			return a.interrupt(ctx, it, lostToRestart)
 		}
 		claim, err := it.Start(ids.New(), a.Clock.Now())
 		if err != nil || len(claim) == 0 {
@@ -118,10 +118,16 @@ func foldDoc(evs []events.Envelope) *projections.InteractionDoc {
 // execsRunning holds the interactions this process is executing.
 var execsRunning sync.Map
 
+// Why a claimed command is recorded as lost.
+const (
+	lostToRestart = "the command was interrupted: the server restarted while it ran"
+	lostToSilence = "the command was interrupted: its executor stopped before recording a result, and the command's timeout has long passed"
+)
+
 // interrupt records a claimed command as lost: exit code -1000 and why.
-func (a *App) interrupt(ctx context.Context, it events.Interaction) error {
+func (a *App) interrupt(ctx context.Context, it events.Interaction, why string) error {
 	done, err := it.Complete(ids.New(), a.Clock.Now(), events.InteractionResult{
-		ExitCode: sandbox.InfraExitCode, Message: "the command was interrupted: the server restarted while it ran",
+		ExitCode: sandbox.InfraExitCode, Message: why,
 	})
 	if err != nil || len(done) == 0 {
 		return err

@@ -54,23 +54,67 @@ func Reap(ctx context.Context, a *App) error {
 			errs = append(errs, err)
 		}
 	})
-	return errors.Join(append(errs, err)...)
+	return errors.Join(append(errs, err, reapLostCommands(ctx, a, now))...)
 }
 
-// eachActiveSession calls fn for every session creating or ready, a page at a time.
-func eachActiveSession(ctx context.Context, a *App, fn func(projections.SessionDoc)) error {
-	var all []projections.SessionDoc
-	q := projections.Query{Where: []projections.Filter{{Field: "active", Value: true}}, Limit: 500}
-	for {
-		page, next, err := projections.List[projections.SessionDoc](ctx, a.Docs, projections.SessionCollection, q)
+// lostMargin is how long past a command's timeout and the executor's own grace (execGrace) the
+// reaper waits for its result before calling the command lost.
+const lostMargin = 30 * time.Second
+
+// reapLostCommands records as interrupted the commands claimed longer ago than their timeout
+// allows and still without a result: their executor stopped. Locally a restart finds them too;
+// on GCP an executor's instance can vanish mid-command, and the redelivery that follows finds
+// the claim and must leave it to its owner, which may still be running it.
+func reapLostCommands(ctx context.Context, a *App, now time.Time) error {
+	docs, err := listAll[projections.InteractionDoc](ctx, a, projections.InteractionCollection,
+		projections.Filter{Field: "status", Value: events.InteractionProcessing})
+	if err != nil {
+		return fmt.Errorf("running commands: %w", err)
+	}
+	var errs []error
+	for _, d := range docs {
+		limit := time.Duration(d.CommandTimeout)*time.Second + execGrace + lostMargin
+		if d.StartedAt == nil || now.Sub(*d.StartedAt) < limit {
+			continue
+		}
+		// The read model may lag: the stream decides.
+		evs, err := a.Events.Load(ctx, events.InteractionStream(d.InteractionID), 1)
 		if err != nil {
-			return fmt.Errorf("active sessions: %w", err)
+			errs = append(errs, err)
+			continue
+		}
+		it, ok, err := events.FoldInteraction(evs)
+		if err != nil || !ok || it.Status != events.InteractionProcessing || now.Sub(it.StartedAt) < limit {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, a.interrupt(ctx, it, lostToSilence))
+	}
+	return errors.Join(errs...)
+}
+
+// listAll reads every document of coll matching where, a page at a time.
+func listAll[T any](ctx context.Context, a *App, coll string, where ...projections.Filter) ([]T, error) {
+	var all []T
+	q := projections.Query{Where: where, Limit: 500}
+	for {
+		page, next, err := projections.List[T](ctx, a.Docs, coll, q)
+		if err != nil {
+			return nil, err
 		}
 		all = append(all, page...)
 		if next == "" {
-			break
+			return all, nil
 		}
 		q.Cursor = next
+	}
+}
+
+// eachActiveSession calls fn for every session creating or ready.
+func eachActiveSession(ctx context.Context, a *App, fn func(projections.SessionDoc)) error {
+	all, err := listAll[projections.SessionDoc](ctx, a, projections.SessionCollection, projections.Filter{Field: "active", Value: true})
+	if err != nil {
+		return fmt.Errorf("active sessions: %w", err)
 	}
 	// Visit after listing: ending a session changes the set the cursor walks.
 	for _, d := range all {

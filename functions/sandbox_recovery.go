@@ -56,13 +56,11 @@ func interruptCommands(ctx context.Context, a *App) error {
 	// The claim may not be projected yet ("pending" in the read model): the stream decides.
 	var docs []projections.InteractionDoc
 	for _, status := range []string{events.InteractionPending, events.InteractionProcessing} {
-		page, _, err := projections.List[projections.InteractionDoc](ctx, a.Docs, projections.InteractionCollection, projections.Query{
-			Where: []projections.Filter{{Field: "status", Value: status}},
-		})
+		some, err := listAll[projections.InteractionDoc](ctx, a, projections.InteractionCollection, projections.Filter{Field: "status", Value: status})
 		if err != nil {
 			return fmt.Errorf("running commands: %w", err)
 		}
-		docs = append(docs, page...)
+		docs = append(docs, some...)
 	}
 	for _, d := range docs {
 		stream := events.InteractionStream(d.InteractionID)
@@ -74,7 +72,7 @@ func interruptCommands(ctx context.Context, a *App) error {
 		if err != nil || !ok || it.Status != events.InteractionProcessing {
 			continue
 		}
-		if err := a.interrupt(ctx, it); err != nil {
+		if err := a.interrupt(ctx, it, lostToRestart); err != nil {
 			return err
 		}
 	}

@@ -502,3 +502,49 @@ func TestRestartInterruptsClaimedCommands(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// A command claimed by an executor that then vanished (on GCP, an instance gone mid-command)
+// is recorded as interrupted by the reaper once its timeout and the executor's grace have long
+// passed; a command claimed recently is left to its executor.
+func TestReaperInterruptsCommandsWhoseExecutorVanished(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
+	a, err := Open(context.Background(), cfg) // no bus, no executor: nobody else touches the streams
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Logger = discardLogger()
+	ctx := context.Background()
+	now := time.Now()
+	claim := func(id string, at time.Time) {
+		e, _ := events.RequestExec(id+"-req", events.ExecRequestedData{InteractionHeader: events.InteractionHeader{InteractionID: id, SessionID: "sess_x", UserID: "mo", CreatedAt: at}, Command: "make test", CommandTimeout: 60})
+		var it events.Interaction
+		e.Version = 1
+		it.Apply(e)
+		started, _ := it.Start(id+"-claim", at)
+		stored, err := a.Events.Append(ctx, events.InteractionStream(id), 0, append([]events.Envelope{e}, started...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range stored {
+			if err := a.Deliver(ctx, "ProjectInteractions", s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	claim("int_vanished", now.Add(-10*time.Minute))
+	claim("int_running", now.Add(-time.Minute)) // within 60 s + the graces
+	if err := Reap(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := a.interaction(ctx, "int_vanished", true)
+	if err != nil || lost.Status != events.InteractionCompleted || *lost.ExitCode != sandbox.InfraExitCode || !strings.Contains(*lost.Message, "executor stopped") {
+		t.Fatalf("vanished executor's command: %+v %v", lost, err)
+	}
+	running, err := a.interaction(ctx, "int_running", true)
+	if err != nil || running.Status != events.InteractionProcessing {
+		t.Fatalf("a command claimed a minute ago: %+v %v", running, err)
+	}
+}

@@ -13,12 +13,13 @@ const InteractionCollection = "interactions"
 // InteractionDoc is the interaction read model: the union of the spec's three interaction shapes
 // (InteractionType tells which fields apply), its progress and the stream version applied.
 type InteractionDoc struct {
-	InteractionID   string    `json:"interaction_id"`
-	SessionID       string    `json:"session_id"`
-	UserID          string    `json:"user_id"`
-	InteractionType string    `json:"interaction_type"` // exec_command | string_replace | file_upload
-	Status          string    `json:"status"`           // pending | processing | completed
-	CreatedAt       time.Time `json:"created_at"`
+	InteractionID   string     `json:"interaction_id"`
+	SessionID       string     `json:"session_id"`
+	UserID          string     `json:"user_id"`
+	InteractionType string     `json:"interaction_type"` // exec_command | string_replace | file_upload
+	Status          string     `json:"status"`           // pending | processing | completed
+	CreatedAt       time.Time  `json:"created_at"`
+	StartedAt       *time.Time `json:"started_at,omitempty"` // when the executor claimed an exec
 
 	ExitCode             *int     `json:"exit_code"`
 	Stdout               *string  `json:"stdout"`
@@ -61,7 +62,11 @@ func ApplyInteraction(d *InteractionDoc, e events.Envelope) error {
 		d.header(r.InteractionHeader, events.InteractionExec)
 		d.Status, d.Command, d.CommandTimeout = events.InteractionPending, r.Command, r.CommandTimeout
 	case events.ExecStarted:
-		d.Status = events.InteractionProcessing
+		var s events.ExecStartedData
+		if err := e.Decode(&s); err != nil {
+			return err
+		}
+		d.Status, d.StartedAt = events.InteractionProcessing, &s.StartedAt
 	case events.ExecCompleted:
 		var r events.ExecCompletedData
 		if err := e.Decode(&r); err != nil {
