@@ -35,6 +35,9 @@ type Query struct {
 	OrderBy []Order
 	Limit   int // 0: no limit
 	Cursor  string
+	// Offset skips that many matching documents (after Cursor) before the page: the store skips
+	// them without handing them over, for pages addressed by number.
+	Offset int
 }
 
 // Page is one page of a query: the raw JSON documents and the cursor of the next page ("" at

@@ -58,6 +58,7 @@ func Run(t *testing.T, opts Options, newStore func(t *testing.T) projections.Doc
 		{"QueryOrder", testQueryOrder},
 		{"QueryLimitAndCursor", testQueryPaging},
 		{"QueryBadCursor", testBadCursor},
+		{"QueryOffset", testQueryOffset},
 		{"Count", testCount},
 	}
 	for _, tc := range tests {
@@ -490,6 +491,28 @@ func testQueryPaging(t *testing.T, s projections.DocStore, _ Options) {
 	// A limit that ends exactly on the last document says there is no next page.
 	if got, next := query(t, s, c, projections.Query{Limit: len(all)}); len(got) != len(all) || next != "" {
 		t.Fatalf("limit = size: %d documents, next %q", len(got), next)
+	}
+}
+
+// Offset skips matching documents before the page, after the cursor when there is one.
+func testQueryOffset(t *testing.T, s projections.DocStore, _ Options) {
+	c, all := fixture(t, s)
+	orders := []projections.Order{{Field: "rank", Desc: true}}
+	want := expect(all, func(doc) bool { return true }, orders...)
+	for _, offset := range []int{0, 1, 4, len(want) - 1, len(want), len(want) + 3} {
+		got, next := query(t, s, c, projections.Query{OrderBy: orders, Limit: 3, Offset: offset})
+		w := want[min(offset, len(want)):min(offset+3, len(want))]
+		if !slices.Equal(docIDs(got), w) {
+			t.Errorf("offset %d, limit 3: got %v, want %v", offset, docIDs(got), w)
+		}
+		if (next != "") != (offset+3 < len(want)) {
+			t.Errorf("offset %d, limit 3: next cursor %q with %d documents in all", offset, next, len(want))
+		}
+	}
+	first, next := query(t, s, c, projections.Query{OrderBy: orders, Limit: 2})
+	got, _ := query(t, s, c, projections.Query{OrderBy: orders, Limit: 2, Cursor: next, Offset: 1})
+	if w := want[3:5]; len(first) != 2 || !slices.Equal(docIDs(got), w) {
+		t.Errorf("cursor after 2, offset 1: got %v, want %v", docIDs(got), w)
 	}
 }
 

@@ -187,6 +187,9 @@ func (s *Store) Query(ctx context.Context, coll string, pq projections.Query) (p
 		}
 		q = q.StartAfter(after...)
 	}
+	if pq.Offset > 0 {
+		q = q.Offset(pq.Offset)
+	}
 	if pq.Limit > 0 {
 		q = q.Limit(pq.Limit + 1) // one more tells whether there is a next page
 	}

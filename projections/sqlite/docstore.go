@@ -243,7 +243,15 @@ func (s *Store) where(ctx context.Context, coll string, filters []projections.Fi
 		if err != nil {
 			return "", nil, err
 		}
+		if o.Desc {
+			p += " DESC"
+		}
 		idx = append(idx, p)
+	}
+	if len(orders) > 0 {
+		// The index walks the rows in the query's exact order, ties by id included: SQLite then
+		// sorts nothing, and an OFFSET skips index entries without reading their documents.
+		idx = append(idx, "id")
 	}
 	if len(idx) > 0 {
 		if err := s.ensureIndex(ctx, idx); err != nil {
@@ -285,6 +293,7 @@ func (s *Store) Query(ctx context.Context, coll string, q projections.Query) (pr
 	if err != nil {
 		return projections.Page{}, err
 	}
+	offset += max(q.Offset, 0)
 	limit := -1
 	if q.Limit > 0 {
 		limit = q.Limit + 1 // one more tells whether there is a next page
