@@ -23,6 +23,17 @@ import (
 // in-process bus) or the GCP backend (Firestore, Pub/Sub). Clients are created here, not in init,
 // so a Cloud Function's cold start pays only for what it uses.
 func Open(ctx context.Context, cfg config.Config) (*App, error) {
+	if cfg.DataDir != "" {
+		// Absolute once and for all: paths under it (environment archives, sandboxes) are
+		// joined and handed to other processes, whose working directory is not this one's. The
+		// default, ./.codeset, once reached the local runtime as a relative path and was
+		// resolved twice.
+		abs, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("data dir %q: %w", cfg.DataDir, err)
+		}
+		cfg.DataDir = abs
+	}
 	a := &App{Config: cfg, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel))}
 	var err error
 	switch cfg.Backend {

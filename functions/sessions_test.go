@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -547,4 +549,36 @@ func TestReaperInterruptsCommandsWhoseExecutorVanished(t *testing.T) {
 	if err != nil || running.Status != events.InteractionProcessing {
 		t.Fatalf("a command claimed a minute ago: %+v %v", running, err)
 	}
+}
+
+// `make run` serves with the default data dir, ./.codeset: a relative path. Sessions must start
+// from it all the same (the archive's path once reached the runtime relative and was resolved
+// against the data dir twice).
+func TestRelativeDataDirStartsSessions(t *testing.T) {
+	dir := t.TempDir()
+	rt := localRuntime(t, filepath.Join(dir, ".codeset")) // before the Chdir: it builds the binary from this tree
+	t.Chdir(dir)
+	h := newSessionHarness(t, ".codeset", rt, nil)
+	if !filepath.IsAbs(h.a.Config.DataDir) {
+		t.Errorf("the App kept the data dir relative: %q", h.a.Config.DataDir)
+	}
+	// As the importer stores it: relative to the data dir.
+	rel := "blobs/environments/test.tar.gz"
+	raw, err := os.ReadFile(sampleArchive(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(".codeset", filepath.Dir(rel)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(".codeset", rel), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.addSample(sandbox.Environment{Archive: rel, WorkDir: "/workspace/repo"})
+	h.credit("rel", 100)
+	sid := h.openSession("rel")
+	if it := h.run("rel", sid, "cat README", 10); *it.ExitCode != 0 || !strings.Contains(*it.Stdout, "hello") {
+		t.Fatalf("exec in a session of a relative data dir: %+v", it)
+	}
+	h.expect(http.StatusOK, "rel", "DELETE", "/sessions/"+sid, nil, nil)
 }
