@@ -40,54 +40,8 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 		return nil
 	}
 	defer execsRunning.Delete(id)
-	// The request delivered is usually the whole stream: it is folded alone and claimed at its
-	// version, which saves reading the stream on the command's path. A stream that moved on
-	// refuses the claim, and is then read in full and looked at again.
-	evs, loaded := []events.Envelope{e}, false
-	if e.Version != 1 {
-		var err error
-		if evs, err = a.Events.Load(ctx, stream, 1); err != nil {
-			return err
-		}
-		loaded = true
-	}
-	var it events.Interaction
-	var stored []events.Envelope
-	for {
-		var ok bool
-		var err error
-		if it, ok, err = events.FoldInteraction(evs); err != nil || !ok {
-			return err
-		}
-		if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
-			// Claimed by an earlier run of this server, which stopped before recording the
-			// result: the command is lost, say so rather than leave it processing forever.
-			return a.interrupt(ctx, it, lostToRestart)
-		}
-		claim, err := it.Start(ids.New(), a.Clock.Now())
-		if err != nil || len(claim) == 0 {
-			return err
-		}
-		// The claim goes to the log without waiting for its projection, and without a flush of
-		// its own: it protects the command from a second delivery, and a power cut that could
-		// lose it stops the sandbox's processes too (the next durable append flushes it).
-		stored, err = a.Log.Append(events.WithoutSync(ctx), stream, it.Version, claim...)
-		if errors.Is(err, events.ErrConcurrency) && !loaded {
-			if evs, err = a.Events.Load(ctx, stream, 1); err != nil {
-				return err
-			}
-			loaded = true
-			continue
-		}
-		if errors.Is(err, events.ErrConcurrency) {
-			return nil // another delivery claimed it
-		}
-		if err != nil {
-			return err
-		}
-		break
-	}
-	if err := it.Apply(stored[0]); err != nil {
+	evs, it, ok, err := a.claim(ctx, e)
+	if err != nil || !ok {
 		return err
 	}
 	res := runCommand(ctx, a, it)
@@ -100,8 +54,54 @@ func execute(ctx context.Context, a *App, e events.Envelope) error {
 	if done, err = a.Log.Append(context.WithoutCancel(ctx), stream, it.Version, done...); err != nil {
 		return err
 	}
-	completions.notify(it.InteractionID, foldDoc(append(append(evs, stored...), done...)))
+	completions.notify(it.InteractionID, foldDoc(append(evs, done...)))
 	return nil
+}
+
+// claim appends the executor's claim on the command of e (its request) and returns the stream's
+// events with the claim, and the interaction claimed; false when there is nothing to run. The
+// request delivered is usually the whole stream, so it is claimed at its version without reading
+// anything on the command's path; a stream that moved on refuses the claim, and is then read in
+// full and looked at again.
+func (a *App) claim(ctx context.Context, e events.Envelope) ([]events.Envelope, events.Interaction, bool, error) {
+	evs := []events.Envelope{e}
+	for read := e.Version != 1; ; read = true {
+		if read {
+			var err error
+			if evs, err = a.Events.Load(ctx, e.Stream, 1); err != nil {
+				return nil, events.Interaction{}, false, err
+			}
+		}
+		it, ok, err := events.FoldInteraction(evs)
+		if err != nil || !ok {
+			return nil, it, false, err
+		}
+		if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
+			// Claimed by an earlier run of this server, which stopped before recording the
+			// result: the command is lost, say so rather than leave it processing forever.
+			return nil, it, false, a.interrupt(ctx, it, lostToRestart)
+		}
+		claim, err := it.Start(ids.New(), a.Clock.Now())
+		if err != nil || len(claim) == 0 {
+			return nil, it, false, err
+		}
+		// The claim goes to the log without waiting for its projection, and without a flush of
+		// its own: it protects the command from a second delivery, and a power cut that could
+		// lose it stops the sandbox's processes too (the next durable append flushes it).
+		stored, err := a.Log.Append(events.WithoutSync(ctx), e.Stream, it.Version, claim...)
+		switch {
+		case errors.Is(err, events.ErrConcurrency) && !read:
+			continue // the stream moved on: read it
+		case errors.Is(err, events.ErrConcurrency):
+			return nil, it, false, nil // another delivery claimed it
+		case err != nil:
+			return nil, it, false, err
+		}
+		if err := it.Apply(stored[0]); err != nil {
+			return nil, it, false, err
+		}
+		return append(evs, stored...), it, true, nil
+	}
 }
 
 // foldDoc is the read-model document of an interaction's events, or nil if they do not fold.
