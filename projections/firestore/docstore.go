@@ -188,6 +188,7 @@ func (s *Store) Query(ctx context.Context, coll string, pq projections.Query) (p
 		q = q.StartAfter(after...)
 	}
 	if pq.Offset > 0 {
+		// Skipped on the server: not sent, though Firestore still reads (and bills) them.
 		q = q.Offset(pq.Offset)
 	}
 	if pq.Limit > 0 {
