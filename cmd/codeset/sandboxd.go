@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ func sandboxd(args []string) error {
 	confine := fs.Bool("confine", false, "in a mount namespace of its own: private /tmp and /dev, --hide covered, dangerous capabilities dropped for commands")
 	hide := fs.String("hide", "", "with --confine: a directory to cover (the server's data dir), all but --keep")
 	keep := fs.String("keep", "", "with --hide: the directory inside it that stays (the sandbox's own)")
+	stopAt := fs.Int64("stop-at", 0, "unix time at which the sandbox ends, whatever happens: one its server never came back to stop does not run for ever (0: never)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -47,7 +49,8 @@ func sandboxd(args []string) error {
 		if err != nil {
 			return fmt.Errorf("find own binary: %w", err)
 		}
-		child := []string{self, "sandboxd", "--listen", *listen, "--work-dir", *workDir, "--grace", grace.String()}
+		child := []string{self, "sandboxd", "--listen", *listen, "--work-dir", *workDir, "--grace", grace.String(),
+			"--stop-at", strconv.FormatInt(*stopAt, 10)}
 		if *secretFile != "" {
 			child = append(child, "--secret-file", *secretFile)
 		}
@@ -95,10 +98,22 @@ func sandboxd(args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	fmt.Fprintf(os.Stderr, "sandboxd: serving %s on %s\n", *workDir, ln.Addr())
+	var deadline <-chan time.Time
+	if *stopAt > 0 {
+		t := time.NewTimer(time.Until(time.Unix(*stopAt, 0)))
+		defer t.Stop()
+		deadline = t.C
+	}
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
+	case <-deadline:
+		// The session ended long ago and nobody stopped its sandbox (its server is gone, or its
+		// data dir was deleted): end it. Its first process takes every command down with it.
+		fmt.Fprintln(os.Stderr, "sandboxd: past --stop-at and still running: exiting")
+		hs.Close()
+		return nil
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

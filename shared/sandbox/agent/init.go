@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -68,11 +70,52 @@ func RunInit(argv []string, opts InitOptions) int {
 		if got != pid {
 			continue // an orphan, reaped so it does not linger as a zombie
 		}
+		// The sandbox is its agent: nothing may outlive it (in a pid namespace the kernel sees
+		// to that when this process exits; outside one the orphans are this subreaper's).
+		endChildren()
 		if ws.Signaled() {
 			return 128 + int(ws.Signal())
 		}
 		return ws.ExitStatus()
 	}
+}
+
+// endChildren kills every child of this process, and the children they leave to it as they
+// die, until it has none.
+func endChildren() {
+	self := os.Getpid()
+	for {
+		for _, pid := range childrenOf(self) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		var ws syscall.WaitStatus
+		if _, err := syscall.Wait4(-1, &ws, 0, nil); err == syscall.ECHILD {
+			return
+		}
+	}
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // Setup prepares a sandbox's fresh namespaces before the agent serves: lo up, the work tree

@@ -48,6 +48,12 @@ type Options struct {
 	Ephemeral bool
 }
 
+// OrphanGrace is how long past its session's expires_at a sandbox ends by itself. The server
+// stops it at expiry (or at its next start, if it was down then): one still running this long
+// after was left behind by a server that is gone for good, stopped and never restarted, or its
+// data dir deleted.
+const OrphanGrace = 10 * time.Minute
+
 // Runtime runs sandboxes as local processes.
 type Runtime struct {
 	dataDir      string
@@ -281,6 +287,9 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	defer logFile.Close()
 
 	agentArgs := []string{r.binary, "sandboxd", "--listen", info.URL, "--work-dir", info.WorkDir, "--secret-file", secretFile}
+	if !spec.ExpiresAt.IsZero() {
+		agentArgs = append(agentArgs, "--stop-at", strconv.FormatInt(spec.ExpiresAt.Add(OrphanGrace).Unix(), 10))
+	}
 	var argv []string
 	if r.mode == Namespaces {
 		// bash is the namespace's first process: it reaps every orphan adopted by pid 1 (its

@@ -440,3 +440,38 @@ func TestEphemeralHelper(t *testing.T) {
 	fmt.Printf("PID %d\n", info.PID)
 	time.Sleep(time.Minute) // killed by the parent long before
 }
+
+// A sandbox its server never came back to stop ends by itself OrphanGrace after its session's
+// expiry, with every process it started, in both isolations.
+func TestOrphanedSandboxEndsAfterItsExpiry(t *testing.T) {
+	arch := archive(t)
+	for _, mode := range modes(t) {
+		t.Run(mode, func(t *testing.T) {
+			data := t.TempDir()
+			r := newRuntime(t, data, mode)
+			ctx := context.Background()
+			sp := spec("ses_orphan", arch)
+			sp.ExpiresAt = time.Now().Add(-local.OrphanGrace + 2*time.Second) // the sandbox has 2 s left
+			info, err := r.Start(ctx, sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Stop(ctx, info)
+			dir := filepath.Join(data, "sandboxes", "ses_orphan")
+			mustExec(t, r.Client(info), "sleep 1000 > /dev/null 2>&1 & echo started")
+			if len(sandboxtest.ProcessesIn(dir)) == 0 {
+				t.Fatal("no process of the sandbox found before its deadline")
+			}
+			if !sandboxtest.WaitGone(info.PID, 15*time.Second) {
+				t.Fatal("the sandbox still runs well past its --stop-at")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for len(sandboxtest.ProcessesIn(dir)) > 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if left := sandboxtest.ProcessesIn(dir); len(left) > 0 {
+				t.Errorf("processes left after the sandbox ended: %v", left)
+			}
+		})
+	}
+}
