@@ -84,9 +84,12 @@ func reapLostCommands(ctx context.Context, a *App, now time.Time) error {
 			continue
 		}
 		it, ok, err := events.FoldInteraction(evs)
-		if err != nil || !ok || it.Status != events.InteractionProcessing || now.Sub(it.StartedAt) < limit {
+		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if !ok || it.Status != events.InteractionProcessing || now.Sub(it.StartedAt) < limit {
+			continue // completed meanwhile, or claimed again since
 		}
 		errs = append(errs, a.interrupt(ctx, it, lostToSilence))
 	}

@@ -417,11 +417,7 @@ func TestEphemeralDiesWithItsStarter(t *testing.T) {
 		t.Fatal("an ephemeral sandbox outlived its starter")
 	}
 	// The namespace's other processes are killed by the kernel once its first one is gone.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sandboxtest.ProcessesIn(filepath.Join(data, "sandboxes"))) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if left := sandboxtest.ProcessesIn(filepath.Join(data, "sandboxes")); len(left) > 0 {
+	if left := sandboxtest.WaitEmpty(filepath.Join(data, "sandboxes"), 5*time.Second); len(left) > 0 {
 		t.Errorf("processes left: %v", left)
 	}
 }
@@ -465,11 +461,7 @@ func TestOrphanedSandboxEndsAfterItsExpiry(t *testing.T) {
 			if !sandboxtest.WaitGone(info.PID, 15*time.Second) {
 				t.Fatal("the sandbox still runs well past its --stop-at")
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for len(sandboxtest.ProcessesIn(dir)) > 0 && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if left := sandboxtest.ProcessesIn(dir); len(left) > 0 {
+			if left := sandboxtest.WaitEmpty(dir, 5*time.Second); len(left) > 0 {
 				t.Errorf("processes left after the sandbox ended: %v", left)
 			}
 		})

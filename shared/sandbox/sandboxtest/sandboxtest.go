@@ -46,6 +46,19 @@ func WaitGone(pid int, d time.Duration) bool {
 	return true
 }
 
+// WaitEmpty waits up to d for every process in dir (see ProcessesIn) to end, and returns those
+// still there.
+func WaitEmpty(dir string, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	for {
+		left := ProcessesIn(dir)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Kill ends pid, for a test's own clean-up.
 func Kill(pid int) {
 	if pid > 0 {
