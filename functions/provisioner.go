@@ -58,15 +58,9 @@ func provision(ctx context.Context, a *App, e events.Envelope) error {
 		})
 		return err
 	}
-	env := s.Env
-	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
-		env.Archive = filepath.Join(a.Config.DataDir, filepath.FromSlash(env.Archive))
-	}
 	startCtx, cancel := context.WithTimeout(ctx, a.Config.SessionStartTimeout)
 	defer cancel()
-	info, err := a.Sandboxes.Start(startCtx, sandbox.Spec{
-		SessionID: id, UserID: s.UserID, Dataset: s.Dataset, SampleID: s.SampleID, Env: env, ExpiresAt: s.ExpiresAt,
-	})
+	info, err := a.Sandboxes.Start(startCtx, a.sandboxSpec(s, s.Env))
 	if err != nil && ctx.Err() != nil {
 		// The server is shutting down, not the sandbox failing: the request stays in the log
 		// and is delivered again after the restart.
@@ -100,4 +94,13 @@ func provision(ctx context.Context, a *App, e events.Envelope) error {
 		a.stopSandbox(ctx, after)
 	}
 	return nil
+}
+
+// sandboxSpec is what a session's sandbox is started from, in env (the session's environment);
+// its oracle sandboxes are built from the same.
+func (a *App) sandboxSpec(s events.Session, env sandbox.Environment) sandbox.Spec {
+	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
+		env.Archive = filepath.Join(a.Config.DataDir, filepath.FromSlash(env.Archive))
+	}
+	return sandbox.Spec{SessionID: s.SessionID, UserID: s.UserID, Dataset: s.Dataset, SampleID: s.SampleID, Env: env, ExpiresAt: s.ExpiresAt}
 }

@@ -110,6 +110,12 @@ func (r *agentRuntime) Client(info sandbox.Info) sandbox.Client {
 	return c
 }
 
+// Verify is not this runtime's: verification needs a pristine environment and an oracle
+// sandbox, which the local runtime's tests (verification_test.go) have.
+func (r *agentRuntime) Verify(context.Context, sandbox.Info, sandbox.Spec, sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+	return sandbox.VerifyResult{}, fmt.Errorf("%w: the in-process test runtime has no oracle", sandbox.ErrUnreachable)
+}
+
 // brokenClient answers every call with the error that kept it from being made.
 type brokenClient struct{ err error }
 

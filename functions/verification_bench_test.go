@@ -27,18 +27,14 @@ func BenchmarkVerificationOverhead(b *testing.B) {
 	env.credit("bench")
 	// The demo's verifier as it is, and one that writes its report at once (the agent's share of
 	// the sandbox's CPU then does not compete with the verifier's own processes).
-	instant := `printf 'mkdir -p reports; printf "<testsuites><testsuite><testcase classname=\\"test_semver\\" name=\\"test_equal_versions\\"/></testsuite></testsuites>" > "$1"\n' > tests/run.sh`
-	for _, c := range []struct{ name, setup string }{{"demo-verifier", ""}, {"instant-verifier", instant}} {
+	env.variant(b, "sh-semver-1", "sh-semver-instant",
+		`mkdir -p reports; printf '<testsuites><testsuite><testcase classname="test_semver" name="test_equal_versions"/></testsuite></testsuites>' > reports/junit.xml`)
+	for _, c := range []struct{ name, sample string }{{"demo-verifier", "sh-semver-1"}, {"instant-verifier", "sh-semver-instant"}} {
 		b.Run(c.name, func(b *testing.B) {
 			e := *env
 			e.t = b
-			sid := e.openSession("bench", "sh-semver-1")
+			sid := e.openSession("bench", c.sample)
 			defer e.call("bench", "DELETE", "/sessions/"+sid, nil)
-			if c.setup != "" {
-				if code, _, errOut := e.exec("bench", sid, c.setup); code != 0 {
-					b.Fatal(errOut)
-				}
-			}
 			e.verify("bench", sid) // warm: the first run pays for cold caches
 			var server, client, verifier []float64
 			b.ResetTimer()
@@ -63,8 +59,9 @@ func BenchmarkVerificationOverhead(b *testing.B) {
 				client = append(client, float64(seen.Microseconds())/1000-run)
 			}
 			b.StopTimer()
-			// The sandbox's share: the same verification asked of the agent directly (restore and
-			// apply the test patch, run, collect the report, put the files back), less the run.
+			// The sandbox's share: the same verification asked of the runtime directly (read the
+			// session's changes, start the oracle sandbox, apply the changes and the test patch,
+			// run, collect the report), less the run.
 			s, _, err := e.a.loadSession(context.Background(), sid)
 			if err != nil {
 				b.Fatal(err)
@@ -73,15 +70,12 @@ func BenchmarkVerificationOverhead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			sc, err := e.a.sandboxClient(s)
-			if err != nil {
-				b.Fatal(err)
-			}
 			var agent []float64
 			for range min(b.N, 40) {
 				t0 := time.Now()
-				res, err := sc.Verify(context.Background(), sandbox.VerifyRequest{TestPatch: sample.TestPatch, BaseCommit: sample.BaseCommit,
-					Command: s.Env.VerifierCommand, ReportPaths: s.Env.ReportPaths, Timeout: time.Minute})
+				res, err := e.a.Sandboxes.Verify(context.Background(), s.Sandbox, e.a.sandboxSpec(s, s.Env), sandbox.VerifyRequest{
+					TestPatch: sample.TestPatch, Command: s.Env.VerifierCommand, ReportPaths: s.Env.ReportPaths,
+					Protected: s.Env.ProtectedPaths, Timeout: time.Minute})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,6 +38,7 @@ type verifyEnv struct {
 	a       *App
 	srv     *httptest.Server
 	samples map[string]dataset.Row
+	dataset map[string]string // sample id -> its dataset, when not the demo's
 	rt      *countingRuntime
 }
 
@@ -47,20 +49,11 @@ type countingRuntime struct {
 	verifies int
 }
 
-func (r *countingRuntime) Client(info sandbox.Info) sandbox.Client {
-	return countingClient{r.Runtime.Client(info), r}
-}
-
-type countingClient struct {
-	sandbox.Client
-	rt *countingRuntime
-}
-
-func (c countingClient) Verify(ctx context.Context, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
-	c.rt.mu.Lock()
-	c.rt.verifies++
-	c.rt.mu.Unlock()
-	return c.Client.Verify(ctx, req)
+func (r *countingRuntime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+	r.mu.Lock()
+	r.verifies++
+	r.mu.Unlock()
+	return r.Runtime.Verify(ctx, info, spec, req)
 }
 
 func (r *countingRuntime) count() int {
@@ -132,7 +125,7 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 	}
 	srv.Config.Handler = a.Handler()
 	srv.Start()
-	env := &verifyEnv{t: t, a: a, srv: srv, samples: map[string]dataset.Row{}, rt: rt}
+	env := &verifyEnv{t: t, a: a, srv: srv, samples: map[string]dataset.Row{}, dataset: map[string]string{}, rt: rt}
 	for _, r := range rows {
 		env.samples[r.Content.SampleID] = r
 	}
@@ -196,7 +189,11 @@ func (e *verifyEnv) openSession(user, sampleID string) string {
 	var created struct {
 		SessionID string `json:"session_id"`
 	}
-	e.expect(http.StatusCreated, user, "POST", "/sessions", map[string]any{"dataset": demo.Name, "sample_id": sampleID, "ttl_minutes": 30}, &created)
+	ds := demo.Name
+	if d, ok := e.dataset[sampleID]; ok {
+		ds = d
+	}
+	e.expect(http.StatusCreated, user, "POST", "/sessions", map[string]any{"dataset": ds, "sample_id": sampleID, "ttl_minutes": 30}, &created)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var s struct {
@@ -215,6 +212,33 @@ func (e *verifyEnv) openSession(user, sampleID string) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// importRows imports JSONL rows (their paths relative to files) into the dataset name, as
+// `codeset dataset import` does.
+func (e *verifyEnv) importRows(t testing.TB, name, jsonl string, files fs.FS) {
+	t.Helper()
+	rows, bad, err := dataset.Parse(strings.NewReader(jsonl), files)
+	if err != nil || len(bad) > 0 {
+		t.Fatalf("rows: %v %v", err, bad)
+	}
+	e.importRowsAs(t, name, rows...)
+}
+
+// importRowsAs imports parsed rows into the dataset name (a demo row with its sample id and
+// environment changed is a variant of a demo sample).
+func (e *verifyEnv) importRowsAs(t testing.TB, name string, rows ...dataset.Row) {
+	t.Helper()
+	if _, err := ImportDataset(context.Background(), e.a, rows, nil, ImportOptions{Dataset: name}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		e.samples[r.Content.SampleID] = r
+		e.dataset[r.Content.SampleID] = name
+	}
+}
+
+// ciRun reports whether the tests run under CI, where what they need must be there.
+func ciRun() bool { return os.Getenv("CI") == "true" }
 
 // exec runs a command in the session and waits for its result.
 func (e *verifyEnv) exec(user, sid, command string) (exitCode int, stdout, stderr string) {
@@ -480,30 +504,38 @@ func TestVerifyAccess(t *testing.T) {
 	env.call("alice", "DELETE", "/sessions/"+other, nil)
 }
 
+// variant imports a copy of a demo sample under another id whose verifier command is command,
+// into the dataset "variants": a sample whose own verifier misbehaves (an agent cannot make it
+// misbehave: the verifier's files are protected).
+func (e *verifyEnv) variant(t testing.TB, base, id, command string) {
+	t.Helper()
+	row := e.samples[base]
+	row.Content.SampleID = id
+	row.Content.Environment.VerifierCommand = command
+	e.importRowsAs(t, "variants-"+strings.ToLower(strings.NewReplacer("_", "-", " ", "-").Replace(id)), row)
+}
+
 // TestVerifyErrors: what keeps the oracle from grading is a job in error with a clear code,
 // never a pass.
 func TestVerifyErrors(t *testing.T) {
 	env := newVerifyEnv(t, func(c *config.Config) { c.VerifyTimeout = 4 * time.Second })
 	env.credit("alice")
 	cases := []struct {
-		name, sample, sabotage, code string
+		name, sample, command, code string
 	}{
-		{"a test that never ends", "go-roman-1",
-			`printf 'package roman\n\nimport (\n\t"testing"\n\t"time"\n)\n\nfunc TestHang(t *testing.T) { time.Sleep(time.Hour) }\n' > hang_test.go`,
-			events.CodeVerifierTimeout},
-		{"the report is never written", "py-duration-1", `printf 'import sys\nsys.exit(3)\n' > tests/run_junit.py`, grading.CodeReportMissing},
-		{"the report is not JUnit", "sh-semver-1", `printf 'mkdir -p reports; echo "<html>not a report</html>" > "$1"\n' > tests/run.sh`, grading.CodeReportMalformed},
-		{"the report lists no test", "sh-semver-1", `printf 'mkdir -p reports; echo "<testsuites></testsuites>" > "$1"\n' > tests/run.sh`, grading.CodeReportEmpty},
+		{"a test that never ends", "go-roman-1", "sleep 3600", events.CodeVerifierTimeout},
+		{"the report is never written", "py-duration-1", "python3 -c 'import sys; sys.exit(3)'", grading.CodeReportMissing},
+		{"the report is not JUnit", "sh-semver-1", `mkdir -p reports; echo "<html>not a report</html>" > reports/junit.xml`, grading.CodeReportMalformed},
+		{"the report lists no test", "sh-semver-1", `mkdir -p reports; echo "<testsuites></testsuites>" > reports/junit.xml`, grading.CodeReportEmpty},
 	}
-	for _, c := range cases {
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := *env
 			e.t = t
-			sid := e.openSession("alice", c.sample)
+			id := fmt.Sprintf("%s-broken-%d", c.sample, i)
+			e.variant(t, c.sample, id, c.command)
+			sid := e.openSession("alice", id)
 			defer e.call("alice", "DELETE", "/sessions/"+sid, nil)
-			if code, out, errOut := e.exec("alice", sid, c.sabotage); code != 0 {
-				t.Fatalf("sabotage: %d %s %s", code, out, errOut)
-			}
 			started := time.Now()
 			j := e.verify("alice", sid)
 			checkJobSchema(t, j)
@@ -518,36 +550,13 @@ func TestVerifyErrors(t *testing.T) {
 	}
 }
 
-// TestVerifyKeepsTheOracle: editing the tests cannot pass the oracle (the test patch's files are
-// restored before it runs), and the agent's edits are left in place afterwards.
-func TestVerifyKeepsTheOracle(t *testing.T) {
-	env := newVerifyEnv(t, nil)
-	env.credit("alice")
-	sid := env.openSession("alice", "go-roman-1")
-	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
-	cheat := `printf 'package roman\n\nimport "testing"\n\nfunc TestFromRomanSubtractive(t *testing.T) {}\n' > roman_test.go`
-	if code, _, errOut := env.exec("alice", sid, cheat); code != 0 {
-		t.Fatal(errOut)
-	}
-	j := env.verify("alice", sid)
-	if j.Status != events.JobCompleted || j.Result.IsSuccess || !slices.Contains(detailNames(j.Result.Failures), "TestFromRomanSubtractive") {
-		t.Fatalf("edited tests passed the oracle: %s", j.raw)
-	}
-	if _, out, _ := env.exec("alice", sid, "cat roman_test.go"); !strings.Contains(out, "func TestFromRomanSubtractive(t *testing.T) {}") || strings.Contains(out, "MCMXCIV") {
-		t.Fatalf("the agent's version of roman_test.go was not put back: %s", out)
-	}
-}
-
 // TestVerifyCancelledWhenSessionEnds: closing the session while the verifier runs cancels the job
 // at once, and the verifier stops with the sandbox.
 func TestVerifyCancelledWhenSessionEnds(t *testing.T) {
 	env := newVerifyEnv(t, nil)
 	env.credit("alice")
-	sid := env.openSession("alice", "go-roman-1")
-	hang := `printf 'package roman\n\nimport (\n\t"testing"\n\t"time"\n)\n\nfunc TestHang(t *testing.T) { time.Sleep(time.Hour) }\n' > hang_test.go`
-	if code, _, errOut := env.exec("alice", sid, hang); code != 0 {
-		t.Fatal(errOut)
-	}
+	env.variant(t, "go-roman-1", "go-roman-hangs", "sleep 3600")
+	sid := env.openSession("alice", "go-roman-hangs")
 	job := env.startVerify("alice", sid)
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -17,9 +17,9 @@ import (
 
 // The verifier is the process manager of verification jobs. On a request it claims the job
 // (verification started, at the stream's version: a duplicate delivery finds the claim or loses
-// the race and never runs the oracle twice), has the session's sandbox restore and apply the
-// sample's test patch and run its verifier, then parses and grades the reports and records the
-// result, or an error with a code. When a session ends, its unfinished jobs are cancelled and a
+// the race and never runs the oracle twice), has the runtime run the oracle on the session's
+// changes in a fresh sandbox of its own (the session's sandbox is only read), then parses and
+// grades the reports and records the result, or an error with a code. When a session ends, its unfinished jobs are cancelled and a
 // verifier still running for it is stopped.
 func init() {
 	Consumers = append(Consumers, Consumer{
@@ -44,8 +44,9 @@ var running sync.Map
 // errSessionEnded is the cause of a verifier call cancelled because its session ended.
 var errSessionEnded = errors.New("the session ended")
 
-// verifyGrace is how long past the verifier's timeout the call waits for the sandbox (git's
-// restore and apply, collecting the reports) before the job errors with VERIFIER_TIMEOUT.
+// verifyGrace is how long past the verifier's timeout the call waits for the oracle (reading the
+// changes, starting the oracle sandbox, the test patch, collecting the reports) before the job
+// errors with VERIFIER_TIMEOUT.
 const verifyGrace = 2 * time.Minute
 
 func runVerification(ctx context.Context, a *App, jobID string) error {
@@ -86,9 +87,8 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	if err != nil || !claimed {
 		return err
 	}
-	client, err := a.sandboxClient(s)
-	if err != nil {
-		return a.failJob(ctx, jobID, events.CodeSandboxUnreachable, err.Error())
+	if a.Sandboxes == nil {
+		return a.failJob(ctx, jobID, events.CodeSandboxUnreachable, "this server has no sandbox runtime configured")
 	}
 
 	timeout := time.Duration(v.TimeoutSeconds) * time.Second
@@ -111,9 +111,9 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 		})
 		marked <- mark{v, err}
 	}(v)
-	res, err := client.Verify(callCtx, sandbox.VerifyRequest{
-		TestPatch: sample.TestPatch, BaseCommit: sample.BaseCommit, Command: env.VerifierCommand,
-		ReportPaths: env.ReportPaths, Timeout: timeout,
+	res, err := a.Sandboxes.Verify(callCtx, s.Sandbox, a.sandboxSpec(s, env), sandbox.VerifyRequest{
+		TestPatch: sample.TestPatch, Command: env.VerifierCommand, ReportPaths: env.ReportPaths,
+		Protected: env.ProtectedPaths, Timeout: timeout,
 	})
 	cause := context.Cause(callCtx)
 	stop()
@@ -165,6 +165,7 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	}
 	result := grading.Grade(rep, grading.Expectation{FailToPass: sample.FailToPass, PassToPass: sample.PassToPass, FailToFail: sample.FailToFail},
 		grading.Run{Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration})
+	result.IgnoredChanges = res.IgnoredChanges
 	var known *events.Verification
 	if m.err == nil {
 		known = &m.v // the state after the running mark: no need to read the stream again

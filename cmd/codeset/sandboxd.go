@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +37,10 @@ func sandboxd(args []string) error {
 	confine := fs.Bool("confine", false, "in a mount namespace of its own: private /tmp and /dev, --hide covered, dangerous capabilities dropped for commands")
 	hide := fs.String("hide", "", "with --confine: a directory to cover (the server's data dir), all but --keep")
 	keep := fs.String("keep", "", "with --hide: the directory inside it that stays (the sandbox's own)")
+	oracle := fs.Bool("oracle", false, "serve as an oracle: the work tree is a fresh pristine copy, verification is allowed, and every process the verifier leaves is killed")
+	trackChanges := fs.Bool("track-changes", false, "take a manifest of the work tree at start and answer GET /v1/changes from it (a sandbox with no pristine copy beside it: Cloud Run)")
+	oracleRequest := fs.String("oracle-request", "", "run the oracle once instead of serving: the sandbox.VerifyRequest in this JSON file, the answer on stdout")
+	oracleChanges := fs.String("oracle-changes", "", "with --oracle-request: the agent's changes, a layer (tar)")
 	stopAt := fs.Int64("stop-at", 0, "unix time at which the sandbox ends, whatever happens: one its server never came back to stop does not run for ever (0: never)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -54,9 +60,18 @@ func sandboxd(args []string) error {
 		if *secretFile != "" {
 			child = append(child, "--secret-file", *secretFile)
 		}
+		if *oracle {
+			child = append(child, "--oracle")
+		}
+		if *trackChanges {
+			child = append(child, "--track-changes")
+		}
 		os.Exit(agent.RunInit(child, setup))
 	}
 
+	if *oracleRequest != "" {
+		return oracleOnce(*oracleRequest, *oracleChanges, *workDir, *grace, setup)
+	}
 	secret := os.Getenv(sandbox.SecretEnv)
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
@@ -87,7 +102,7 @@ func sandboxd(args []string) error {
 		ln.Close()
 		return err
 	}
-	srv, err := agent.New(agent.Options{WorkDir: *workDir, Secret: secret, Grace: *grace})
+	srv, err := agent.New(agent.Options{WorkDir: *workDir, Secret: secret, Grace: *grace, Oracle: *oracle, TrackChanges: *trackChanges})
 	if err != nil {
 		ln.Close()
 		return err
@@ -118,6 +133,53 @@ func sandboxd(args []string) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdown)
+}
+
+// oracleOnce is a local oracle sandbox: it sets up its namespaces, reads the request and the
+// agent's changes (both gone once read: the verifier has no business with them), runs the
+// oracle and prints a sandbox.OracleAnswer.
+func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, setup agent.InitOptions) error {
+	answer := func(a sandbox.OracleAnswer) error { return json.NewEncoder(os.Stdout).Encode(a) }
+	fail := func(err error) error { return answer(sandbox.OracleAnswer{Error: err.Error()}) }
+	b, err := os.ReadFile(requestFile)
+	if err != nil {
+		return fail(fmt.Errorf("read the oracle's request: %w", err))
+	}
+	os.Remove(requestFile)
+	var req sandbox.VerifyRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		return fail(fmt.Errorf("read the oracle's request: %w", err))
+	}
+	// Opened before the set-up: the file is on the host's side of the mounts.
+	var layer *os.File
+	if changesFile != "" {
+		if layer, err = os.Open(changesFile); err != nil {
+			return fail(fmt.Errorf("read the agent's changes: %w", err))
+		}
+		defer layer.Close()
+		os.Remove(changesFile)
+	}
+	if err := agent.Setup(setup); err != nil {
+		return fail(err)
+	}
+	srv, err := agent.New(agent.Options{WorkDir: workDir, Secret: "oracle", Grace: grace, Oracle: true})
+	if err != nil {
+		return fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var rd io.Reader
+	if layer != nil {
+		rd = layer
+	}
+	res, err := srv.Verify(ctx, req, rd)
+	if msg, ok := agent.IsRejection(err); ok {
+		return answer(sandbox.OracleAnswer{Rejected: msg})
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return answer(sandbox.OracleAnswer{Result: &res})
 }
 
 // listenOn opens "unix:///path" (replacing a stale socket file) or a TCP address; empty means

@@ -21,6 +21,7 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/changes"
 )
 
 // RowError is what is wrong with one row: its line (1-based), the field, and why.
@@ -253,6 +254,13 @@ func parseRow(line int, text []byte, base fs.FS) (Row, *RowError) {
 	return row, nil
 }
 
+// DefaultProtectedPaths are a sample's protected paths when its row names none: the agent's
+// changes to them are not graded. They follow SWE-bench's own split of a fix from its tests
+// (a file whose path holds "test" or "e2e" belongs to the tests, so no gold patch touches one),
+// plus compiled Python (a forged .pyc runs instead of its source) and the files Python runs by
+// itself at start-up. A row gives "protected_paths": [] for none.
+var DefaultProtectedPaths = []string{"**/*test*", "**/*e2e*", "**/__pycache__", "**/conftest.py", "**/sitecustomize.py", "**/usercustomize.py", "**/*.pth"}
+
 type rawEnvironment struct {
 	Image           *string   `json:"image"`
 	Archive         *string   `json:"archive"`
@@ -262,6 +270,7 @@ type rawEnvironment struct {
 	VerifierCommand *string   `json:"verifier_command"`
 	ReportFormat    *string   `json:"report_format"`
 	ReportPaths     *[]string `json:"report_paths"`
+	ProtectedPaths  *[]string `json:"protected_paths"`
 }
 
 func parseEnvironment(line int, raw json.RawMessage, base fs.FS, row *Row) (sandbox.Environment, *RowError) {
@@ -299,8 +308,13 @@ func parseEnvironment(line int, raw json.RawMessage, base fs.FS, row *Row) (sand
 				return bad(".report_paths", "must be an array of strings")
 			}
 			continue
+		case "protected_paths":
+			if err := json.Unmarshal(v, &r.ProtectedPaths); err != nil {
+				return bad(".protected_paths", "must be an array of strings (globs)")
+			}
+			continue
 		default:
-			return bad("."+k, "is not a field of an environment (image, archive, source_dir, source_txtar, work_dir, verifier_command, report_format, report_paths)")
+			return bad("."+k, "is not a field of an environment (image, archive, source_dir, source_txtar, work_dir, verifier_command, report_format, report_paths, protected_paths)")
 		}
 		if err != nil {
 			return bad("."+k, "must be a string")
@@ -341,6 +355,15 @@ func parseEnvironment(line int, raw json.RawMessage, base fs.FS, row *Row) (sand
 	for _, p := range env.ReportPaths {
 		if !relativeClean(p) {
 			return bad(".report_paths", "%q must be a relative path inside work_dir", p)
+		}
+	}
+	env.ProtectedPaths = DefaultProtectedPaths
+	if r.ProtectedPaths != nil {
+		env.ProtectedPaths = *r.ProtectedPaths
+	}
+	for _, p := range env.ProtectedPaths {
+		if err := changes.ValidPattern(p); err != nil {
+			return bad(".protected_paths", "%q: %v", p, err)
 		}
 	}
 	switch {

@@ -53,6 +53,9 @@ type Result struct {
 	NotFound         []string   `json:"not_found"`           // listed tests the report does not mention (graded as failed)
 	UnlistedPassed   []string   `json:"unlisted_passed"`     // passing tests in no list: the passed set then differs from FAIL_TO_PASS + PASS_TO_PASS
 	UnlistedFailed   []string   `json:"unlisted_failed"`     // failing tests in no list
+	// IgnoredChanges are the paths the agent changed that the oracle did not grade (protected:
+	// the tests, the verifier's files, the sample's protected paths); set by the verifier.
+	IgnoredChanges []string `json:"ignored_changes,omitempty"`
 }
 
 // Run is the raw outcome of one verifier run.

@@ -123,6 +123,17 @@ func (c *AgentClient) Verify(ctx context.Context, req VerifyRequest) (VerifyResu
 	return res, err
 }
 
+// Changes fetches the agent's changes to its work tree since it started, as a layer (an agent
+// started with change tracking: Cloud Run's).
+func (c *AgentClient) Changes(ctx context.Context) ([]byte, error) {
+	var layer rawBody
+	err := c.do(ctx, http.MethodGet, PathChanges, nil, "", &layer)
+	return layer, err
+}
+
+// rawBody takes an answer as it is instead of decoding JSON.
+type rawBody []byte
+
 // do sends one request. Transport failures, a rejected secret, server errors and unreadable
 // answers are ErrUnreachable; a request the agent refuses for the user's reasons is ErrRejected.
 // When the caller's own context ends, its error is returned as it is.
@@ -169,6 +180,10 @@ func (c *AgentClient) do(ctx context.Context, method, path string, body any, con
 			return fmt.Errorf("%w: %s", ErrRejected, e.Error)
 		}
 		return fmt.Errorf("%w: %s: %s", ErrUnreachable, path, e.Error)
+	}
+	if raw, ok := out.(*rawBody); ok {
+		*raw = data
+		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%w: %s: unreadable answer: %v", ErrUnreachable, path, err)

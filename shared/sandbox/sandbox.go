@@ -28,6 +28,10 @@ type Environment struct {
 	VerifierCommand string   `json:"verifier_command"`       // run from WorkDir by the oracle
 	ReportFormat    string   `json:"report_format"`          // junit | go-test-json | pytest-rA
 	ReportPaths     []string `json:"report_paths,omitempty"` // files the verifier writes (junit); empty: parse its stdout
+	// ProtectedPaths are globs (relative to WorkDir, "**" for any depth) of files the grader
+	// depends on beyond the test patch's and the verifier's own: the agent's changes to them are
+	// not graded.
+	ProtectedPaths []string `json:"protected_paths,omitempty"`
 }
 
 // Spec asks a runtime for one sandbox.
@@ -63,6 +67,12 @@ type Runtime interface {
 	Alive(ctx context.Context, info Info) bool
 	// Client talks to the sandbox's agent.
 	Client(info Info) Client
+	// Verify grades the work of the sandbox started from spec: it takes the agent's changes to
+	// the work tree (against the pristine environment, never from the agent's own .git) and
+	// runs the oracle on them in a sandbox of its own, built fresh from the pristine
+	// environment, which no process of the session can reach. The session's sandbox is not
+	// modified. A request the oracle refuses (a test patch that does not apply) is ErrRejected.
+	Verify(ctx context.Context, info Info, spec Spec, req VerifyRequest) (VerifyResult, error)
 }
 
 // ExecResult is the outcome of one command.
@@ -75,13 +85,20 @@ type ExecResult struct {
 	Message  string        `json:"message"` // timeouts and truncation are said here
 }
 
-// VerifyRequest asks the agent to run the oracle in the work tree.
+// VerifyRequest asks for one run of the oracle: on a fresh copy of the sample's pristine
+// environment, the agent's changes (minus those to protected paths) and the test patch are
+// applied, the verifier runs with its timeout and its reports are collected.
 type VerifyRequest struct {
-	TestPatch   string        `json:"test_patch"`   // applied after restoring the files it touches
-	BaseCommit  string        `json:"base_commit"`  // what those files are restored to
+	TestPatch   string        `json:"test_patch"`   // applied after the agent's changes
 	Command     string        `json:"command"`      // the verifier command
 	ReportPaths []string      `json:"report_paths"` // report files to collect (relative to the work dir)
 	Timeout     time.Duration `json:"timeout"`
+	// Protected are the sample's protected paths (globs); the test patch's files, the
+	// verifier's own files, the report paths and .git are protected whatever they say.
+	Protected []string `json:"protected,omitempty"`
+	// Changes is the agent's work: a layer (shared/sandbox/changes) of the session's work tree
+	// against the pristine environment. Runtimes fill it; it travels to an oracle sandbox.
+	Changes []byte `json:"changes,omitempty"`
 }
 
 // VerifyResult is the raw outcome of the verifier; grading happens outside the sandbox.
@@ -93,6 +110,8 @@ type VerifyResult struct {
 	TimedOut bool              `json:"timed_out"`
 	Reports  map[string]string `json:"reports"` // path -> content of each report file found
 	Message  string            `json:"message"` // timeout, truncation of output or reports
+	// IgnoredChanges are the paths the agent changed that were not graded (protected).
+	IgnoredChanges []string `json:"ignored_changes"`
 }
 
 // Client is the agent's API.
@@ -102,5 +121,7 @@ type Client interface {
 	StrReplace(ctx context.Context, path, old, new string) (ok bool, message string, err error)
 	// Upload writes content (parents created), optionally executable; returns the bytes written.
 	Upload(ctx context.Context, path string, content []byte, executable bool) (int64, error)
+	// Verify runs the oracle in the agent's own tree, which must be a fresh pristine copy:
+	// only an oracle sandbox is asked this (Runtime.Verify).
 	Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error)
 }

@@ -17,9 +17,14 @@ const (
 	PathHealth     = "/v1/health"
 	PathExec       = "/v1/exec"
 	PathStrReplace = "/v1/str_replace"
-	PathUpload     = "/v1/upload" // PUT, raw bytes; ?path=…&executable=true
-	PathVerify     = "/v1/verify"
+	PathUpload     = "/v1/upload"  // PUT, raw bytes; ?path=…&executable=true
+	PathVerify     = "/v1/verify"  // an oracle's agent only
+	PathChanges    = "/v1/changes" // GET: the agent's changes as a layer (agents started with change tracking)
 )
+
+// MaxChangesBytes caps the agent's changes that travel to an oracle over HTTP (file contents):
+// far above any fix, and, base64 in JSON, under the 32 MiB one Cloud Run request may carry.
+const MaxChangesBytes = 16 << 20
 
 // OutputLimit caps stdout and stderr of one command, each; the rest is dropped and the
 // truncation said in the result's message.
@@ -65,4 +70,12 @@ type Health struct {
 // ErrorResponse is every non-2xx answer of the agent.
 type ErrorResponse struct {
 	Error string `json:"error"`
+}
+
+// OracleAnswer is what a one-shot oracle (`codeset sandboxd --oracle-request`) prints on its
+// stdout: the result, or why it refused the request (the user's problem), or why it failed.
+type OracleAnswer struct {
+	Result   *VerifyResult `json:"result,omitempty"`
+	Rejected string        `json:"rejected,omitempty"`
+	Error    string        `json:"error,omitempty"`
 }

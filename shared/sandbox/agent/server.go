@@ -4,20 +4,25 @@
 package agent
 
 import (
+	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/changes"
 )
 
 // Request body limits: commands may carry heredocs, test patches can be large; uploads are
@@ -37,6 +42,13 @@ type Options struct {
 	Grace time.Duration
 	// Env is the environment of commands; nil means the agent's own minus its secret.
 	Env []string
+	// Oracle makes this agent an oracle's: its work tree is a fresh pristine copy, it alone
+	// answers PathVerify, and it is the subreaper of everything its verifier starts. A
+	// session's agent refuses to verify in its own tree, which the agent it grades controls.
+	Oracle bool
+	// TrackChanges takes a manifest of the work tree at start, from which PathChanges answers
+	// the agent's changes: for a sandbox with no pristine copy of its tree beside it (Cloud Run).
+	TrackChanges bool
 }
 
 // Server is the agent's HTTP handler.
@@ -48,7 +60,8 @@ type Server struct {
 	shell          string
 	env            []string
 	mux            *http.ServeMux
-	verifying      sync.Mutex
+	oracle         bool
+	pristine       *changes.Manifest // with TrackChanges: the work tree as it was at start
 }
 
 // New checks opts and builds the Server.
@@ -64,7 +77,17 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("agent: work dir %s is not a directory", wd)
 	}
 	s := &Server{workDir: wd, secret: []byte(opts.Secret), defaultTimeout: opts.DefaultTimeout,
-		grace: opts.Grace, env: opts.Env, mux: http.NewServeMux()}
+		grace: opts.Grace, env: opts.Env, mux: http.NewServeMux(), oracle: opts.Oracle}
+	if opts.Oracle {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return nil, fmt.Errorf("agent: oracle subreaper: %w", err)
+		}
+	}
+	if opts.TrackChanges {
+		if s.pristine, err = changes.Snapshot(wd); err != nil {
+			return nil, fmt.Errorf("agent: manifest of the work tree: %w", err)
+		}
+	}
 	if s.defaultTimeout <= 0 {
 		s.defaultTimeout = 300 * time.Second
 	}
@@ -86,6 +109,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("POST "+sandbox.PathStrReplace, s.strReplace)
 	s.mux.HandleFunc("PUT "+sandbox.PathUpload, s.upload)
 	s.mux.HandleFunc("POST "+sandbox.PathVerify, s.verify)
+	s.mux.HandleFunc("GET "+sandbox.PathChanges, s.changes)
 	return s, nil
 }
 
@@ -159,11 +183,19 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
+	if !s.oracle {
+		writeError(w, http.StatusConflict, "this is a session's sandbox: verification runs in an oracle sandbox of its own")
+		return
+	}
 	var req sandbox.VerifyRequest
 	if !decode(w, r, &req) {
 		return
 	}
-	res, err := s.runVerify(r.Context(), req)
+	var layer io.Reader
+	if len(req.Changes) > 0 {
+		layer = bytes.NewReader(req.Changes)
+	}
+	res, err := s.Verify(r.Context(), req, layer)
 	if err != nil {
 		var rej *rejection
 		if errors.As(err, &rej) {
@@ -174,6 +206,45 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// Verify runs the oracle in this agent's tree with the agent's changes read from layer (nil:
+// none); an oracle's agent only. A request it refuses for the user's reasons is an error that
+// IsRejection recognises.
+func (s *Server) Verify(ctx context.Context, req sandbox.VerifyRequest, layer io.Reader) (sandbox.VerifyResult, error) {
+	if !s.oracle {
+		return sandbox.VerifyResult{}, errors.New("agent: verification runs in an oracle sandbox only")
+	}
+	return s.runVerify(ctx, req, layer)
+}
+
+// IsRejection reports whether err is a request the agent refused for a reason the user can act
+// on (a test patch that does not apply), and says it.
+func IsRejection(err error) (string, bool) {
+	var rej *rejection
+	if errors.As(err, &rej) {
+		return rej.msg, true
+	}
+	return "", false
+}
+
+// changes answers the agent's changes to the work tree since the agent started, as a layer.
+func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
+	if s.pristine == nil {
+		writeError(w, http.StatusConflict, "this agent keeps no manifest of its work tree (started without change tracking)")
+		return
+	}
+	var buf bytes.Buffer
+	if _, err := s.pristine.Diff(&buf, s.workDir, changes.Limits{MaxBytes: sandbox.MaxChangesBytes}); err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, changes.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Write(buf.Bytes())
 }
 
 // rejection is a request the agent refuses for a reason the user can act on (422).

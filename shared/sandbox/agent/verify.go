@@ -5,13 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/changes"
 )
 
 // Verifier output is the report itself for `go test -json` and pytest -rA, so it gets a far
@@ -22,73 +27,150 @@ const (
 	defaultVerifyTime = 1800 * time.Second
 )
 
-// runVerify runs the oracle: the files the test patch touches are restored to the base commit
-// (so the agent's edits to the tests cannot pass it), the patch is applied, the verifier runs
-// with its timeout and the reports are collected. Afterwards the touched files are put back as
-// the agent left them, so verifying never changes the agent's work.
-func (s *Server) runVerify(ctx context.Context, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+// runVerify runs the oracle in the agent's work tree, which must be a fresh copy of the
+// pristine environment (an oracle sandbox, never a session's): what the grader depends on is
+// read from the pristine tree first (the test patch's files, the verifier's own files, the
+// report paths, .git, the sample's protected globs); then the agent's changes are applied but
+// for those to protected paths, the test patch is applied, the verifier runs with its timeout,
+// every process it left is killed, and the reports are read without following symlinks.
+func (s *Server) runVerify(ctx context.Context, req sandbox.VerifyRequest, layer io.Reader) (sandbox.VerifyResult, error) {
 	if strings.TrimSpace(req.Command) == "" {
 		return sandbox.VerifyResult{}, &rejection{"the verifier command is empty"}
 	}
-	// One at a time: two runs would restore each other's test files midway.
-	s.verifying.Lock()
-	defer s.verifying.Unlock()
+	for _, p := range req.Protected {
+		if err := changes.ValidPattern(p); err != nil {
+			return sandbox.VerifyResult{}, &rejection{fmt.Sprintf("protected path %q: %v", p, err)}
+		}
+	}
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = defaultVerifyTime
 	}
-	base := req.BaseCommit
-	if base == "" {
-		base = "HEAD"
-	}
-	var paths []string
+	var patchPaths []string
 	if strings.TrimSpace(req.TestPatch) != "" {
 		var err error
-		if paths, err = s.patchPaths(ctx, req.TestPatch); err != nil {
+		if patchPaths, err = s.patchPaths(ctx, req.TestPatch); err != nil {
 			return sandbox.VerifyResult{}, err
 		}
 	}
-	snap, err := s.snapshot(paths)
-	if err != nil {
-		return sandbox.VerifyResult{}, err
-	}
-	defer snap.restore()
-	if len(paths) > 0 {
-		if err := s.restoreToBase(ctx, base, paths); err != nil {
-			return sandbox.VerifyResult{}, err
+	protected := s.protection(req, patchPaths)
+	res := sandbox.VerifyResult{Reports: map[string]string{}, IgnoredChanges: []string{}}
+	if layer != nil {
+		applied, err := changes.Apply(layer, s.workDir, protected)
+		if err != nil {
+			return sandbox.VerifyResult{}, &rejection{"the agent's changes cannot be applied: " + err.Error()}
 		}
+		res.IgnoredChanges = summarizeIgnored(applied.Ignored)
+	}
+	// A report in the pristine tree must not be graded as this run's.
+	for _, p := range req.ReportPaths {
+		s.removeReports(p)
+	}
+	if len(patchPaths) > 0 {
 		if _, err := s.git(ctx, req.TestPatch, "apply", "--whitespace=nowarn", "-"); err != nil {
 			return sandbox.VerifyResult{}, &rejection{"the test patch does not apply to the base commit: " + err.Error()}
 		}
 	}
-	// A report left by an earlier run (or written by the agent) must not be graded as this one.
-	for _, p := range s.reportFiles(req.ReportPaths) {
-		os.Remove(p)
-	}
 
 	run := s.run(ctx, s.workDir, req.Command, timeout, verifyOutputLimit)
-	res := sandbox.VerifyResult{ExitCode: run.ExitCode, Stdout: run.Stdout, Stderr: run.Stderr,
-		Duration: run.Duration, TimedOut: run.TimedOut, Reports: map[string]string{}}
+	// Nothing the verifier started may write a report after it ended: the oracle's agent is
+	// its own subreaper, so every process the verifier left is its child by now.
+	endChildren()
+	res.ExitCode, res.Stdout, res.Stderr = run.ExitCode, run.Stdout, run.Stderr
+	res.Duration, res.TimedOut = run.Duration, run.TimedOut
 	notes := []string{}
 	if run.Message != "" {
 		notes = append(notes, run.Message)
 	}
 	budget := reportsLimit
-	for _, p := range s.reportFiles(req.ReportPaths) {
-		data, err := os.ReadFile(p)
+	for _, rel := range s.reportFiles(req.ReportPaths) {
+		data, err := s.readReport(rel, budget)
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("report %s unreadable: %v", s.rel(p), unwrapPath(err)))
+			notes = append(notes, fmt.Sprintf("report %s unreadable: %v", rel, err))
 			continue
 		}
 		if len(data) > budget {
-			notes = append(notes, fmt.Sprintf("report %s truncated to %d of %d bytes", s.rel(p), budget, len(data)))
+			notes = append(notes, fmt.Sprintf("report %s truncated to %d bytes", rel, budget))
 			data = data[:budget]
 		}
 		budget -= len(data)
-		res.Reports[s.rel(p)] = string(data)
+		res.Reports[rel] = string(data)
 	}
 	res.Message = strings.Join(notes, "; ")
 	return res, nil
+}
+
+// maxIgnoredListed caps the ignored changes listed in a result; the rest are counted.
+const maxIgnoredListed = 100
+
+// summarizeIgnored caps the list of ignored changes so a result stays small.
+func summarizeIgnored(paths []string) []string {
+	if len(paths) <= maxIgnoredListed {
+		return append([]string{}, paths...)
+	}
+	out := append([]string{}, paths[:maxIgnoredListed]...)
+	return append(out, fmt.Sprintf("... and %d more", len(paths)-maxIgnoredListed))
+}
+
+// protection says which paths the agent's changes may not touch: the sample's globs, the test
+// patch's files, the verifier's own files (the words of its command that name a file or
+// directory of the pristine tree), the report paths and the repository's .git. It is computed
+// before any change lands, so the agent cannot make a path look like something else.
+func (s *Server) protection(req sandbox.VerifyRequest, patchPaths []string) func(string) bool {
+	exact := map[string]bool{".git": true}
+	for _, p := range patchPaths {
+		exact[path.Clean(p)] = true
+	}
+	for _, word := range strings.Fields(req.Command) {
+		word = strings.Trim(word, `"'`)
+		if i := strings.IndexByte(word, '='); i >= 0 {
+			word = word[i+1:] // --junitxml=reports/x.xml, PYTHONPATH=src
+		}
+		if word == "" || strings.HasPrefix(word, "-") {
+			continue
+		}
+		rel := filepath.Clean(word)
+		if filepath.IsAbs(rel) {
+			r, err := filepath.Rel(s.workDir, rel)
+			if err != nil {
+				continue
+			}
+			rel = r
+		}
+		if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(s.workDir, rel)); err == nil {
+			exact[filepath.ToSlash(rel)] = true
+		}
+	}
+	// Report paths may be globs (target/surefire-reports/*.xml).
+	globs := changes.Patterns(append(append([]string{}, req.Protected...), req.ReportPaths...))
+	return func(rel string) bool {
+		// A path is protected when it or a directory above it is.
+		for p := rel; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+			if exact[p] {
+				return true
+			}
+		}
+		return globs.Match(rel)
+	}
+}
+
+// removeReports removes the files a report path (a glob) names in the tree, without following
+// symlinks.
+func (s *Server) removeReports(pattern string) {
+	matches, err := filepath.Glob(s.resolve(pattern))
+	if err != nil {
+		return
+	}
+	for _, m := range matches {
+		if rel, ok := s.inside(m); ok {
+			if st, err := os.Lstat(m); err == nil && !st.IsDir() {
+				os.Remove(filepath.Join(s.workDir, rel))
+			}
+		}
+	}
 }
 
 // patchPaths lists every path the patch touches (both sides of a rename), as git reads it.
@@ -122,45 +204,6 @@ func (s *Server) patchPaths(ctx context.Context, patch string) ([]string, error)
 	return paths, nil
 }
 
-// restoreToBase puts each path as it is at base: checked out when base has it, removed when
-// the patch creates it.
-func (s *Server) restoreToBase(ctx context.Context, base string, paths []string) error {
-	if _, err := s.git(ctx, "", "rev-parse", "--verify", "--quiet", base+"^{commit}"); err != nil {
-		return &rejection{fmt.Sprintf("base commit %s is not in the work tree's repository", base)}
-	}
-	out, err := s.git(ctx, "", append([]string{"ls-tree", "-r", "-z", "--name-only", base, "--"}, paths...)...)
-	if err != nil {
-		return &rejection{"cannot list the test files at the base commit: " + err.Error()}
-	}
-	atBase := map[string]bool{}
-	var existing []string
-	for _, p := range strings.Split(out, "\x00") {
-		if p != "" {
-			atBase[p] = true
-			existing = append(existing, p)
-		}
-	}
-	if len(existing) > 0 {
-		// restore --worktree leaves the index (what the agent staged) alone; git before 2.23
-		// has only checkout, which also stages the base version.
-		_, err := s.git(ctx, "", append([]string{"restore", "--source=" + base, "--worktree", "--"}, existing...)...)
-		if err != nil && strings.Contains(err.Error(), "is not a git command") {
-			_, err = s.git(ctx, "", append([]string{"checkout", base, "--"}, existing...)...)
-		}
-		if err != nil {
-			return &rejection{"cannot restore the test files to the base commit: " + err.Error()}
-		}
-	}
-	for _, p := range paths {
-		if !atBase[p] {
-			if err := os.RemoveAll(s.resolve(p)); err != nil {
-				return fmt.Errorf("remove %s before applying the test patch: %w", p, err)
-			}
-		}
-	}
-	return nil
-}
-
 // git runs one git command in the work dir with stdin, hooks off and any owner accepted (an
 // image's repository may belong to another user than the agent).
 func (s *Server) git(ctx context.Context, stdin string, args ...string) (string, error) {
@@ -189,7 +232,8 @@ func (s *Server) git(ctx context.Context, stdin string, args ...string) (string,
 }
 
 // reportFiles expands the report paths (globs allowed, e.g. target/surefire-reports/*.xml) to
-// the regular files that exist now.
+// the files that exist now, relative to the work dir; the verifier may have planted symlinks,
+// which readReport refuses.
 func (s *Server) reportFiles(patterns []string) []string {
 	var out []string
 	seen := map[string]bool{}
@@ -199,79 +243,50 @@ func (s *Server) reportFiles(patterns []string) []string {
 			continue
 		}
 		for _, m := range matches {
-			if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() && !seen[m] {
-				seen[m] = true
-				out = append(out, m)
+			if rel, ok := s.inside(m); ok && !seen[rel] {
+				seen[rel] = true
+				out = append(out, rel)
 			}
 		}
 	}
 	return out
 }
 
-// rel names a file relative to the work dir when it is inside it.
-func (s *Server) rel(p string) string {
-	if r, err := filepath.Rel(s.workDir, p); err == nil && !strings.HasPrefix(r, "..") {
-		return r
+// inside gives p relative to the work dir when it is inside it.
+func (s *Server) inside(p string) (string, bool) {
+	r, err := filepath.Rel(s.workDir, p)
+	if err != nil || r == "." || r == ".." || strings.HasPrefix(r, "../") {
+		return "", false
 	}
-	return p
+	return r, true
 }
 
-// snapshot remembers the agent's version of each path so verification can put it back.
-type snapshot struct {
-	entries []entry
-}
-
-type entry struct {
-	abs    string
-	exists bool
-	mode   fs.FileMode
-	data   []byte
-	link   string
-}
-
-func (s *Server) snapshot(paths []string) (*snapshot, error) {
-	snap := &snapshot{}
-	for _, p := range paths {
-		e := entry{abs: s.resolve(p)}
-		st, err := os.Lstat(e.abs)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("snapshot %s: %w", p, err)
-		case st.Mode()&fs.ModeSymlink != 0:
-			e.exists, e.mode = true, st.Mode()
-			if e.link, err = os.Readlink(e.abs); err != nil {
-				return nil, fmt.Errorf("snapshot %s: %w", p, err)
-			}
-		case st.Mode().IsRegular():
-			e.exists, e.mode = true, st.Mode()
-			if e.data, err = os.ReadFile(e.abs); err != nil {
-				return nil, fmt.Errorf("snapshot %s: %w", p, err)
-			}
-		default:
-			// A directory where the patch expects a file: git apply will refuse; leave it be.
-			continue
+// readReport reads a report, at most limit+1 bytes, refusing a path with a symlink anywhere
+// under the work dir (the code under test could point a report at a file it controls) and
+// anything but a regular file.
+func (s *Server) readReport(rel string, limit int) ([]byte, error) {
+	cur := s.workDir
+	parts := strings.Split(rel, string(filepath.Separator))
+	for i, part := range parts {
+		cur = filepath.Join(cur, part)
+		st, err := os.Lstat(cur)
+		if err != nil {
+			return nil, unwrapPath(err)
 		}
-		snap.entries = append(snap.entries, e)
-	}
-	return snap, nil
-}
-
-// restore puts every path back as the snapshot saw it. It is best effort: a path that cannot
-// be restored is left as the verification made it.
-func (snap *snapshot) restore() {
-	for _, e := range snap.entries {
-		os.RemoveAll(e.abs)
-		if !e.exists {
-			continue
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return nil, errors.New("it is a symlink, or under one")
 		}
-		os.MkdirAll(filepath.Dir(e.abs), 0o755)
-		if e.mode&fs.ModeSymlink != 0 {
-			os.Symlink(e.link, e.abs)
-			continue
-		}
-		if err := os.WriteFile(e.abs, e.data, e.mode.Perm()); err == nil {
-			os.Chmod(e.abs, e.mode.Perm()) // WriteFile's perm is filtered by the umask
+		if i < len(parts)-1 && !st.IsDir() {
+			return nil, errors.New("not a regular file")
 		}
 	}
+	f, err := os.OpenFile(cur, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	return io.ReadAll(io.LimitReader(f, int64(limit)+1))
 }

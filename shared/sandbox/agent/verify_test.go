@@ -1,16 +1,23 @@
 package agent_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/agent"
+	"github.com/codeset/codeset/shared/sandbox/changes"
 )
 
 // The repository at its base commit: a function with a bug, a test of it, and a verifier that
@@ -77,14 +84,47 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
+// startOracle serves an oracle's agent on a fresh copy of the base repository. The oracle is
+// the subreaper of this test process and kills its children after each run: these tests do not
+// run in parallel with others that start processes.
+func startOracle(t *testing.T) (*sandbox.AgentClient, string) {
+	t.Helper()
+	dir := t.TempDir()
+	gitRepo(t, dir)
+	srv, err := agent.New(agent.Options{WorkDir: dir, Secret: secret, Grace: 200 * time.Millisecond, Oracle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	c, err := sandbox.NewClient(sandbox.Info{URL: ts.URL, Secret: secret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, dir
+}
+
+// agentWork is the layer of what an agent did to a copy of the base repository.
+func agentWork(t *testing.T, work func(dir string)) []byte {
+	t.Helper()
+	pristine, dir := t.TempDir(), t.TempDir()
+	gitRepo(t, pristine)
+	gitRepo(t, dir)
+	work(dir)
+	var buf bytes.Buffer
+	if _, err := changes.Diff(&buf, pristine, dir, changes.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func TestVerify(t *testing.T) {
-	c, dir := start(t)
-	base := gitRepo(t, dir)
 	ctx := context.Background()
-	req := sandbox.VerifyRequest{TestPatch: testPatch, BaseCommit: base, Command: "sh run_tests.sh",
+	req := sandbox.VerifyRequest{TestPatch: testPatch, Command: "sh run_tests.sh",
 		ReportPaths: []string{"out/*.txt"}, Timeout: time.Minute}
 
 	// Untouched: the patched tests fail against the bug.
+	c, _ := startOracle(t)
 	res, err := c.Verify(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -92,60 +132,78 @@ func TestVerify(t *testing.T) {
 	if got := res.Reports["out/report.txt"]; got != "FAIL tests/test_id.sh\nFAIL tests/test_new.sh\n" {
 		t.Fatalf("untouched report %q (result %+v)", got, res)
 	}
-	if res.Stdout != "verifier ran\n" || res.ExitCode != 0 || res.TimedOut {
+	if res.Stdout != "verifier ran\n" || res.ExitCode != 0 || res.TimedOut || len(res.IgnoredChanges) != 0 {
 		t.Errorf("result %+v", res)
 	}
-	// Verifying left the tree as it was: the new test file is gone, the old one back at base.
-	if _, err := os.Stat(filepath.Join(dir, "tests/test_new.sh")); !os.IsNotExist(err) {
-		t.Errorf("tests/test_new.sh left behind: %v", err)
-	}
-	if got := readFile(t, filepath.Join(dir, "tests/test_id.sh")); got != baseFiles["tests/test_id.sh"] {
-		t.Errorf("tests/test_id.sh after verify: %q", got)
-	}
 
-	// The agent fixes the bug, and also tries to game the oracle: it empties the existing test
-	// and writes its own version of the test the patch adds.
-	os.WriteFile(filepath.Join(dir, "calc.sh"), []byte("add() { echo $(( $1 + $2 )); }\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "tests/test_id.sh"), []byte("true\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "tests/test_new.sh"), []byte("exit 1\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "out/report.txt"), []byte("PASS forged\n"), 0o644)
-	if out, err := exec.Command("git", "-C", dir, "add", "tests/test_id.sh").CombinedOutput(); err != nil {
-		t.Fatalf("git add: %v %s", err, out)
-	}
+	// The agent fixes the bug, and also tries to game the oracle: it empties the existing test,
+	// writes its own version of the test the patch adds, forges a report, rewrites the
+	// verifier and a protected path, and plants a symlink where the report goes.
+	req.Changes = agentWork(t, func(dir string) {
+		os.WriteFile(filepath.Join(dir, "calc.sh"), []byte("add() { echo $(( $1 + $2 )); }\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "tests/test_id.sh"), []byte("true\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "tests/test_new.sh"), []byte("exit 1\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "run_tests.sh"), []byte("mkdir -p out; echo 'PASS forged' > out/report.txt\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "docs.md"), []byte("protected by the sample\n"), 0o644)
+		os.MkdirAll(filepath.Join(dir, "out"), 0o755)
+		os.Symlink("/etc/hostname", filepath.Join(dir, "out/report.txt"))
+	})
+	req.Protected = []string{"*.md"}
+	c, dir := startOracle(t)
 	res, err = c.Verify(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := res.Reports["out/report.txt"]; got != "PASS tests/test_id.sh\nPASS tests/test_new.sh\n" {
-		t.Fatalf("fixed report %q", got)
+		t.Fatalf("fixed report %q (result %+v)", got, res)
 	}
-	// The agent's own changes stay in place, test files included.
-	for name, want := range map[string]string{"calc.sh": "add() { echo $(( $1 + $2 )); }\n",
-		"tests/test_id.sh": "true\n", "tests/test_new.sh": "exit 1\n"} {
-		if got := readFile(t, filepath.Join(dir, name)); got != want {
-			t.Errorf("%s after verify: %q, want the agent's %q", name, got, want)
-		}
+	want := []string{"docs.md", "out/report.txt", "run_tests.sh", "tests/test_id.sh", "tests/test_new.sh"}
+	got := append([]string{}, res.IgnoredChanges...)
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("ignored changes %v, want %v", got, want)
 	}
+	if readFile(t, filepath.Join(dir, "calc.sh")) != "add() { echo $(( $1 + $2 )); }\n" {
+		t.Error("the agent's fix was not applied")
+	}
+}
 
-	// What the agent staged is still staged.
-	if out, _ := exec.Command("git", "-C", dir, "show", ":tests/test_id.sh").Output(); string(out) != "true\n" {
-		t.Errorf("the index after verify holds %q, want the agent's staged version", out)
-	}
-
-	// A stale report is not graded: a verifier that writes none yields none.
-	os.WriteFile(filepath.Join(dir, "out/report.txt"), []byte("PASS forged\n"), 0o644)
-	res, err = c.Verify(ctx, sandbox.VerifyRequest{TestPatch: testPatch, BaseCommit: base, Command: "echo no report",
+// TestVerifyKillsWhatTheVerifierLeft: a process the verifier leaves behind cannot write the
+// report after it ends.
+func TestVerifyKillsWhatTheVerifierLeft(t *testing.T) {
+	c, dir := startOracle(t)
+	res, err := c.Verify(context.Background(), sandbox.VerifyRequest{
+		Command:     "setsid sh -c 'sleep 0.5; mkdir -p out; echo PASS forged > out/report.txt' >/dev/null 2>&1 < /dev/null & echo started",
 		ReportPaths: []string{"out/report.txt"}, Timeout: time.Minute})
-	if err != nil || len(res.Reports) != 0 {
-		t.Errorf("stale report collected: %v %v", res.Reports, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if len(res.Reports) != 0 {
+		t.Fatalf("reports %v", res.Reports)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out/report.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a process the verifier left wrote the report after it ended: %v", err)
+	}
+}
+
+// TestSessionAgentRefusesToVerify: a session's agent never runs the oracle in its own tree, which
+// the graded agent controls.
+func TestSessionAgentRefusesToVerify(t *testing.T) {
+	c, dir := start(t)
+	gitRepo(t, dir)
+	if _, err := c.Verify(context.Background(), sandbox.VerifyRequest{Command: "touch ran"}); err == nil {
+		t.Fatal("a session's agent ran the oracle")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); !os.IsNotExist(err) {
+		t.Fatal("the verifier ran in the session's tree")
 	}
 }
 
 func TestVerifyTimeout(t *testing.T) {
-	c, dir := start(t)
-	base := gitRepo(t, dir)
+	c, _ := startOracle(t)
 	t0 := time.Now()
-	res, err := c.Verify(context.Background(), sandbox.VerifyRequest{TestPatch: testPatch, BaseCommit: base,
+	res, err := c.Verify(context.Background(), sandbox.VerifyRequest{TestPatch: testPatch,
 		Command: "sleep 30", Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -153,28 +211,38 @@ func TestVerifyTimeout(t *testing.T) {
 	if !res.TimedOut || time.Since(t0) > 5*time.Second || !strings.Contains(res.Message, "timed out") {
 		t.Errorf("timeout: %+v after %s", res, time.Since(t0))
 	}
-	if got := readFile(t, filepath.Join(dir, "tests/test_id.sh")); got != baseFiles["tests/test_id.sh"] {
-		t.Errorf("tests/test_id.sh after a timed-out verify: %q", got)
-	}
 }
 
 func TestVerifyRejects(t *testing.T) {
-	c, dir := start(t)
-	base := gitRepo(t, dir)
 	ctx := context.Background()
 	bad := strings.Replace(testPatch, " [ \"$(add 0 0)\" = 0 ]", " [ \"$(add 9 9)\" = 0 ]", 1)
 	cases := map[string]sandbox.VerifyRequest{
-		"a patch that does not apply": {TestPatch: bad, BaseCommit: base, Command: "true"},
-		"garbage":                     {TestPatch: "not a patch\n", BaseCommit: base, Command: "true"},
-		"an unknown base":             {TestPatch: testPatch, BaseCommit: strings.Repeat("1", 40), Command: "true"},
-		"no command":                  {TestPatch: testPatch, BaseCommit: base},
+		"a patch that does not apply": {TestPatch: bad, Command: "true"},
+		"garbage":                     {TestPatch: "not a patch\n", Command: "true"},
+		"no command":                  {TestPatch: testPatch},
+		"a bad protected path":        {Command: "true", Protected: []string{"../x"}},
+		"changes that leave the tree": {Command: "true", Changes: tarOf(t, "../escape", "x")},
 	}
 	for name, req := range cases {
+		c, _ := startOracle(t)
 		if _, err := c.Verify(ctx, req); !errors.Is(err, sandbox.ErrRejected) {
 			t.Errorf("%s: err = %v, want ErrRejected", name, err)
 		}
 	}
-	if got := readFile(t, filepath.Join(dir, "tests/test_id.sh")); got != baseFiles["tests/test_id.sh"] {
-		t.Errorf("tests/test_id.sh after rejected verifies: %q", got)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(t.TempDir()), "escape")); !os.IsNotExist(err) {
+		t.Error("a change left the tree")
 	}
+}
+
+// tarOf is a layer of one regular file, named as given, however hostile.
+func tarOf(t *testing.T, name, content string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(content))
+	tw.Close()
+	return buf.Bytes()
 }

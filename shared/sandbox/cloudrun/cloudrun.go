@@ -142,9 +142,21 @@ func (r *Runtime) parent() string {
 	return fmt.Sprintf("projects/%s/locations/%s", r.opts.Project, r.opts.Region)
 }
 
+// Roles of a sandbox service: a session's, whose agent keeps a manifest of its work tree to
+// report the agent's changes, or an oracle's, fresh from the image, which alone may verify.
+const (
+	roleSession = "session"
+	roleOracle  = "oracle"
+)
+
 // service is the sandbox's service definition.
-func (r *Runtime) service(spec sandbox.Spec, secret string) *runpb.Service {
-	labels := map[string]string{"codeset-session": label(spec.SessionID), "codeset-user": label(spec.UserID), "managed-by": "codeset"}
+func (r *Runtime) service(spec sandbox.Spec, secret, role string) *runpb.Service {
+	labels := map[string]string{"codeset-session": label(spec.SessionID), "codeset-user": label(spec.UserID),
+		"codeset-role": role, "managed-by": "codeset"}
+	args := []string{"sandboxd", "--init", "--track-changes"}
+	if role == roleOracle {
+		args = []string{"sandboxd", "--init", "--oracle"}
+	}
 	if !spec.ExpiresAt.IsZero() {
 		// Lets an operator (or a sweep) find sandboxes that outlived their session.
 		labels["codeset-expires"] = strconv.FormatInt(spec.ExpiresAt.Unix(), 10)
@@ -162,7 +174,7 @@ func (r *Runtime) service(spec sandbox.Spec, secret string) *runpb.Service {
 			Name:    "sandbox",
 			Image:   spec.Env.Image,
 			Command: []string{r.opts.Agent},
-			Args:    []string{"sandboxd", "--init"},
+			Args:    args,
 			Env: []*runpb.EnvVar{
 				{Name: sandbox.SecretEnv, Values: &runpb.EnvVar_Value{Value: secret}},
 				{Name: "CODESET_SANDBOX_WORK_DIR", Values: &runpb.EnvVar_Value{Value: spec.Env.WorkDir}},
@@ -186,7 +198,7 @@ func (r *Runtime) service(spec sandbox.Spec, secret string) *runpb.Service {
 	}
 	return &runpb.Service{
 		Labels:      labels,
-		Description: fmt.Sprintf("codeset sandbox of session %s (%s/%s)", spec.SessionID, spec.Dataset, spec.SampleID),
+		Description: fmt.Sprintf("codeset %s sandbox of session %s (%s/%s)", role, spec.SessionID, spec.Dataset, spec.SampleID),
 		Ingress:     runpb.IngressTraffic_INGRESS_TRAFFIC_INTERNAL_ONLY,
 		Scaling:     &runpb.ServiceScaling{MinInstanceCount: 1, MaxInstanceCount: 1},
 		Template:    tmpl,
@@ -197,35 +209,79 @@ func (r *Runtime) service(spec sandbox.Spec, secret string) *runpb.Service {
 // (and only it) the right to invoke it, and returns once the agent answers. Any failure deletes
 // what was created.
 func (r *Runtime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, error) {
+	return r.start(ctx, spec, ServiceID(spec.SessionID), roleSession)
+}
+
+func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, serviceID, role string) (sandbox.Info, error) {
 	if spec.Env.Image == "" {
 		return sandbox.Info{}, fmt.Errorf("start sandbox %s: the sample has no image", spec.SessionID)
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	info := sandbox.Info{
-		Name:     r.parent() + "/services/" + ServiceID(spec.SessionID),
+		Name:     r.parent() + "/services/" + serviceID,
 		Secret:   hex.EncodeToString(secret),
 		Location: r.opts.Region,
 		WorkDir:  spec.Env.WorkDir,
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ReadyTimeout)
 	defer cancel()
-	svc, err := r.create(ctx, spec, info)
+	svc, err := r.create(ctx, spec, info, serviceID, role)
 	if err == nil {
 		info.URL = svc.GetUri()
 		err = r.ready(ctx, info)
 	}
 	if err != nil {
 		r.Stop(context.WithoutCancel(ctx), info)
-		return sandbox.Info{}, fmt.Errorf("start sandbox %s: %w", spec.SessionID, err)
+		return sandbox.Info{}, fmt.Errorf("start %s sandbox %s: %w", role, spec.SessionID, err)
 	}
 	info.CreatedAt = time.Now().UTC()
 	return info, nil
 }
 
-func (r *Runtime) create(ctx context.Context, spec sandbox.Spec, info sandbox.Info) (*runpb.Service, error) {
+// Verify runs the oracle in a sandbox of its own: a second service from the session's image,
+// the only pristine copy of the environment there is on Cloud Run (everything in the session's
+// container is the graded agent's to change, as root). The session's agent reports its changes
+// against the manifest it took at start; the oracle's agent applies them, but for the
+// protected paths, to its fresh tree and runs the verifier. The oracle's service is deleted
+// afterwards, whatever happened.
+func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+	session, err := r.client(ctx, info)
+	if err != nil {
+		return sandbox.VerifyResult{}, err
+	}
+	layer, err := session.Changes(ctx)
+	if err != nil {
+		return sandbox.VerifyResult{}, fmt.Errorf("the session's changes: %w", err)
+	}
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	oracle, err := r.start(ctx, spec, OracleServiceID(spec.SessionID, hex.EncodeToString(suffix)), roleOracle)
+	if err != nil {
+		return sandbox.VerifyResult{}, fmt.Errorf("%w: %v", sandbox.ErrUnreachable, err)
+	}
+	defer r.Stop(context.WithoutCancel(ctx), oracle)
+	c, err := r.client(ctx, oracle)
+	if err != nil {
+		return sandbox.VerifyResult{}, err
+	}
+	req.Changes = layer
+	return c.Verify(ctx, req)
+}
+
+// OracleServiceID is the service id of one oracle run of a session: the session's service id
+// with a suffix, within Cloud Run's 49 characters.
+func OracleServiceID(sessionID, suffix string) string {
+	id := ServiceID(sessionID)
+	if len(id) > 49-len(suffix)-2 {
+		id = id[:49-len(suffix)-2]
+	}
+	return strings.TrimRight(id, "-") + "-o" + suffix
+}
+
+func (r *Runtime) create(ctx context.Context, spec sandbox.Spec, info sandbox.Info, serviceID, role string) (*runpb.Service, error) {
 	op, err := r.services.CreateService(ctx, &runpb.CreateServiceRequest{
-		Parent: r.parent(), ServiceId: ServiceID(spec.SessionID), Service: r.service(spec, info.Secret),
+		Parent: r.parent(), ServiceId: serviceID, Service: r.service(spec, info.Secret, role),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create service %s: %w", info.Name, err)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +75,7 @@ func TestCreateReadyExecDelete(t *testing.T) {
 		"service min 1":           svc.GetScaling().GetMinInstanceCount() == 1,
 		"cpu always allocated":    c.GetResources() != nil && !c.GetResources().GetCpuIdle(),
 		"image":                   c.GetImage() == "europe-docker.pkg.dev/proj/samples/s1:latest",
-		"entry point":             strings.Join(c.GetCommand(), " ")+" "+strings.Join(c.GetArgs(), " ") == "/usr/local/bin/codeset sandboxd --init",
+		"entry point":             strings.Join(c.GetCommand(), " ")+" "+strings.Join(c.GetArgs(), " ") == "/usr/local/bin/codeset sandboxd --init --track-changes",
 		"labels":                  svc.GetLabels()["codeset-session"] == "sess_0193abcd" && svc.GetLabels()["codeset-user"] == "user_abc",
 		"runs as its own account": tmpl.GetServiceAccount() == "sandbox@proj.iam.gserviceaccount.com",
 		"hour-long requests":      tmpl.GetTimeout().AsDuration() == time.Hour,
@@ -178,5 +181,72 @@ func TestServiceID(t *testing.T) {
 	}
 	if cloudrun.ServiceID("Sess_A") == cloudrun.ServiceID("Sess_B") {
 		t.Error("hashed ids collide")
+	}
+}
+
+// TestVerifyInAnOracleService: verification runs in a second service fresh from the session's
+// image; the session's own agent refuses to verify, reports its changes, and is not modified;
+// the agent's edit of the test is not graded; the oracle's service is deleted afterwards.
+func TestVerifyInAnOracleService(t *testing.T) {
+	fake := fakerun.New(t)
+	// The image: a work tree with a bug (add subtracts) and a test of it.
+	fake.Images = func(image, wd string) error {
+		files := map[string]string{
+			"calc.sh": "add() { echo $(( $1 - $2 )); }\n",
+			"test.sh": ". ./calc.sh\nif [ \"$(add 1 2)\" = 3 ]; then echo PASS add; else echo FAIL add; fi\n",
+		}
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(wd, name), []byte(content), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	r := newRuntime(t, fake)
+	ctx := context.Background()
+	sp := spec("sess_verify", "europe-docker.pkg.dev/proj/samples/calc:1")
+	info, err := r.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(ctx, info)
+	if args := fake.Created(info.Name).GetTemplate().GetContainers()[0].GetArgs(); !slices.Contains(args, "--track-changes") || slices.Contains(args, "--oracle") {
+		t.Errorf("a session's agent runs with %v", args)
+	}
+	session := r.Client(info)
+	if _, err := session.Verify(ctx, sandbox.VerifyRequest{Command: "true"}); err == nil {
+		t.Error("the session's own agent ran the oracle")
+	}
+	req := sandbox.VerifyRequest{Command: "sh test.sh", Protected: []string{"test.sh"}, Timeout: time.Minute}
+
+	// The agent games the test instead of fixing the bug.
+	if _, err := session.Upload(ctx, "test.sh", []byte("echo PASS add\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Verify(ctx, info, sp, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stdout != "FAIL add\n" || !slices.Contains(res.IgnoredChanges, "test.sh") {
+		t.Fatalf("the agent's test was graded: %+v", res)
+	}
+	// Then fixes it.
+	if ok, msg, err := session.StrReplace(ctx, "calc.sh", "$1 - $2", "$1 + $2"); err != nil || !ok {
+		t.Fatal(msg, err)
+	}
+	if res, err = r.Verify(ctx, info, sp, req); err != nil || res.Stdout != "PASS add\n" {
+		t.Fatalf("the fix was not graded: %+v %v", res, err)
+	}
+	// The session is as the agent left it, and no oracle service is left.
+	if out, err := session.Exec(ctx, "cat test.sh calc.sh", time.Minute); err != nil || out.Stdout != "echo PASS add\nadd() { echo $(( $1 + $2 )); }\n" {
+		t.Errorf("the session after verifying: %+v %v", out, err)
+	}
+	for _, name := range fake.Deleted() {
+		if !strings.Contains(name, "-o") {
+			t.Errorf("deleted %s, which is not an oracle's", name)
+		}
+	}
+	if n := len(fake.Deleted()); n != 2 {
+		t.Errorf("%d services deleted, want the 2 oracles", n)
 	}
 }

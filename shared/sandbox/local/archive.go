@@ -157,6 +157,9 @@ func (r *Runtime) unpacked(archive string) (string, error) {
 	if _, err := os.Stat(dest); err == nil {
 		return dest, nil
 	}
+	if err := os.MkdirAll(r.envsDir(), 0o700); err != nil {
+		return "", err
+	}
 	tmp, err := os.MkdirTemp(r.envsDir(), "unpacking-")
 	if err != nil {
 		return "", err

@@ -233,21 +233,14 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return info, err
 	}
-	name := filepath.Base(spec.Env.WorkDir)
-	if name == "." || name == "/" || name == "" {
-		name = "repo"
-	}
-	root := filepath.Join(dir, name)
+	root := filepath.Join(dir, treeName(spec.Env))
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return info, err
 	}
 	info.WorkDir = root
 	var overlay []string // the init's flags that mount the work tree, when it is an overlay
 	if spec.Env.Archive != "" {
-		archive := spec.Env.Archive
-		if !filepath.IsAbs(archive) {
-			archive = filepath.Join(r.dataDir, archive)
-		}
+		archive := r.archivePath(spec.Env)
 		if r.overlay {
 			// The archive is unpacked once into a shared, read-only lower layer; the session
 			// gets an empty upper layer for its changes. Start costs no file copies.
@@ -396,6 +389,12 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 		c.(*sandbox.AgentClient).Close()
 	}
 	os.Remove(sock)
+	// An oracle's directory outlives it only when the server died under it.
+	if left, _ := filepath.Glob(filepath.Join(r.oraclesDir(), info.Name+"-*")); len(left) > 0 {
+		for _, d := range left {
+			os.RemoveAll(d)
+		}
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("stop sandbox %s: remove %s: %w", info.Name, dir, err)
 	}

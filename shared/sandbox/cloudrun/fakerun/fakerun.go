@@ -33,6 +33,9 @@ type Server struct {
 	*httptest.Server
 	// PollsUntilDone is how many polls of an operation answer "not done" first.
 	PollsUntilDone int
+	// Images, when set, fills each new instance's work dir with what the image holds there
+	// (every instance gets a fresh copy, as a container does); nil leaves it empty.
+	Images func(image, workDir string) error
 
 	t        testing.TB
 	mu       sync.Mutex
@@ -184,7 +187,22 @@ func (s *Server) startAgent(c *runpb.Container) (*httptest.Server, error) {
 	if err := os.MkdirAll(wd, 0o755); err != nil {
 		return nil, err
 	}
-	a, err := agent.New(agent.Options{WorkDir: wd, Secret: env[sandbox.SecretEnv]})
+	if s.Images != nil {
+		if err := s.Images(c.GetImage(), wd); err != nil {
+			return nil, err
+		}
+	}
+	// The agent's own flags, as `codeset sandboxd` reads them from the container's args.
+	opts := agent.Options{WorkDir: wd, Secret: env[sandbox.SecretEnv]}
+	for _, arg := range c.GetArgs() {
+		switch arg {
+		case "--oracle":
+			opts.Oracle = true
+		case "--track-changes":
+			opts.TrackChanges = true
+		}
+	}
+	a, err := agent.New(opts)
 	if err != nil {
 		return nil, err
 	}
