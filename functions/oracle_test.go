@@ -15,8 +15,6 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/dataset"
-	"github.com/codeset/codeset/shared/grading"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // pytestDataset holds samples graded with pytest -rA, imported by the tests that need them.
@@ -147,11 +145,7 @@ func TestOracleAttacks(t *testing.T) {
 				t.Errorf("ignored_changes %v does not list %s", j.Result.IgnoredChanges, c.ignored)
 			}
 			// The agent can still fix the bug: its fix is graded, its attack is not.
-			e.applyGold("mallory", sid, c.sample)
-			j = e.verify("mallory", sid)
-			if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
-				t.Fatalf("the gold patch after the attack: %s", j.raw)
-			}
+			e.passesWithGold("mallory", sid, c.sample)
 		})
 	}
 }
@@ -219,5 +213,3 @@ func TestVerifyDeclaredProtectedPaths(t *testing.T) {
 		t.Fatalf("a fix to a declared protected path was graded: %s", j.raw)
 	}
 }
-
-var _ = sandbox.Environment{}

@@ -276,6 +276,18 @@ func (e *verifyEnv) applyGold(user, sid, sampleID string) {
 	}
 }
 
+// passesWithGold applies the gold patch in the session, as an agent would, and checks that the
+// oracle passes it.
+func (e *verifyEnv) passesWithGold(user, sid, sampleID string) jobView {
+	e.t.Helper()
+	e.applyGold(user, sid, sampleID)
+	j := e.verify(user, sid)
+	if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
+		e.t.Fatalf("the gold patch: %s", j.raw)
+	}
+	return j
+}
+
 // jobView is the spec's VerificationJob as a client reads it.
 type jobView struct {
 	JobID         string            `json:"job_id"`
@@ -701,15 +713,11 @@ func TestVerifyOnGCPBackend(t *testing.T) {
 	if j.Status != events.JobCompleted || j.Result.IsSuccess || !slices.Equal(detailNames(j.Result.Failures), sortedUnion(c.FailToPass, c.FailToFail)) {
 		t.Fatalf("untouched: %s", j.raw)
 	}
-	env.applyGold("alice", sid, id)
-	j = env.verify("alice", sid)
-	if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
-		t.Fatalf("gold: %s", j.raw)
-	}
+	env.passesWithGold("alice", sid, id)
 }
 
 // TestVerifyConcurrentJobs: jobs asked for at once in one session each run and grade the same
-// work tree alike (the sandbox runs them one at a time).
+// work tree alike (each in an oracle sandbox of its own).
 func TestVerifyConcurrentJobs(t *testing.T) {
 	env := newVerifyEnv(t, nil)
 	env.credit("alice")

@@ -42,6 +42,26 @@ func TestParseGoodRow(t *testing.T) {
 	}
 }
 
+// A row without protected_paths gets the defaults; one with them, exactly its own ([] is none).
+func TestParseProtectedPaths(t *testing.T) {
+	for _, c := range []struct {
+		given any
+		want  []string
+	}{{nil, DefaultProtectedPaths}, {[]string{}, nil}, {[]string{"spec/**", "Makefile"}, []string{"spec/**", "Makefile"}}} {
+		row := goodRow()
+		if c.given != nil {
+			row["environment"].(map[string]any)["protected_paths"] = c.given
+		}
+		rows, bad, err := Parse(strings.NewReader(line(t, row)), fstest.MapFS{})
+		if err != nil || len(bad) != 0 {
+			t.Fatalf("%v %v", bad, err)
+		}
+		if got := rows[0].Content.Environment.ProtectedPaths; strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("protected_paths %v: got %v, want %v", c.given, got, c.want)
+		}
+	}
+}
+
 // Every bad row names its line and the field at fault.
 func TestParseBadRows(t *testing.T) {
 	cases := []struct {
@@ -69,6 +89,10 @@ func TestParseBadRows(t *testing.T) {
 		{"report path escapes", func(r map[string]any) {
 			r["environment"].(map[string]any)["report_paths"] = []string{"../x.xml"}
 		}, "environment.report_paths", "relative path"},
+		{"protected path escapes", func(r map[string]any) {
+			r["environment"].(map[string]any)["protected_paths"] = []string{"tests/**", "../x"}
+		}, "environment.protected_paths", `"../x"`},
+		{"protected paths not a list", func(r map[string]any) { r["environment"].(map[string]any)["protected_paths"] = "tests" }, "environment.protected_paths", "array of strings"},
 		{"nothing to run in", func(r map[string]any) { delete(r["environment"].(map[string]any), "image") }, "environment", "needs an image"},
 		{"missing archive", func(r map[string]any) {
 			r["environment"] = map[string]any{"archive": "nope.tar.gz", "work_dir": "repo", "verifier_command": "x", "report_format": "pytest-rA"}

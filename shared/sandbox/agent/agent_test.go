@@ -25,17 +25,23 @@ const secret = "s3cret-for-tests"
 func start(t *testing.T) (*sandbox.AgentClient, string) {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := agent.New(agent.Options{WorkDir: dir, Secret: secret, Grace: 200 * time.Millisecond})
+	return serve(t, agent.Options{WorkDir: dir, Secret: secret, Grace: 200 * time.Millisecond}), dir
+}
+
+// serve serves an agent with opts over HTTP for the test.
+func serve(t *testing.T, opts agent.Options) *sandbox.AgentClient {
+	t.Helper()
+	srv, err := agent.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	c, err := sandbox.NewClient(sandbox.Info{URL: ts.URL, Secret: secret}, nil)
+	c, err := sandbox.NewClient(sandbox.Info{URL: ts.URL, Secret: opts.Secret}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, dir
+	return c
 }
 
 func TestSecretIsChecked(t *testing.T) {

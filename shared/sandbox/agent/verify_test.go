@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,17 +90,7 @@ func startOracle(t *testing.T) (*sandbox.AgentClient, string) {
 	t.Helper()
 	dir := t.TempDir()
 	gitRepo(t, dir)
-	srv, err := agent.New(agent.Options{WorkDir: dir, Secret: secret, Grace: 200 * time.Millisecond, Oracle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	c, err := sandbox.NewClient(sandbox.Info{URL: ts.URL, Secret: secret}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, dir
+	return serve(t, agent.Options{WorkDir: dir, Secret: secret, Grace: 200 * time.Millisecond, Oracle: true}), dir
 }
 
 // agentWork is the layer of what an agent did to a copy of the base repository.

@@ -314,18 +314,25 @@ func (a *applier) dir(rel string, perm fs.FileMode) error {
 	return nil
 }
 
-// file makes rel a regular file with the permission bits perm and the given content.
-func (a *applier) file(rel string, perm fs.FileMode, content io.Reader) error {
+// clear makes room at rel for a new file or symlink: ok is false when a protection refused it
+// (rel is then listed as ignored).
+func (a *applier) clear(rel string) (spot, bool, error) {
 	s, err := a.locate(rel)
 	if err != nil {
-		return err
+		return s, false, err
 	}
 	ok, err := a.allowed(s, true)
 	if err != nil || !ok {
 		a.ignore(rel)
-		return err
+		return s, false, err
 	}
-	if err := a.makeRoom(s); err != nil {
+	return s, true, a.makeRoom(s)
+}
+
+// file makes rel a regular file with the permission bits perm and the given content.
+func (a *applier) file(rel string, perm fs.FileMode, content io.Reader) error {
+	s, ok, err := a.clear(rel)
+	if err != nil || !ok {
 		return err
 	}
 	// O_EXCL|O_NOFOLLOW: the path was just cleared, and is created, never written through.
@@ -349,16 +356,8 @@ func (a *applier) file(rel string, perm fs.FileMode, content io.Reader) error {
 
 // symlink makes rel a symlink to target, which is stored as it is and never followed here.
 func (a *applier) symlink(rel, target string) error {
-	s, err := a.locate(rel)
-	if err != nil {
-		return err
-	}
-	ok, err := a.allowed(s, true)
+	s, ok, err := a.clear(rel)
 	if err != nil || !ok {
-		a.ignore(rel)
-		return err
-	}
-	if err := a.makeRoom(s); err != nil {
 		return err
 	}
 	if err := os.Symlink(target, s.abs); err != nil {
