@@ -4,7 +4,9 @@
 #      and batches of 100 (Go benchmarks in events/sqlite);
 #   2. process start to the first 200 from /api/v1/health (scripts/benchhttp start);
 #   3. /api/v1/health throughput over loopback with 64 connections (scripts/benchhttp load, and
-#      wrk too when it is installed).
+#      wrk too when it is installed);
+#   4. what a verification adds to its verifier's run time, oracle sandbox included (Go benchmark
+#      in functions/verification_bench_test.go).
 # The machine has to be otherwise idle for the figures to mean anything: the load average is
 # printed with them.
 set -euo pipefail
@@ -39,5 +41,9 @@ if command -v wrk >/dev/null; then
 	wrk -t2 -c64 -d"${LOADTIME:-10s}" "http://127.0.0.1:$port/api/v1/health" | grep -E 'Requests/sec|Latency|requests in|Non-2xx'
 	echo "access log lines written: $(grep -c '"message":"request"' "$tmp/server.log")"
 fi
+echo
+
+echo "== verification overhead beyond the verifier (embedded default, real local sandboxes)"
+go test ./functions/ -run '^$' -bench VerificationOverhead -benchtime "${VERIFYRUNS:-40}x" | grep -E '^Benchmark|^ok'
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
