@@ -709,7 +709,7 @@ func TestVerificationRecovery(t *testing.T) {
 // TestVerifyOnGCPBackend runs a sample's verification on the GCP backend (Firestore, and Pub/Sub
 // pushing every event to the consumers), with the same local sandbox: untouched it fails with its
 // TestVerifyConcurrentJobs: jobs asked for at once in one session each run and grade the same
-// work tree alike (each in an oracle sandbox of its own).
+// work tree alike (each in an oracle sandbox of its own, one after the other).
 func TestVerifyConcurrentJobs(t *testing.T) {
 	env := newVerifyEnv(t, nil)
 	env.credit("alice")

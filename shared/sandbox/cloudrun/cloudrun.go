@@ -66,7 +66,8 @@ type Options struct {
 type Runtime struct {
 	opts     Options
 	services *run.ServicesClient
-	clients  sync.Map // URL -> *sandbox.AgentClient
+	clients  sync.Map      // URL -> *sandbox.AgentClient
+	oracles  sandbox.Turns // one oracle service per session at a time, in this instance
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -244,8 +245,14 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, serviceID, role 
 // container is the graded agent's to change, as root). The session's agent reports its changes
 // against the manifest it took at start; the oracle's agent applies them, but for the
 // protected paths, to its fresh tree and runs the verifier. The oracle's service is deleted
-// afterwards, whatever happened.
+// afterwards, whatever happened. A session's verifications run one at a time (per instance of
+// the backend).
 func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+	release, err := r.oracles.Take(ctx, spec.SessionID)
+	if err != nil {
+		return sandbox.VerifyResult{}, err
+	}
+	defer release()
 	session, err := r.client(ctx, info)
 	if err != nil {
 		return sandbox.VerifyResult{}, err

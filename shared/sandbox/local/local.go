@@ -66,7 +66,8 @@ type Runtime struct {
 	startTimeout time.Duration
 	ephemeral    bool
 
-	clients sync.Map // URL -> *sandbox.AgentClient, so connections are kept alive between calls
+	clients sync.Map      // URL -> *sandbox.AgentClient, so connections are kept alive between calls
+	oracles sandbox.Turns // one oracle per session at a time
 	mu      sync.Mutex
 	waited  map[int]chan struct{} // agents started by this process: closed once reaped
 }
@@ -389,6 +390,7 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 		c.(*sandbox.AgentClient).Close()
 	}
 	os.Remove(sock)
+	r.oracles.Forget(info.Name)
 	// An oracle's directory outlives it only when the server died under it.
 	if left, _ := filepath.Glob(filepath.Join(r.oraclesDir(), info.Name+"-*")); len(left) > 0 {
 		for _, d := range left {

@@ -25,7 +25,7 @@ func (r *Runtime) oraclesDir() string { return filepath.Join(r.dataDir, "oracles
 // inside the session's sandbox or from its .git; a fresh overlay on the shared unpacked archive
 // (a fresh unpack without overlays) gets them, and a one-shot `codeset sandboxd` in namespaces
 // of its own, confined like a session's sandbox, runs the oracle there and prints the result.
-// The session's sandbox is only read.
+// The session's sandbox is only read. A session's verifications run one at a time.
 func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
 	dir, err := r.dir(info.Name)
 	if err != nil {
@@ -34,6 +34,11 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 	if _, err := os.Stat(dir); err != nil {
 		return sandbox.VerifyResult{}, fmt.Errorf("%w: session %s", sandbox.ErrNotFound, info.Name)
 	}
+	release, err := r.oracles.Take(ctx, info.Name)
+	if err != nil {
+		return sandbox.VerifyResult{}, err
+	}
+	defer release()
 	if err := os.MkdirAll(r.oraclesDir(), 0o700); err != nil {
 		return sandbox.VerifyResult{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,5 +62,42 @@ func TestVerifyInAnOracleSandbox(t *testing.T) {
 				t.Errorf("a test patch that does not apply: %v", err)
 			}
 		})
+	}
+}
+
+// TestVerificationsOfASessionTakeTurns: a session asking for many verifications at once gets one
+// oracle at a time (its others wait), never a machine's worth of them for one session's price.
+func TestVerificationsOfASessionTakeTurns(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), local.Auto)
+	ctx := context.Background()
+	sp := spec("sess_turns", archive(t))
+	info, err := r.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(ctx, info)
+	const n = 3
+	var wg sync.WaitGroup
+	runs := make([]time.Duration, n)
+	began := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := r.Verify(ctx, info, sp, sandbox.VerifyRequest{Command: "sleep 0.3", Timeout: time.Minute})
+			if err != nil {
+				t.Error(err)
+			}
+			runs[i] = res.Duration
+		}()
+	}
+	wg.Wait()
+	// One after the other: the wall time holds every run's own duration.
+	var sum time.Duration
+	for _, d := range runs {
+		sum += d
+	}
+	if wall := time.Since(began); wall < sum {
+		t.Fatalf("%d verifications of one session overlapped: %s of wall time for %s of runs", n, wall, sum)
 	}
 }
