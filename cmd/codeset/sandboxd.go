@@ -32,11 +32,16 @@ func sandboxd(args []string) error {
 	grace := fs.Duration("grace", time.Second, "time a timed-out command's processes get between SIGTERM and SIGKILL")
 	asInit := fs.Bool("init", false, "run as the sandbox's first process: start the agent as a child and reap orphans")
 	loopback := fs.Bool("loopback", false, "bring up lo (a fresh network namespace has it down)")
-	overlay := fs.String("overlay", "", "overlay mount options (lowerdir=…,upperdir=…,workdir=…) of the work tree, mounted on --overlay-target in the sandbox's mount namespace")
-	overlayTarget := fs.String("overlay-target", "", "with --overlay: where the work tree is mounted")
-	confine := fs.Bool("confine", false, "in a mount namespace of its own: private /tmp and /dev, --hide covered, dangerous capabilities dropped for commands")
-	hide := fs.String("hide", "", "with --confine: a directory to cover (the server's data dir), all but --keep")
-	keep := fs.String("keep", "", "with --hide: the directory inside it that stays (the sandbox's own)")
+	overlay := fs.String("overlay", "", "with --root: overlay mount options (lowerdir=…,upperdir=…,workdir=…) of the work tree, mounted at --tree")
+	rootDir := fs.String("root", "", "give the sandbox a root file system of its own, assembled in this empty directory (namespaces only): --share, --tree, --cache, --home")
+	share := fs.String("share", "", "with --root: comma-separated host directories bound read-only at the same path")
+	tree := fs.String("tree", "", "with --root: where the work tree sits inside (the --overlay, or --tree-from)")
+	treeFrom := fs.String("tree-from", "", "with --root: a host directory bound at --tree instead of an overlay")
+	treeSub := fs.String("tree-sub", "", "with --root and --overlay: the repository's directory inside the overlay")
+	home := fs.String("home", "/home/user", "with --root: the sandbox's empty home directory")
+	tmpSize := fs.String("tmp-size", "", "with --root: size of the sandbox's /tmp and home (a tmpfs size, e.g. 1g)")
+	caches := cacheFlag{}
+	fs.Var(caches, "cache", "with --root: inside=host, a host directory as the read-only lower layer of a private overlay inside (repeatable)")
 	oracle := fs.Bool("oracle", false, "serve as an oracle: the work tree is a fresh pristine copy, verification is allowed, and every process the verifier leaves is killed")
 	trackChanges := fs.Bool("track-changes", false, "take a manifest of the work tree at start and answer GET /v1/changes from it (a sandbox with no pristine copy beside it: Cloud Run)")
 	oracleRequest := fs.String("oracle-request", "", "run the oracle once instead of serving: the sandbox.VerifyRequest in this JSON file, the answer on stdout")
@@ -48,8 +53,14 @@ func sandboxd(args []string) error {
 		}
 		return err
 	}
-	setup := agent.InitOptions{Loopback: *loopback, Overlay: *overlay, OverlayTarget: *overlayTarget,
-		Confine: *confine, HideDir: *hide, KeepDir: *keep}
+	setup := agent.InitOptions{Loopback: *loopback, Overlay: *overlay}
+	if *rootDir != "" {
+		setup.Root = &agent.RootOptions{Dir: *rootDir, Tree: *tree, TreeFrom: *treeFrom, TreeSub: *treeSub, Caches: caches,
+			Home: *home, TmpSize: *tmpSize}
+		if *share != "" {
+			setup.Root.Share = strings.Split(*share, ",")
+		}
+	}
 	if *asInit {
 		self, err := os.Executable()
 		if err != nil {
@@ -180,6 +191,20 @@ func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, s
 		return fail(err)
 	}
 	return answer(sandbox.OracleAnswer{Result: &res})
+}
+
+// cacheFlag collects --cache inside=host pairs.
+type cacheFlag map[string]string
+
+func (c cacheFlag) String() string { return fmt.Sprint(map[string]string(c)) }
+
+func (c cacheFlag) Set(v string) error {
+	inside, host, ok := strings.Cut(v, "=")
+	if !ok || inside == "" || host == "" {
+		return fmt.Errorf("want inside=host, got %q", v)
+	}
+	c[inside] = host
+	return nil
 }
 
 // listenOn opens "unix:///path" (replacing a stale socket file) or a TCP address; empty means

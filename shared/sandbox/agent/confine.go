@@ -17,7 +17,7 @@ import (
 // keptCaps is what commands in a confined sandbox may still do as root: Docker's default
 // capability set. Everything else (mounting, loading modules, tracing, raw devices, the clock,
 // rebooting, opening files by handle) leaves the bounding set, so no command can undo the
-// confinement below or reach around it.
+// sandbox's root file system (rootfs.go) or reach around it.
 var keptCaps = []struct {
 	num  int
 	name string
@@ -84,105 +84,9 @@ func startSpawner(kept map[int]bool, last int) error {
 	return nil
 }
 
-// confine runs in the sandbox's own mount namespace, before the agent serves. The host's file
-// system stays visible (the toolchains live there), but:
-//   - it is read-only, except the sandbox's own directory (its work tree), a private /tmp and
-//     /var/tmp, and the caches commands expect to write (HOME, GOCACHE, ...), which become
-//     overlays whose changes live in the private /tmp and vanish with the sandbox;
-//   - hide (the server's data directory: its database, its keys, the other sandboxes) is
-//     covered by an empty tmpfs, with keep (this sandbox's own directory) bound back in place;
-//   - /dev is a minimal tmpfs (null, zero, full, random, urandom, tty, its own pts and shm), so
-//     no raw disk is within reach;
-//   - commands lose every capability outside keptCaps, so none of this can be undone.
-func confine(hide, keep string) error {
-	hide, keep = filepath.Clean(hide), filepath.Clean(keep)
-	if hide == "/" || !strings.HasPrefix(keep, hide+"/") {
-		return fmt.Errorf("confine: the sandbox directory %s is not inside the hidden %s", keep, hide)
-	}
-	// A descriptor of keep, opened before the mounts below cover its path (the data dir may
-	// itself be under /tmp), to bind it back in place afterwards.
-	fd, err := unix.Open(keep, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("confine: %w", err)
-	}
-	defer unix.Close(fd)
-	writable := cacheDirs(hide)
-	if err := unix.MountSetattr(-1, "/", unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-		return fmt.Errorf("read-only host file system: %w", err)
-	}
-	for _, d := range []string{"/tmp", "/var/tmp"} {
-		if st, err := os.Stat(d); err != nil || !st.IsDir() {
-			continue
-		}
-		if err := unix.Mount("tmpfs", d, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
-			return fmt.Errorf("private %s: %w", d, err)
-		}
-	}
-	for i, d := range writable {
-		upper, work := fmt.Sprintf("/tmp/.sandbox-layers/%d/upper", i), fmt.Sprintf("/tmp/.sandbox-layers/%d/work", i)
-		if err := os.MkdirAll(upper, 0o755); err != nil {
-			return fmt.Errorf("confine: %w", err)
-		}
-		if err := os.MkdirAll(work, 0o700); err != nil {
-			return fmt.Errorf("confine: %w", err)
-		}
-		if err := unix.Mount("overlay", d, "overlay", 0, "lowerdir="+d+",upperdir="+upper+",workdir="+work); err != nil {
-			return fmt.Errorf("writable %s: %w", d, err)
-		}
-	}
-	// After the overlays: a data dir inside HOME is covered on top of HOME's overlay, whose
-	// lower layer would otherwise show it.
-	if hide != "/tmp" && !strings.HasPrefix(hide, "/tmp/") {
-		if err := unix.Mount("tmpfs", hide, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=1m"); err != nil {
-			return fmt.Errorf("hide %s: %w", hide, err)
-		}
-	}
-	if err := os.MkdirAll(keep, 0o755); err != nil {
-		return fmt.Errorf("confine: %w", err)
-	}
-	// MS_REC brings the work tree's overlay, mounted below keep, along; the bind copies the
-	// read-only flag, which is then cleared on keep and everything below it.
-	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), keep, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("confine: bind %s back: %w", keep, err)
-	}
-	if err := unix.MountSetattr(-1, keep, unix.AT_RECURSIVE, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
-		return fmt.Errorf("confine: %s writable: %w", keep, err)
-	}
-	if err := minimalDev(); err != nil {
-		return fmt.Errorf("private /dev: %w", err)
-	}
-	return dropCaps()
-}
-
-// cacheDirs are the directories outside the work tree that commands expect to write: HOME and
-// the toolchains' caches named in the environment, when they exist, are not inside one
-// another, and can name an overlay layer (no ',' or ':'). The data dir never is one.
-func cacheDirs(hide string) []string {
-	var out []string
-	for _, k := range []string{"HOME", "GOPATH", "GOCACHE", "GOMODCACHE", "XDG_CACHE_HOME", "PYENV_ROOT"} {
-		d := filepath.Clean(os.Getenv(k))
-		if !filepath.IsAbs(d) || d == "/" || strings.ContainsAny(d, ",:") || d == hide {
-			continue
-		}
-		if st, err := os.Stat(d); err != nil || !st.IsDir() {
-			continue
-		}
-		inside := false
-		for _, o := range out {
-			if d == o || strings.HasPrefix(d, o+"/") {
-				inside = true
-			}
-		}
-		if !inside && !strings.HasPrefix(d, "/tmp/") && !strings.HasPrefix(d, hide+"/") {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// minimalDev replaces /dev with a tmpfs holding the usual harmless devices, bound from the
-// host's (descriptors first: the tmpfs hides them), and the usual links.
-func minimalDev() error {
+// minimalDev makes dev (the sandbox's /dev) a tmpfs holding the usual harmless devices, bound
+// from the host's (descriptors first: the tmpfs may hide them), and the usual links.
+func minimalDev(dev string) error {
 	nodes := []string{"null", "zero", "full", "random", "urandom", "tty"}
 	fds := map[string]int{}
 	for _, n := range nodes {
@@ -193,11 +97,11 @@ func minimalDev() error {
 		defer unix.Close(fd)
 		fds[n] = fd
 	}
-	if err := unix.Mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=755,size=64k"); err != nil {
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=755,size=64k"); err != nil {
 		return err
 	}
 	for n, fd := range fds {
-		p := "/dev/" + n
+		p := filepath.Join(dev, n)
 		if err := os.WriteFile(p, nil, 0o666); err != nil {
 			return err
 		}
@@ -208,18 +112,18 @@ func minimalDev() error {
 	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
 		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
 	for n, target := range links {
-		if err := os.Symlink(target, "/dev/"+n); err != nil {
+		if err := os.Symlink(target, filepath.Join(dev, n)); err != nil {
 			return err
 		}
 	}
-	for _, d := range []string{"/dev/pts", "/dev/shm"} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	for _, d := range []string{"pts", "shm"} {
+		if err := os.Mkdir(filepath.Join(dev, d), 0o755); err != nil {
 			return err
 		}
 	}
 	// Terminals for tools that want one; a sandbox without them still works.
-	unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-	return unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+	unix.Mount("devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+	return unix.Mount("tmpfs", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 }
 
 // dropCaps removes from the bounding set every capability outside keptCaps: the agent keeps

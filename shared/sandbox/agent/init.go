@@ -14,13 +14,12 @@ import (
 
 // InitOptions set up the sandbox before the agent starts.
 type InitOptions struct {
-	Loopback      bool   // bring up lo (a fresh network namespace has it down)
-	Overlay       string // overlay mount options of the work tree; empty: none
-	OverlayTarget string // where the overlay is mounted
-	// Confine (in a mount namespace of its own) hides HideDir but for KeepDir, gives the
-	// sandbox its own /tmp and a minimal /dev, and drops the dangerous capabilities.
-	Confine          bool
-	HideDir, KeepDir string
+	Loopback bool   // bring up lo (a fresh network namespace has it down)
+	Overlay  string // overlay mount options of the work tree (with Root); empty: none
+	// Root, when set, gives the sandbox a root file system of its own (the host is then not
+	// visible at all) and drops the dangerous capabilities for commands: the overlay, when
+	// there is one, is mounted at Root.Tree.
+	Root *RootOptions
 }
 
 // RunInit is the first process of a sandbox: it starts the agent (argv) as its child and reaps
@@ -118,23 +117,20 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-// Setup prepares a sandbox's fresh namespaces before the agent serves: lo up, the work tree
-// mounted. It runs in the init, or in the agent itself when another program is the init.
+// Setup prepares a sandbox's fresh namespaces before the agent serves: lo up, and its own root
+// file system with the work tree in it. It runs in the init, or in the agent itself when another
+// program is the init.
 func Setup(opts InitOptions) error {
 	if opts.Loopback {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("bring up lo: %w", err)
 		}
 	}
-	if opts.Overlay != "" {
-		// In the sandbox's own mount namespace: the host never sees this mount, and it goes
-		// away with the namespace.
-		if err := unix.Mount("overlay", opts.OverlayTarget, "overlay", 0, opts.Overlay); err != nil {
-			return fmt.Errorf("mount the work tree on %s: %w", opts.OverlayTarget, err)
+	if opts.Root != nil {
+		if err := buildRoot(*opts.Root, opts.Overlay); err != nil {
+			return err
 		}
-	}
-	if opts.Confine {
-		return confine(opts.HideDir, opts.KeepDir)
+		return dropCaps()
 	}
 	return nil
 }

@@ -42,6 +42,9 @@ type Options struct {
 	Isolation string
 	// StartTimeout bounds how long Start waits for the agent to answer (default 30 s).
 	StartTimeout time.Duration
+	// Share are the host directories sandboxes see, read-only (namespaces only); nil means
+	// DefaultShare.
+	Share []string
 	// Ephemeral sandboxes die with the process that started them: for tests, whose sandboxes
 	// must not outlive a killed test binary. Never for `codeset serve`, whose sandboxes
 	// survive its restarts to be reattached.
@@ -61,8 +64,10 @@ type Runtime struct {
 	unshare      string
 	bash         string
 	mode         string
-	why          string // why namespaces are off, when they are
-	overlay      bool   // work trees are overlays on a shared unpacked archive (namespaces only)
+	why          string            // why namespaces are off, when they are
+	overlay      bool              // work trees are overlays on a shared unpacked archive (namespaces only)
+	share        []string          // host directories a sandbox sees (namespaces only)
+	caches       map[string]string // inside path -> host cache, read-only lower layers (namespaces only)
 	startTimeout time.Duration
 	ephemeral    bool
 
@@ -84,7 +89,15 @@ func New(opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{dataDir: data, binary: opts.Binary, startTimeout: opts.StartTimeout, ephemeral: opts.Ephemeral,
-		waited: map[int]chan struct{}{}}
+		waited: map[int]chan struct{}{}, share: DefaultShare, caches: hostCaches()}
+	if opts.Share != nil {
+		r.share = opts.Share
+	}
+	for _, d := range r.share {
+		if !filepath.IsAbs(d) || strings.ContainsAny(d, ",") || r.sharesData(d) {
+			return nil, fmt.Errorf("local sandboxes: shared directory %q must be absolute, without commas, and not hold the data dir", d)
+		}
+	}
 	if r.binary == "" {
 		if r.binary, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("local sandboxes: find own binary: %w", err)
@@ -182,9 +195,15 @@ func (r *Runtime) Describe() string {
 		if r.overlay {
 			how = "work trees as overlays on a shared unpacked archive"
 		}
-		return "local sandboxes, each in its own mount, pid and network namespaces (unshare; the host read-only, the data dir hidden, private /tmp and /dev, no admin capabilities), " + how + ", reached over a unix socket"
+		return "local sandboxes, each in its own mount, pid and network namespaces (unshare) with a root file system of its own (the host's " + strings.Join(r.share, ", ") + " read-only, a minimal /etc, private /tmp, /dev and home, no admin capabilities), " + how + ", reached over a unix socket"
 	}
 	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
+}
+
+// sharesData reports whether sharing d would show sandboxes the data dir.
+func (r *Runtime) sharesData(d string) bool {
+	d = filepath.Clean(d)
+	return d == "/" || r.dataDir == d || strings.HasPrefix(r.dataDir, d+"/")
 }
 
 // sessionName is what a session id must look like to name a directory.
@@ -234,38 +253,11 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return info, err
 	}
-	root := filepath.Join(dir, treeName(spec.Env))
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	tree, err := r.prepareTree(dir, spec.Env)
+	if err != nil {
 		return info, err
 	}
-	info.WorkDir = root
-	var overlay []string // the init's flags that mount the work tree, when it is an overlay
-	if spec.Env.Archive != "" {
-		archive := r.archivePath(spec.Env)
-		if r.overlay {
-			// The archive is unpacked once into a shared, read-only lower layer; the session
-			// gets an empty upper layer for its changes. Start costs no file copies.
-			lower, err := r.unpacked(archive)
-			if err != nil {
-				return info, err
-			}
-			upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "overlay-work")
-			for _, d := range []string{upper, work} {
-				if err := os.Mkdir(d, 0o755); err != nil {
-					return info, err
-				}
-			}
-			overlay = []string{"--overlay", "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work, "--overlay-target", root}
-			if sub, err := filepath.Rel(lower, workTree(lower)); err == nil && sub != "." {
-				info.WorkDir = filepath.Join(root, sub)
-			}
-		} else {
-			if err := unpack(archive, root); err != nil {
-				return info, err
-			}
-			info.WorkDir = workTree(root)
-		}
-	}
+	info.WorkDir = tree.WorkDir
 
 	secret := make([]byte, 32)
 	rand.Read(secret)
@@ -290,7 +282,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 		// SIGCHLD handler waits for any child), starts in a couple of milliseconds where a
 		// second Go process would take fifteen, and when the agent exits it exits, which ends
 		// the namespace and everything in it.
-		agentArgs = append(append(agentArgs, "--loopback", "--confine", "--hide", r.dataDir, "--keep", dir), overlay...)
+		agentArgs = append(agentArgs, tree.Flags...)
 		argv = append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "sandbox-init")
 		argv = append(argv, agentArgs...)
 	} else {
@@ -299,7 +291,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir // the work tree itself may not exist before the init mounts it
-	cmd.Env = sandboxEnv()
+	cmd.Env = r.sandboxEnv()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A session of its own: out of the terminal's process group (a Ctrl-C to `codeset serve`
 	// does not reach it) and not tied to this process's life, so it survives a restart.
@@ -350,9 +342,13 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	return info, nil
 }
 
-// sandboxEnv is what the agent and its commands inherit: enough to find and run the toolchains
-// of the host, none of the server's own settings and secrets.
-func sandboxEnv() []string {
+// sandboxEnv is what the agent and its commands inherit: with a root of their own, the
+// sandbox's (insideEnv); as plain processes, enough to find and run the toolchains of the host.
+// Never the server's own settings and secrets.
+func (r *Runtime) sandboxEnv() []string {
+	if r.mode == Namespaces {
+		return r.insideEnv()
+	}
 	keep := []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
 		"GOROOT", "GOPATH", "GOCACHE", "GOMODCACHE", "GOFLAGS", "GOTOOLCHAIN",
 		"PYENV_ROOT", "PYENV_VERSION", "JAVA_HOME"}

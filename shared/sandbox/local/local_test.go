@@ -101,7 +101,11 @@ func TestStartExecStop(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := filepath.Join(data, "sandboxes", "ses_start")
-			if info.WorkDir != filepath.Join(dir, "repo") || info.Location != "local" || info.Secret == "" || info.PID == 0 ||
+			wantWorkDir := filepath.Join(dir, "repo")
+			if mode == local.Namespaces {
+				wantWorkDir = "/workspace/repo" // the same in every sandbox of the sample
+			}
+			if info.WorkDir != wantWorkDir || info.Location != "local" || info.Secret == "" || info.PID == 0 ||
 				!strings.HasPrefix(info.URL, "unix://") || info.CreatedAt.IsZero() {
 				t.Fatalf("info %+v", info)
 			}
@@ -122,17 +126,17 @@ func TestStartExecStop(t *testing.T) {
 				if !strings.Contains(res.Stdout, "sandbox-init") || strings.Contains(res.Stdout, hostNet) {
 					t.Errorf("namespaces: %q (host net %s)", res.Stdout, hostNet)
 				}
-				// Confined: the server's data dir shows only this sandbox, /tmp and /dev are
+				// A root of its own: none of the host's but its system directories, /tmp and /dev
 				// its own, and root in it cannot mount (and so cannot undo any of that).
 				os.WriteFile(filepath.Join(data, "codeset.db"), []byte("the server's data"), 0o600)
 				hostTmp, _ := os.CreateTemp("", "host-only-")
 				hostTmp.Close()
 				defer os.Remove(hostTmp.Name())
-				probe := fmt.Sprintf("ls %s; ls %s/sandboxes; test -e %s && echo host tmp visible; ls /dev | tr '\n' ' '; echo; "+
+				probe := fmt.Sprintf("ls / | tr '\n' ' '; echo; test -e %s && echo data visible; test -e %s && echo host tmp visible; ls /dev | tr '\n' ' '; echo; "+
 					"mount -t tmpfs x /mnt 2>/dev/null && echo mounted; cat <(echo procsubst) >/dev/null && echo ok; echo x > /tmp/mine && cat /tmp/mine; "+
-					"grep CapBnd /proc/self/status; touch /usr/x 2>/dev/null && echo host writable; touch $HOME/.sandbox-probe && echo home ok",
-					data, data, hostTmp.Name())
-				if res := mustExec(t, c, probe); res.Stdout != "sandboxes\nses_start\nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nok\nx\nCapBnd:\t00000000a80425fb\nhome ok\n" {
+					"grep CapBnd /proc/self/status; touch /usr/x 2>/dev/null && echo host writable; touch /x 2>/dev/null && echo root writable; touch $HOME/.sandbox-probe && echo home ok",
+					data, hostTmp.Name())
+				if res := mustExec(t, c, probe); res.Stdout != "bin dev etc home lib lib64 proc run sbin tmp usr var workspace \nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nok\nx\nCapBnd:\t00000000a80425fb\nhome ok\n" {
 					t.Errorf("confinement: %q %q", res.Stdout, res.Stderr)
 				}
 				if home, _ := os.UserHomeDir(); home != "" {

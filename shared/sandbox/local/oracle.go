@@ -53,7 +53,7 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 		return sandbox.VerifyResult{}, err
 	}
 	layer := filepath.Join(odir, "changes.tar")
-	if err := r.sessionChanges(dir, info, pristine, layer); err != nil {
+	if err := r.sessionChanges(dir, spec.Env, pristine, layer); err != nil {
 		return sandbox.VerifyResult{}, err
 	}
 	req.Changes = nil
@@ -66,36 +66,14 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 		return sandbox.VerifyResult{}, err
 	}
 
-	// The oracle's own tree: an overlay on the pristine layer when the kernel allows, else a copy.
-	name := treeName(spec.Env)
-	root := filepath.Join(odir, name)
-	if err := os.Mkdir(root, 0o755); err != nil {
+	// The oracle's own tree, built as a session's: an overlay on the pristine layer where the
+	// kernel allows, else a fresh unpack.
+	tree, err := r.prepareTree(odir, spec.Env)
+	if err != nil {
 		return sandbox.VerifyResult{}, err
 	}
-	workDir := root
-	var mount []string
-	switch {
-	case r.overlay:
-		upper, work := filepath.Join(odir, "upper"), filepath.Join(odir, "overlay-work")
-		for _, d := range []string{upper, work} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				return sandbox.VerifyResult{}, err
-			}
-		}
-		mount = []string{"--overlay", "lowerdir=" + pristine + ",upperdir=" + upper + ",workdir=" + work, "--overlay-target", root}
-		if sub, err := filepath.Rel(pristine, workTree(pristine)); err == nil && sub != "." {
-			workDir = filepath.Join(root, sub)
-		}
-	case spec.Env.Archive != "":
-		if err := unpack(r.archivePath(spec.Env), root); err != nil {
-			return sandbox.VerifyResult{}, err
-		}
-		workDir = workTree(root)
-	}
-
-	args := []string{r.binary, "sandboxd", "--oracle-request", reqFile, "--oracle-changes", layer, "--work-dir", workDir}
+	args := append([]string{r.binary, "sandboxd", "--oracle-request", reqFile, "--oracle-changes", layer, "--work-dir", tree.WorkDir}, tree.Flags...)
 	if r.mode == Namespaces {
-		args = append(append(args, "--loopback", "--confine", "--hide", r.dataDir, "--keep", odir), mount...)
 		args = append(append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "oracle-init"), args...)
 	}
 	return r.runOracle(ctx, odir, args)
@@ -113,7 +91,7 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string) (sa
 	var stdout bytes.Buffer
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = odir
-	cmd.Env = sandboxEnv()
+	cmd.Env = r.sandboxEnv()
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -158,7 +136,7 @@ func (r *Runtime) pristine(env sandbox.Environment) (string, error) {
 // layer when it has one (only what changed, whatever the tree's size), else its tree compared
 // with the pristine one. Both are read on the host, where the session's processes cannot
 // interfere but by changing their own files.
-func (r *Runtime) sessionChanges(dir string, info sandbox.Info, pristine, layer string) error {
+func (r *Runtime) sessionChanges(dir string, spec sandbox.Environment, pristine, layer string) error {
 	f, err := os.OpenFile(layer, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -172,7 +150,9 @@ func (r *Runtime) sessionChanges(dir string, info sandbox.Info, pristine, layer 
 	if _, serr := os.Stat(upper); serr == nil {
 		_, err = changes.FromUpper(f, upper, sub, changes.Limits{})
 	} else {
-		_, err = changes.Diff(f, workTree(pristine), info.WorkDir, changes.Limits{})
+		// A tree unpacked for the session: on the host in its directory (whatever path its
+		// processes see it at).
+		_, err = changes.Diff(f, workTree(pristine), workTree(filepath.Join(dir, treeName(spec))), changes.Limits{})
 	}
 	if errors.Is(err, changes.ErrTooLarge) {
 		return fmt.Errorf("%w: the session's changes to its work tree are too large to grade: %v", sandbox.ErrRejected, err)

@@ -66,21 +66,40 @@ func Kill(pid int) {
 	}
 }
 
-// ProcessesIn lists the live processes whose working directory or command line lies in dir:
-// a sandbox's commands run there, and its agent names it on its command line.
+// ProcessesIn lists the live processes of the sandbox in dir: those whose working directory or
+// command line lies in dir (its agent names it on its command line; a plain-process sandbox's
+// commands run there), and every process in the pid namespace of one of those (a sandbox with
+// a root of its own runs its commands at paths of its own).
 func ProcessesIn(dir string) []string {
 	entries, _ := os.ReadDir("/proc")
-	var out []string
+	own, _ := os.Readlink("/proc/self/ns/pid")
+	type proc struct {
+		pid         int
+		cwd, cl, ns string
+		byPath      bool
+	}
+	var procs []proc
+	sandboxNS := map[string]bool{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() || !Alive(pid) {
 			continue
 		}
-		cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		p := proc{pid: pid}
+		p.cwd, _ = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		p.ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		if cwd == dir || strings.HasPrefix(cwd, dir+"/") || strings.Contains(cl, dir) {
-			out = append(out, fmt.Sprintf("%d(cwd %s: %s)", pid, cwd, strings.TrimSpace(cl)))
+		p.cl = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+		p.byPath = p.cwd == dir || strings.HasPrefix(p.cwd, dir+"/") || strings.Contains(p.cl, dir)
+		if p.byPath && p.ns != "" && p.ns != own {
+			sandboxNS[p.ns] = true
+		}
+		procs = append(procs, p)
+	}
+	var out []string
+	for _, p := range procs {
+		if p.byPath || sandboxNS[p.ns] {
+			out = append(out, fmt.Sprintf("%d(cwd %s: %s)", p.pid, p.cwd, p.cl))
 		}
 	}
 	return out

@@ -1,0 +1,175 @@
+package local
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/codeset/codeset/shared/sandbox"
+)
+
+// TreeRoot is where a sample's repository sits inside a local sandbox whose work_dir is relative
+// (the demo's "repo" is /workspace/repo); an absolute work_dir is used as it is, as in the
+// sample's image on Cloud Run.
+const TreeRoot = "/workspace"
+
+// Home is a sandbox's home directory inside: empty and private.
+const Home = "/home/user"
+
+// DefaultShare are the host directories a sandbox sees, read-only, at the same paths: the system
+// and its toolchains (Go under /usr/local, Python and Java under /usr). Not /root, /home, /etc
+// (a minimal one is written for it), the server's checkout or data dir, nor anything else.
+var DefaultShare = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// treeSetup is how one sandbox's work tree is laid out.
+type treeSetup struct {
+	WorkDir string   // the repository as the sandbox's processes see it
+	Host    string   // the repository on the host when it is a directory of its own there (no overlay)
+	Flags   []string // sandboxd's flags that mount the tree, and the root around it in namespaces
+}
+
+// InsideWorkDir is where env's repository sits inside a sandbox with a root of its own.
+func InsideWorkDir(env sandbox.Environment) string {
+	if path.IsAbs(env.WorkDir) {
+		return path.Clean(env.WorkDir)
+	}
+	return path.Join(TreeRoot, treeName(env))
+}
+
+// prepareTree lays out the work tree of the sandbox in dir (a session's or an oracle's): in
+// namespaces, a root of its own with the tree at its fixed path, an overlay on the archive
+// unpacked once (or a fresh unpack where overlays do not work); as plain processes, a fresh
+// unpack in dir.
+func (r *Runtime) prepareTree(dir string, env sandbox.Environment) (treeSetup, error) {
+	var t treeSetup
+	if r.mode != Namespaces {
+		root := filepath.Join(dir, treeName(env))
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return t, err
+		}
+		t.WorkDir, t.Host = root, root
+		if env.Archive != "" {
+			if err := unpack(r.archivePath(env), root); err != nil {
+				return t, err
+			}
+			t.WorkDir, t.Host = workTree(root), workTree(root)
+		}
+		return t, nil
+	}
+	t.WorkDir = InsideWorkDir(env)
+	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
+		return t, err
+	}
+	t.Flags = []string{"--loopback", "--root", filepath.Join(dir, "root"), "--share", strings.Join(r.share, ","),
+		"--tree", t.WorkDir, "--home", Home}
+	for inside, host := range r.caches {
+		t.Flags = append(t.Flags, "--cache", inside+"="+host)
+	}
+	switch {
+	case env.Archive != "" && r.overlay:
+		// The archive is unpacked once into a shared, read-only lower layer; the sandbox gets an
+		// empty upper layer for its changes. Start costs no file copies.
+		lower, err := r.unpacked(r.archivePath(env))
+		if err != nil {
+			return t, err
+		}
+		upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "overlay-work")
+		for _, d := range []string{upper, work} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return t, err
+			}
+		}
+		t.Flags = append(t.Flags, "--overlay", "lowerdir="+lower+",upperdir="+upper+",workdir="+work)
+		if sub, err := filepath.Rel(lower, workTree(lower)); err == nil && sub != "." {
+			t.Flags = append(t.Flags, "--tree-sub", sub)
+		}
+	default:
+		root := filepath.Join(dir, treeName(env))
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return t, err
+		}
+		t.Host = root
+		if env.Archive != "" {
+			if err := unpack(r.archivePath(env), root); err != nil {
+				return t, err
+			}
+			t.Host = workTree(root)
+		}
+		t.Flags = append(t.Flags, "--tree-from", t.Host)
+	}
+	return t, nil
+}
+
+// hostCaches are the server's own Go build and module caches, when it has them: read-only lower
+// layers of a sandbox's private caches, so that `go test` there is not a cold build.
+func hostCaches() map[string]string {
+	home, _ := os.UserHomeDir()
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" && home != "" {
+		gopath = filepath.Join(home, "go")
+	}
+	candidates := map[string][]string{
+		"/var/cache/go-build": {os.Getenv("GOCACHE"), filepath.Join(home, ".cache", "go-build")},
+		"/var/cache/go-mod":   {os.Getenv("GOMODCACHE"), filepath.Join(gopath, "pkg", "mod")},
+	}
+	out := map[string]string{}
+	for inside, dirs := range candidates {
+		for _, d := range dirs {
+			if d == "" || !filepath.IsAbs(d) || strings.ContainsAny(d, ",:=") {
+				continue
+			}
+			if st, err := os.Stat(d); err == nil && st.IsDir() {
+				out[inside] = d
+				break
+			}
+		}
+	}
+	return out
+}
+
+// insideEnv is the environment of a sandbox with a root of its own: the host's PATH without the
+// directories it does not have, its own home and caches, none of the host's paths.
+func (r *Runtime) insideEnv() []string {
+	env := []string{"CODESET_SANDBOX=1", "HOME=" + Home, "USER=root", "LOGNAME=root", "GOPATH=" + Home + "/go"}
+	var dirs []string
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if r.shared(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) == 0 {
+		dirs = []string{"/usr/local/bin", "/usr/bin", "/bin"}
+	}
+	env = append(env, "PATH="+strings.Join(dirs, ":"))
+	for inside := range r.caches {
+		switch inside {
+		case "/var/cache/go-build":
+			env = append(env, "GOCACHE="+inside)
+		case "/var/cache/go-mod":
+			env = append(env, "GOMODCACHE="+inside)
+		}
+	}
+	for _, k := range []string{"LANG", "LC_ALL", "LC_CTYPE", "TZ", "GOFLAGS", "GOTOOLCHAIN"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, k := range []string{"GOROOT", "JAVA_HOME"} {
+		if v := os.Getenv(k); v != "" && r.shared(v) {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// shared reports whether the host path p is inside a directory the sandboxes see.
+func (r *Runtime) shared(p string) bool {
+	p = filepath.Clean(p)
+	for _, d := range r.share {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
