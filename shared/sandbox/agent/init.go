@@ -17,8 +17,8 @@ type InitOptions struct {
 	Loopback bool   // bring up lo (a fresh network namespace has it down)
 	Overlay  string // overlay mount options of the work tree (with Root); empty: none
 	// Root, when set, gives the sandbox a root file system of its own (the host is then not
-	// visible at all) and drops the dangerous capabilities for commands: the overlay, when
-	// there is one, is mounted at Root.Tree.
+	// visible at all), drops the dangerous capabilities for commands and installs the seccomp
+	// filter: the overlay, when there is one, is mounted at Root.Tree.
 	Root *RootOptions
 }
 
@@ -130,7 +130,11 @@ func Setup(opts InitOptions) error {
 		if err := buildRoot(*opts.Root, opts.Overlay); err != nil {
 			return err
 		}
-		return dropCaps()
+		if err := dropCaps(); err != nil {
+			return err
+		}
+		// Last: the set-up above needs the calls the filter denies.
+		return restrictSyscalls()
 	}
 	return nil
 }
