@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -78,6 +79,8 @@ func TestSandboxBoundary(t *testing.T) {
 		{"write outside the work tree", "touch /usr/pwned /etc/pwned /pwned /bin/pwned 2>/dev/null; ls /usr/pwned /etc/pwned /pwned /bin/pwned 2>/dev/null", "pwned"},
 		{"mount the host's disk", "mount -t tmpfs x /mnt 2>/dev/null && echo mounted; mount --bind / /mnt 2>/dev/null && echo mounted", "mounted"},
 		{"enter a new mount namespace", "unshare --mount true 2>/dev/null && echo escaped", "escaped"},
+		{"enter a new user namespace (root in it needs no capability)", "unshare --user --map-root-user true 2>/dev/null && echo escaped", "escaped"},
+		{"use the host's kernel keyring", fmt.Sprintf(`python3 -c "import ctypes; l = ctypes.CDLL(None); print('key', l.syscall(%d, b'user', b'x', b'y', 1, -4))" 2>/dev/null | grep -v 'key -1'`, addKeySyscall()), "key"},
 		{"undo the read-only root", "mount -o remount,rw / 2>/dev/null && echo remounted", "remounted"},
 		{"reach the host's devices", "ls /dev/sda /dev/vda /dev/nvme0n1 /dev/mem /dev/kmsg 2>/dev/null", "/dev/"},
 	}
@@ -105,4 +108,12 @@ func TestSandboxBoundary(t *testing.T) {
 	if !strings.HasPrefix(res.Stdout, "/workspace/repo\n") {
 		t.Errorf("the work tree is not at its fixed path: %s", res.Stdout)
 	}
+}
+
+// addKeySyscall is add_key's number on this architecture.
+func addKeySyscall() int {
+	if runtime.GOARCH == "arm64" {
+		return 217
+	}
+	return 248
 }
