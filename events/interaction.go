@@ -52,6 +52,16 @@ type InteractionResult struct {
 	Success              bool    `json:"success"`
 	Message              string  `json:"message"`
 	TimedOut             bool    `json:"timed_out,omitempty"`
+	// Usage is what a command used, when its sandbox measured it (never for events written
+	// before it did).
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is what one command used of its sandbox: the largest resident set of any one of its
+// processes (the command and the descendants it waited for) and their CPU time, user and system.
+type Usage struct {
+	PeakMemoryBytes int64   `json:"peak_memory_bytes"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
 }
 
 // ExecRequestedData is the data of ExecRequested.

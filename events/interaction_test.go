@@ -71,3 +71,27 @@ func TestRecordedEditsAndUploads(t *testing.T) {
 		t.Fatalf("%+v", up)
 	}
 }
+
+// A command's usage is recorded with its result; a result recorded before usage was measured
+// reads without it.
+func TestExecUsage(t *testing.T) {
+	var it Interaction
+	req, _ := RequestExec("e1", ExecRequestedData{InteractionHeader: InteractionHeader{InteractionID: "i1", UserID: "u1", CreatedAt: t0}, Command: "true", CommandTimeout: 5})
+	applyI(t, &it, req)
+	claim, _ := it.Start("e2", t0)
+	applyI(t, &it, claim...)
+	old := claim[0]
+	old.ID, old.Type = "e3", ExecCompleted
+	old.Data = []byte(`{"completed_at":"2026-01-02T03:04:06Z","exit_code":0,"stdout":"","stderr":"","execution_time_seconds":0.1,"success":true,"message":""}`)
+	before := it
+	applyI(t, &before, old)
+	if before.Status != InteractionCompleted || before.Result.Usage != nil {
+		t.Fatalf("an old result: %+v", before.Result)
+	}
+	u := Usage{PeakMemoryBytes: 5 << 20, CPUSeconds: 1.5}
+	done, _ := it.Complete("e4", t0, InteractionResult{Success: true, Usage: &u})
+	applyI(t, &it, done...)
+	if it.Result.Usage == nil || *it.Result.Usage != u {
+		t.Fatalf("usage %+v, want %+v", it.Result.Usage, u)
+	}
+}

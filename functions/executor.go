@@ -173,8 +173,12 @@ func runCommand(ctx context.Context, a *App, it events.Interaction) events.Inter
 	if r.TimedOut && !strings.Contains(strings.ToLower(msg), "timed out") {
 		msg = strings.TrimSpace("command timed out after " + timeout.String() + "; its processes were killed. " + msg)
 	}
-	return events.InteractionResult{
+	res := events.InteractionResult{
 		ExitCode: r.ExitCode, Stdout: r.Stdout, Stderr: r.Stderr, ExecutionTimeSeconds: r.Duration.Seconds(),
 		Success: r.ExitCode == 0 && !r.TimedOut, Message: msg, TimedOut: r.TimedOut,
 	}
+	if r.PeakMemoryBytes > 0 || r.CPUTime > 0 {
+		res.Usage = &events.Usage{PeakMemoryBytes: r.PeakMemoryBytes, CPUSeconds: r.CPUTime.Seconds()}
+	}
+	return res
 }

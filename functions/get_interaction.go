@@ -120,6 +120,9 @@ func viewInteraction(d projections.InteractionDoc) map[string]any {
 	switch d.InteractionType {
 	case events.InteractionExec:
 		v["command"], v["command_timeout"] = d.Command, d.CommandTimeout
+		if d.Usage != nil {
+			v["usage"] = d.Usage // an extension of the spec (openapi.json: ExecCommandUsage)
+		}
 	case events.InteractionEdit:
 		v["file_path"], v["str_to_replace"], v["str_to_insert"] = d.FilePath, d.StrToReplace, d.StrToInsert
 	case events.InteractionUpload:

@@ -22,6 +22,9 @@ func RecoverSandboxes(ctx context.Context, a *App) error {
 	if d, ok := a.Sandboxes.(interface{ Describe() string }); ok {
 		a.Logger.InfoContext(ctx, "sandboxes: "+d.Describe())
 	}
+	if d, ok := a.Sandboxes.(interface{ DescribeLimits() string }); ok {
+		a.Logger.InfoContext(ctx, "sandboxes: "+d.DescribeLimits())
+	}
 	now := a.Clock.Now()
 	var errs []error
 	reattached, ended := 0, 0

@@ -122,6 +122,16 @@ var (
 // binary built from this tree (the test binary has no sandboxd).
 func localRuntime(t *testing.T, dataDir string) sandbox.Runtime {
 	t.Helper()
+	rt, err := local.New(local.Options{DataDir: dataDir, Binary: sandboxBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stopAtEnd(t, rt)
+}
+
+// sandboxBinary is the codeset binary built from this tree, once.
+func sandboxBinary(t *testing.T) string {
+	t.Helper()
 	binaryOnce.Do(func() {
 		root, _ := filepath.Abs("..")
 		binaryPath, binaryErr = sandboxtest.Binary(root)
@@ -129,12 +139,13 @@ func localRuntime(t *testing.T, dataDir string) sandbox.Runtime {
 	if binaryErr != nil {
 		t.Fatal(binaryErr)
 	}
-	rt, err := local.New(local.Options{DataDir: dataDir, Binary: binaryPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Sandboxes outlive the server on purpose (restarts reattach them), so nothing else stops the
-	// ones a test leaves open: stop them when the test ends, or every `make test` leaks some.
+	return binaryPath
+}
+
+// stopAtEnd stops every sandbox rt starts when the test ends. Sandboxes outlive the server on
+// purpose (restarts reattach them), so nothing else stops the ones a test leaves open, and every
+// `make test` would leak some.
+func stopAtEnd(t *testing.T, rt sandbox.Runtime) sandbox.Runtime {
 	tr := &trackingRuntime{Runtime: rt}
 	t.Cleanup(func() {
 		tr.mu.Lock()
@@ -262,6 +273,8 @@ type interactionView struct {
 	CommandTimeout       int      `json:"command_timeout"`
 	FilePath             string   `json:"file_path"`
 	SizeBytes            *int64   `json:"size_bytes"`
+
+	Usage *events.Usage `json:"usage"` // an extension of the spec
 }
 
 // run executes command in the session and waits for its result with ?wait.

@@ -27,6 +27,8 @@ type InteractionDoc struct {
 	ExecutionTimeSeconds *float64 `json:"execution_time_seconds"`
 	Success              *bool    `json:"success"`
 	Message              *string  `json:"message"`
+	// exec_command: what it used, when its sandbox measured it
+	Usage *events.Usage `json:"usage,omitempty"`
 
 	// exec_command
 	Command        string `json:"command,omitempty"`
@@ -45,6 +47,7 @@ func (d *InteractionDoc) result(r events.InteractionResult) {
 	d.Status = events.InteractionCompleted
 	d.ExitCode, d.Stdout, d.Stderr = &r.ExitCode, &r.Stdout, &r.Stderr
 	d.ExecutionTimeSeconds, d.Success, d.Message = &r.ExecutionTimeSeconds, &r.Success, &r.Message
+	d.Usage = r.Usage
 }
 
 func (d *InteractionDoc) header(h events.InteractionHeader, kind string) {

@@ -73,7 +73,8 @@ func TestInteractionProjection(t *testing.T) {
 	it.Apply(withVersion(req, 1))
 	st, _ := it.Start("b", time.Now())
 	it.Apply(withVersion(st[0], 2))
-	done, _ := it.Complete("c", time.Now(), events.InteractionResult{ExitCode: 0, Stdout: "x", Success: true})
+	usage := events.Usage{PeakMemoryBytes: 3 << 20, CPUSeconds: 0.25}
+	done, _ := it.Complete("c", time.Now(), events.InteractionResult{ExitCode: 0, Stdout: "x", Success: true, Usage: &usage})
 	evs = append(evs, st[0], done[0])
 	for i := range evs {
 		evs[i] = withVersion(evs[i], int64(i+1))
@@ -92,6 +93,9 @@ func TestInteractionProjection(t *testing.T) {
 	}
 	if d.Status != events.InteractionCompleted || d.ExitCode == nil || *d.ExitCode != 0 || *d.Stdout != "x" || d.Command != "echo" || d.Version != 3 {
 		t.Fatalf("%+v", d)
+	}
+	if d.Usage == nil || *d.Usage != usage {
+		t.Errorf("usage %+v, want %+v", d.Usage, usage)
 	}
 }
 

@@ -47,6 +47,13 @@ func sandboxd(args []string) error {
 	oracleRequest := fs.String("oracle-request", "", "run the oracle once instead of serving: the sandbox.VerifyRequest in this JSON file, the answer on stdout")
 	oracleChanges := fs.String("oracle-changes", "", "with --oracle-request: the agent's changes, a layer (tar)")
 	stopAt := fs.Int64("stop-at", 0, "unix time at which the sandbox ends, whatever happens: one its server never came back to stop does not run for ever (0: never)")
+	var limits agent.Limits
+	fs.StringVar(&limits.Cgroup, "cgroup", "", "the control group the runtime started the sandbox in (its name): the agent checks that it is there and says which of its limits a command hit")
+	fs.Int64Var(&limits.Memory, "memory-limit", 0, "with --cgroup: the group's memory limit in bytes, as the messages say it")
+	fs.Int64Var(&limits.Pids, "pids-limit", 0, "with --cgroup: the process limit of the group's commands: each command is moved to the group's group \"commands\" before it runs")
+	fs.Uint64Var(&limits.OpenFiles, "open-files", 0, "RLIMIT_NOFILE, soft and hard, of the agent and its commands (0: inherited)")
+	fs.Int64Var(&limits.Disk, "disk-limit", 0, "bytes the work tree's changes may take in --disk-dir: a command that grows them past it is killed (0: no limit)")
+	fs.StringVar(&limits.DiskDir, "disk-dir", "", "with --disk-limit: the host directory the work tree's changes are written to (its overlay's upper layer)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -77,11 +84,12 @@ func sandboxd(args []string) error {
 		if *trackChanges {
 			child = append(child, "--track-changes")
 		}
+		child = append(child, limitArgs(limits)...)
 		os.Exit(agent.RunInit(child, setup))
 	}
 
 	if *oracleRequest != "" {
-		return oracleOnce(*oracleRequest, *oracleChanges, *workDir, *grace, setup)
+		return oracleOnce(*oracleRequest, *oracleChanges, *workDir, *grace, setup, limits)
 	}
 	secret := os.Getenv(sandbox.SecretEnv)
 	if *secretFile != "" {
@@ -107,13 +115,20 @@ func sandboxd(args []string) error {
 	if err != nil {
 		return err
 	}
+	// What the limits need is opened before the set-up hides the host's /sys and directories.
+	watch, err := agent.OpenLimits(limits)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	// Without --init another program is the sandbox's first process (bash, in a pid namespace):
 	// the agent prepares the namespaces itself.
 	if err := agent.Setup(setup); err != nil {
 		ln.Close()
 		return err
 	}
-	srv, err := agent.New(agent.Options{WorkDir: *workDir, Secret: secret, Grace: *grace, Oracle: *oracle, TrackChanges: *trackChanges})
+	srv, err := agent.New(agent.Options{WorkDir: *workDir, Secret: secret, Grace: *grace, Oracle: *oracle, TrackChanges: *trackChanges,
+		Limits: watch})
 	if err != nil {
 		ln.Close()
 		return err
@@ -149,7 +164,7 @@ func sandboxd(args []string) error {
 // oracleOnce is a local oracle sandbox: it sets up its namespaces, reads the request and the
 // agent's changes (both gone once read: the verifier has no business with them), runs the
 // oracle and prints a sandbox.OracleAnswer.
-func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, setup agent.InitOptions) error {
+func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, setup agent.InitOptions, limits agent.Limits) error {
 	answer := func(a sandbox.OracleAnswer) error { return json.NewEncoder(os.Stdout).Encode(a) }
 	fail := func(err error) error { return answer(sandbox.OracleAnswer{Error: err.Error()}) }
 	b, err := os.ReadFile(requestFile)
@@ -170,10 +185,14 @@ func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, s
 		defer layer.Close()
 		os.Remove(changesFile)
 	}
+	watch, err := agent.OpenLimits(limits)
+	if err != nil {
+		return fail(err)
+	}
 	if err := agent.Setup(setup); err != nil {
 		return fail(err)
 	}
-	srv, err := agent.New(agent.Options{WorkDir: workDir, Secret: "oracle", Grace: grace, Oracle: true})
+	srv, err := agent.New(agent.Options{WorkDir: workDir, Secret: "oracle", Grace: grace, Oracle: true, Limits: watch})
 	if err != nil {
 		return fail(err)
 	}
@@ -191,6 +210,21 @@ func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, s
 		return fail(err)
 	}
 	return answer(sandbox.OracleAnswer{Result: &res})
+}
+
+// limitArgs are the flags that hand the limits on to the agent started by --init.
+func limitArgs(l agent.Limits) []string {
+	var args []string
+	if l.Cgroup != "" {
+		args = append(args, "--cgroup", l.Cgroup, "--memory-limit", strconv.FormatInt(l.Memory, 10), "--pids-limit", strconv.FormatInt(l.Pids, 10))
+	}
+	if l.OpenFiles > 0 {
+		args = append(args, "--open-files", strconv.FormatUint(l.OpenFiles, 10))
+	}
+	if l.Disk > 0 {
+		args = append(args, "--disk-limit", strconv.FormatInt(l.Disk, 10), "--disk-dir", l.DiskDir)
+	}
+	return args
 }
 
 // cacheFlag collects --cache inside=host pairs.

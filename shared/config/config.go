@@ -6,6 +6,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -65,6 +66,15 @@ type Config struct {
 	CloudRunVPCConnector  string // cloudrun runtime: VPC connector of the sandboxes (optional)
 	CloudRunAdminEndpoint string // cloudrun runtime: Admin API endpoint (empty: Google's; tests: a fake)
 
+	// What each local sandbox may use (0: no limit)
+	SandboxMemory    int64   // bytes of memory, its tmpfs included, no swap
+	SandboxCPUs      float64 // cores' worth of CPU time
+	SandboxCPUWeight int64   // its share of a busy CPU (cgroup v2 cpu.weight)
+	SandboxPids      int64   // processes and threads
+	SandboxOpenFiles int64   // RLIMIT_NOFILE of its commands
+	SandboxTmpSize   int64   // bytes of each of its /tmp, /var/tmp and home (namespaces)
+	SandboxDisk      int64   // bytes of disk its work tree's changes may take (overlays)
+
 	Service string // name reported by /health
 	Version string // version reported by /health
 
@@ -120,6 +130,13 @@ func (c *Config) Settings() []Setting {
 		duration(&c.VerifyTimeout, "verify-timeout", "CODESET_VERIFY_TIMEOUT", 1800*time.Second, "time a sample's verifier may run before the verification errors with VERIFIER_TIMEOUT"),
 		str(&c.SandboxIsolation, "sandbox-isolation", "CODESET_SANDBOX_ISOLATION", "auto", "local sandboxes: namespaces (unshare: own mount, pid, network), process, or auto (namespaces when they work here)"),
 		str(&c.SandboxBinary, "sandbox-binary", "CODESET_SANDBOX_BINARY", "", "local sandboxes: the codeset binary that runs sandboxd (empty: this binary)"),
+		bytesize(&c.SandboxMemory, "sandbox-memory", "CODESET_SANDBOX_MEMORY", "4GiB", "local sandboxes: the memory of each sandbox (a `size`: 4GiB, 512MiB, ...), its /tmp included, no swap; past it the kernel kills one of its processes (0: no limit)"),
+		number(&c.SandboxCPUs, "sandbox-cpus", "CODESET_SANDBOX_CPUS", 2, "local sandboxes: cores' worth of CPU time each sandbox may use, however idle the machine (0: no cap)"),
+		integer(&c.SandboxCPUWeight, "sandbox-cpu-weight", "CODESET_SANDBOX_CPU_WEIGHT", 100, "local sandboxes: each sandbox's share of a busy CPU, 1-10000 (cgroup v2 cpu.weight; v1 cpu.shares = weight*1024/100); equal weights are equal shares"),
+		integer(&c.SandboxPids, "sandbox-pids", "CODESET_SANDBOX_PIDS", 1024, "local sandboxes: processes and threads of each sandbox's commands; a fork past it fails (0: no limit)"),
+		integer(&c.SandboxOpenFiles, "sandbox-open-files", "CODESET_SANDBOX_OPEN_FILES", 4096, "local sandboxes: open files per process of a sandbox (RLIMIT_NOFILE, soft and hard; 0: the server's)"),
+		bytesize(&c.SandboxTmpSize, "sandbox-tmp-size", "CODESET_SANDBOX_TMP_SIZE", "1GiB", "local sandboxes with namespaces: the `size` of each sandbox's /tmp, /var/tmp and home, each (memory, counted in --sandbox-memory)"),
+		bytesize(&c.SandboxDisk, "sandbox-disk", "CODESET_SANDBOX_DISK", "10GiB", "local sandboxes with overlays: the disk (a `size`) the changes to a sandbox's work tree may take; a command that grows them past it is killed (0: no limit)"),
 		str(&c.CloudRunRegion, "cloudrun-region", "CODESET_CLOUDRUN_REGION", "europe-west1", "Cloud Run sandboxes: region"),
 		str(&c.CloudRunInvoker, "cloudrun-invoker", "CODESET_CLOUDRUN_INVOKER", "", "Cloud Run sandboxes: the backend's service account e-mail, the only one allowed to invoke them"),
 		str(&c.CloudRunSandboxSA, "cloudrun-sandbox-service-account", "CODESET_CLOUDRUN_SANDBOX_SERVICE_ACCOUNT", "", "Cloud Run sandboxes: the service account they run as (give it no roles)"),
@@ -226,6 +243,89 @@ func duration(p *time.Duration, flagName, env string, def time.Duration, help st
 			*p = d
 			return err
 		}}
+}
+
+// number is a setting of a decimal number, such as 1.5 (cores).
+func number(p *float64, flagName, env string, def float64, help string) Setting {
+	return Setting{Flag: flagName, Env: env, Help: help,
+		bind: func(fs *flag.FlagSet, n, h string) { fs.Float64Var(p, n, *p, h) },
+		set: func(v string) error {
+			if v == "" {
+				*p = def
+				return nil
+			}
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil && (f < 0 || math.IsNaN(f) || math.IsInf(f, 0)) {
+				err = fmt.Errorf("%q is not a number of at least 0", v)
+			}
+			*p = f
+			return err
+		}}
+}
+
+// bytesize is a setting of a number of bytes, written 4GiB, 512MiB, 1.5GiB, 4G or 4096.
+func bytesize(p *int64, flagName, env, def, help string) Setting {
+	set := func(v string) error {
+		if v == "" {
+			v = def
+		}
+		n, err := ParseBytes(v)
+		*p = n
+		return err
+	}
+	return Setting{Flag: flagName, Env: env, Help: help,
+		bind: func(fs *flag.FlagSet, n, h string) { fs.Var(byteFlag{p, set}, n, h) },
+		set:  set}
+}
+
+// byteFlag shows a bytesize setting's value in --help as it is written.
+type byteFlag struct {
+	p   *int64
+	set func(string) error
+}
+
+func (b byteFlag) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return strings.ReplaceAll(FormatBytes(*b.p), " ", "")
+}
+
+func (b byteFlag) Set(v string) error { return b.set(v) }
+
+// byteUnits are the units of sizes: binary, whichever way they are written.
+var byteUnits = map[string]int64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+
+// ParseBytes reads a size: a number, maybe decimal, and a unit (B, KiB, MiB, GiB, TiB, or K, M,
+// G, T, KB, MB, ... all binary), e.g. 4GiB, 512 MiB, 1.5G or 4096.
+func ParseBytes(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(s)
+	}
+	f, err := strconv.ParseFloat(s[:i], 64)
+	unit, ok := byteUnits[strings.ToLower(strings.TrimSpace(s[i:]))]
+	if err != nil || !ok || f < 0 || f*float64(unit) > math.MaxInt64 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 4GiB, 512MiB or 4096)", v)
+	}
+	return int64(f * float64(unit)), nil
+}
+
+// FormatBytes writes a size for people: 4 GiB, 256 MiB, 1.5 GiB, 100 B.
+func FormatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n), 0
+	for i < len(units)-1 && math.Abs(v) >= 1024 {
+		v /= 1024
+		i++
+	}
+	if v == math.Trunc(v) {
+		return fmt.Sprintf("%d %s", int64(v), units[i])
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
 }
 
 // secret is a string setting whose value --help never shows (the flag's default would print it).

@@ -82,7 +82,12 @@ type ExecResult struct {
 	Stderr   string        `json:"stderr"`
 	Duration time.Duration `json:"duration"`
 	TimedOut bool          `json:"timed_out"`
-	Message  string        `json:"message"` // timeouts and truncation are said here
+	Message  string        `json:"message"` // timeouts, truncation and limits hit are said here
+	// PeakMemoryBytes is the largest resident set of the command or of any process it waited
+	// for (ru_maxrss; a command starts as a copy of the agent, so it is never below the agent's
+	// own); CPUTime is their user and system time. Zero when the agent does not say.
+	PeakMemoryBytes int64         `json:"peak_memory_bytes,omitempty"`
+	CPUTime         time.Duration `json:"cpu_time,omitempty"`
 }
 
 // VerifyRequest asks for one run of the oracle: on a fresh copy of the sample's pristine

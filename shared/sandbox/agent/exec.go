@@ -43,19 +43,39 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 		}
 	}
 	cmd.Stdout, cmd.Stderr = stdout.w, stderr.w
+	// With a process limit the command runs in its group's group of commands: it starts held, is
+	// moved there, then runs.
+	release := func(bool) error { return nil }
+	if s.limits.movesCommands() {
+		var err error
+		if release, err = s.limits.hold(cmd, s.shell); err != nil {
+			stdout.close()
+			stderr.close()
+			return sandbox.ExecResult{ExitCode: sandbox.InfraExitCode, Duration: time.Since(start),
+				Message: fmt.Sprintf("could not start the command: %v", err)}
+		}
+	}
+	before := s.limits.counters()
 	err := startCommand(cmd)
+	if rerr := release(err == nil); rerr != nil && err == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		err = rerr
+	}
 	// The command has its own copies now; ours must go, or the pipes never reach their end.
 	stdout.w.Close()
 	stderr.w.Close()
 	if err != nil {
 		stdout.r.Close()
 		stderr.r.Close()
+		notes := append(s.limits.notes(before, s.limits.counters()), fmt.Sprintf("could not start the command: %v", err))
 		return sandbox.ExecResult{ExitCode: 127, Stderr: err.Error(), Duration: time.Since(start),
-			Message: fmt.Sprintf("could not start the command: %v", err)}
+			Message: strings.Join(notes, "; ")}
 	}
 	stdout.start()
 	stderr.start()
 	pid := cmd.Process.Pid
+	stopDisk := s.limits.watchDisk(pid)
 
 	exited := make(chan struct{})
 	go func() {
@@ -90,6 +110,7 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 		unix.Kill(-pid, unix.SIGKILL)
 		<-exited
 	}
+	diskNote := stopDisk()
 	cmd.Wait()
 	// Everything bash and its group wrote is in the pipes; wait for their end, unless a
 	// background process holds them.
@@ -98,7 +119,12 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 	errEnded := stderr.finish(until)
 	held := !outEnded || !errEnded
 	res := sandbox.ExecResult{Duration: time.Since(start), TimedOut: timedOut}
-	var notes []string
+	res.PeakMemoryBytes, res.CPUTime = usage(cmd.ProcessState)
+	// A limit the command hit comes first: it is why the command failed.
+	notes := s.limits.notes(before, s.limits.counters())
+	if diskNote != "" {
+		notes = append(notes, diskNote)
+	}
 	switch {
 	case timedOut:
 		res.ExitCode = TimeoutExitCode

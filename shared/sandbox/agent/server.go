@@ -49,6 +49,8 @@ type Options struct {
 	// TrackChanges takes a manifest of the work tree at start, from which PathChanges answers
 	// the agent's changes: for a sandbox with no pristine copy of its tree beside it (Cloud Run).
 	TrackChanges bool
+	// Limits, when not nil, are the sandbox's limits: a command's result names those it hit.
+	Limits *Watch
 }
 
 // Server is the agent's HTTP handler.
@@ -62,6 +64,7 @@ type Server struct {
 	mux            *http.ServeMux
 	oracle         bool
 	pristine       *changes.Manifest // with TrackChanges: the work tree as it was at start
+	limits         *Watch
 }
 
 // New checks opts and builds the Server.
@@ -77,7 +80,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("agent: work dir %s is not a directory", wd)
 	}
 	s := &Server{workDir: wd, secret: []byte(opts.Secret), defaultTimeout: opts.DefaultTimeout,
-		grace: opts.Grace, env: opts.Env, mux: http.NewServeMux(), oracle: opts.Oracle}
+		grace: opts.Grace, env: opts.Env, mux: http.NewServeMux(), oracle: opts.Oracle, limits: opts.Limits}
 	if opts.Oracle {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return nil, fmt.Errorf("agent: oracle subreaper: %w", err)

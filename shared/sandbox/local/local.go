@@ -45,6 +45,8 @@ type Options struct {
 	// Share are the host directories sandboxes see, read-only (namespaces only); nil means
 	// DefaultShare.
 	Share []string
+	// Limits bound what each sandbox may use of the machine; the zero value is no limit.
+	Limits Limits
 	// Ephemeral sandboxes die with the process that started them: for tests, whose sandboxes
 	// must not outlive a killed test binary. Never for `codeset serve`, whose sandboxes
 	// survive its restarts to be reattached.
@@ -70,6 +72,9 @@ type Runtime struct {
 	caches       map[string]string // inside path -> host cache, read-only lower layers (namespaces only)
 	startTimeout time.Duration
 	ephemeral    bool
+	limits       Limits
+	groups       *controlGroups // each sandbox's control group, when the limits need one and it works here
+	noGroups     string         // why the limits that need a control group are off, when they are
 
 	clients sync.Map      // URL -> *sandbox.AgentClient, so connections are kept alive between calls
 	oracles sandbox.Turns // one oracle per session at a time
@@ -135,6 +140,7 @@ func New(opts Options) (*Runtime, error) {
 	if r.mode == Namespaces && !strings.ContainsAny(r.envsDir(), ",:") {
 		r.overlay = overlayWorks(r.unshare, r.envsDir()) == nil
 	}
+	r.setUpLimits(opts.Limits)
 	return r, nil
 }
 
@@ -272,7 +278,12 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	}
 	defer logFile.Close()
 
+	group, err := r.newGroup("sandbox", dir)
+	if err != nil {
+		return info, err
+	}
 	agentArgs := []string{r.binary, "sandboxd", "--listen", info.URL, "--work-dir", info.WorkDir, "--secret-file", secretFile}
+	agentArgs = append(agentArgs, r.limitArgs(group, dir)...)
 	if !spec.ExpiresAt.IsZero() {
 		agentArgs = append(agentArgs, "--stop-at", strconv.FormatInt(spec.ExpiresAt.Add(OrphanGrace).Unix(), 10))
 	}
@@ -299,7 +310,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if r.ephemeral {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
-	if err := cmd.Start(); err != nil {
+	if err := r.startIn(group, cmd); err != nil {
 		return info, fmt.Errorf("start agent: %w", err)
 	}
 	info.PID = cmd.Process.Pid
@@ -382,6 +393,9 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 	}
 	// Anything that escaped the tree (its parent was killed by hand) still works in the directory.
 	killStragglers(dir)
+	if err := r.removeGroup("sandbox", dir); err != nil {
+		return fmt.Errorf("stop sandbox %s: %w", info.Name, err)
+	}
 	if c, ok := r.clients.LoadAndDelete("unix://" + sock); ok {
 		c.(*sandbox.AgentClient).Close()
 	}
@@ -390,6 +404,7 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 	// An oracle's directory outlives it only when the server died under it.
 	if left, _ := filepath.Glob(filepath.Join(r.oraclesDir(), info.Name+"-*")); len(left) > 0 {
 		for _, d := range left {
+			r.removeGroup("oracle", d)
 			os.RemoveAll(d)
 		}
 	}

@@ -72,17 +72,23 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 	if err != nil {
 		return sandbox.VerifyResult{}, err
 	}
+	group, err := r.newGroup("oracle", odir)
+	if err != nil {
+		return sandbox.VerifyResult{}, err
+	}
+	defer r.removeGroup("oracle", odir)
 	args := append([]string{r.binary, "sandboxd", "--oracle-request", reqFile, "--oracle-changes", layer, "--work-dir", tree.WorkDir}, tree.Flags...)
+	args = append(args, r.limitArgs(group, odir)...)
 	if r.mode == Namespaces {
 		args = append(append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "oracle-init"), args...)
 	}
-	return r.runOracle(ctx, odir, args)
+	return r.runOracle(ctx, odir, args, group)
 }
 
 // runOracle starts the one-shot oracle and reads its answer. It dies with the caller: a
 // verification is never resumed after a restart, and a cancelled one (the session ended) ends
-// every process of the oracle at once.
-func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string) (sandbox.VerifyResult, error) {
+// every process of the oracle at once. It starts in group (nil: none).
+func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, group *group) (sandbox.VerifyResult, error) {
 	logFile, err := os.OpenFile(filepath.Join(odir, "oracle.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return sandbox.VerifyResult{}, err
@@ -94,7 +100,7 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string) (sa
 	cmd.Env = r.sandboxEnv()
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := r.startIn(group, cmd); err != nil {
 		return sandbox.VerifyResult{}, fmt.Errorf("start the oracle: %w", err)
 	}
 	done := make(chan error, 1)

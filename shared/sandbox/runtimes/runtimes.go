@@ -22,11 +22,13 @@ func FromConfig(ctx context.Context, cfg config.Config) (sandbox.Runtime, string
 	switch cfg.Runtime {
 	case "local", "":
 		r, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary,
-			Isolation: cfg.SandboxIsolation, StartTimeout: cfg.SessionStartTimeout})
+			Isolation: cfg.SandboxIsolation, StartTimeout: cfg.SessionStartTimeout, Limits: local.Limits{
+				Memory: cfg.SandboxMemory, CPUs: cfg.SandboxCPUs, CPUWeight: cfg.SandboxCPUWeight, Pids: cfg.SandboxPids,
+				OpenFiles: cfg.SandboxOpenFiles, Tmp: cfg.SandboxTmpSize, Disk: cfg.SandboxDisk}})
 		if err != nil {
 			return nil, "", err
 		}
-		return r, r.Describe(), nil
+		return r, r.Describe() + "; " + r.DescribeLimits(), nil
 	case "cloudrun":
 		opts := cloudrun.Options{Project: cfg.Project, Region: cfg.CloudRunRegion, Invoker: cfg.CloudRunInvoker,
 			ServiceAccount: cfg.CloudRunSandboxSA, Agent: cfg.CloudRunAgent, VPCConnector: cfg.CloudRunVPCConnector,

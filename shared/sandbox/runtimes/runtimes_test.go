@@ -25,6 +25,10 @@ func TestFromConfig(t *testing.T) {
 	if _, ok := rt.(*local.Runtime); !ok || !strings.Contains(desc, "plain processes") {
 		t.Errorf("local: %T %q", rt, desc)
 	}
+	// The default limits, or why those that need control groups are off.
+	if !strings.Contains(desc, "4096 open files") || (!strings.Contains(desc, "4 GiB of memory, 2 CPUs") && !strings.Contains(desc, "no memory, CPU or process limits: ")) {
+		t.Errorf("limits: %q", desc)
+	}
 
 	fake := fakerun.New(t)
 	fake.PollsUntilDone = 0
