@@ -36,6 +36,7 @@ func sandboxd(args []string) error {
 	rootDir := fs.String("root", "", "give the sandbox a root file system of its own, assembled in this empty directory (namespaces only): --share, --tree, --cache, --home")
 	share := fs.String("share", "", "with --root: comma-separated host directories bound read-only at the same path")
 	tree := fs.String("tree", "", "with --root: where the work tree sits inside (the --overlay, or --tree-from)")
+	rootImage := fs.String("root-image", "", "with --root: overlay mount options of a sample image as the whole root (its layers lower, the sandbox's changes upper)")
 	treeFrom := fs.String("tree-from", "", "with --root: a host directory bound at --tree instead of an overlay")
 	treeSub := fs.String("tree-sub", "", "with --root and --overlay: the repository's directory inside the overlay")
 	home := fs.String("home", "/home/user", "with --root: the sandbox's empty home directory")
@@ -62,7 +63,7 @@ func sandboxd(args []string) error {
 	}
 	setup := agent.InitOptions{Loopback: *loopback, Overlay: *overlay}
 	if *rootDir != "" {
-		setup.Root = &agent.RootOptions{Dir: *rootDir, Tree: *tree, TreeFrom: *treeFrom, TreeSub: *treeSub, Caches: caches,
+		setup.Root = &agent.RootOptions{Dir: *rootDir, Image: *rootImage, Tree: *tree, TreeFrom: *treeFrom, TreeSub: *treeSub, Caches: caches,
 			Home: *home, TmpSize: *tmpSize}
 		if *share != "" {
 			setup.Root.Share = strings.Split(*share, ",")

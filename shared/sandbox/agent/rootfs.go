@@ -20,6 +20,11 @@ type RootOptions struct {
 	// Dir is an empty host directory where the root is assembled (in the sandbox's own mount
 	// namespace: the host never sees these mounts).
 	Dir string
+	// Image, when set, is the overlay mount options of the root itself: a sample's image, its
+	// layers as the lower layers and the sandbox's changes in the upper one. The image then is
+	// the whole root (its own /etc, toolchains and repository at Tree), writable like a
+	// container's; Share, Caches and the written /etc are not used.
+	Image string
 	// Share are the host's system and toolchain directories bound read-only at the same path
 	// (a host symlink such as /bin -> usr/bin is recreated as a symlink).
 	Share []string
@@ -65,16 +70,22 @@ var etcWritten = map[string]string{
 // is / afterwards; the host's root is detached.
 func buildRoot(opts RootOptions, overlay string) error {
 	root := filepath.Clean(opts.Dir)
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=16m"); err != nil {
-		return fmt.Errorf("root: %w", err)
-	}
-	for _, d := range opts.Share {
-		if err := shareDir(root, d); err != nil {
+	if opts.Image != "" {
+		if err := unix.Mount("overlay", root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts.Image); err != nil {
+			return fmt.Errorf("root: the image: %w", err)
+		}
+	} else {
+		if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=16m"); err != nil {
+			return fmt.Errorf("root: %w", err)
+		}
+		for _, d := range opts.Share {
+			if err := shareDir(root, d); err != nil {
+				return err
+			}
+		}
+		if err := buildEtc(root); err != nil {
 			return err
 		}
-	}
-	if err := buildEtc(root); err != nil {
-		return err
 	}
 	// Private, writable places: their own tmpfs, so the root itself can be read-only.
 	tmpOpts := "mode=1777"
@@ -83,6 +94,9 @@ func buildRoot(opts RootOptions, overlay string) error {
 	}
 	for _, m := range []struct{ path, opts string }{{"/tmp", tmpOpts}, {"/var/tmp", tmpOpts}, {"/run", "mode=755,size=16m"},
 		{opts.Home, "mode=700,size=" + firstNonEmpty(opts.TmpSize, "1g")}} {
+		if m.path == "" {
+			continue // an image's own home
+		}
 		if err := mountTmpfs(filepath.Join(root, m.path), m.opts); err != nil {
 			return err
 		}
@@ -147,12 +161,12 @@ func buildRoot(opts RootOptions, overlay string) error {
 	if err := minimalDev(filepath.Join(root, "dev")); err != nil {
 		return fmt.Errorf("root: /dev: %w", err)
 	}
-	return pivot(root)
+	return pivot(root, opts.Image == "")
 }
 
-// pivot makes root the process's "/" and detaches the host's, then makes the root tmpfs itself
-// read-only (its writable places are mounts of their own).
-func pivot(root string) error {
+// pivot makes root the process's "/" and detaches the host's, then, with readOnly, makes the
+// root itself read-only (its writable places are mounts of their own).
+func pivot(root string, readOnly bool) error {
 	old := filepath.Join(root, ".old-root")
 	if err := os.Mkdir(old, 0o700); err != nil {
 		return fmt.Errorf("root: %w", err)
@@ -168,6 +182,9 @@ func pivot(root string) error {
 	}
 	if err := os.Remove("/.old-root"); err != nil {
 		return fmt.Errorf("root: %w", err)
+	}
+	if !readOnly {
+		return nil
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("read-only root: %w", err)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/image"
 )
 
 // Isolation modes.
@@ -75,6 +76,10 @@ type Runtime struct {
 	limits       Limits
 	groups       *controlGroups // each sandbox's control group, when the limits need one and it works here
 	noGroups     string         // why the limits that need a control group are off, when they are
+
+	imagesOnce sync.Once
+	images     *image.Store // the images of the samples that have one, unpacked once per layer
+	imagesErr  error
 
 	clients sync.Map      // URL -> *sandbox.AgentClient, so connections are kept alive between calls
 	oracles sandbox.Turns // one oracle per session at a time
@@ -206,6 +211,15 @@ func (r *Runtime) Describe() string {
 	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
 }
 
+// imageStore is where sample images are pulled and unpacked, under the data dir, which sandboxes
+// never see.
+func (r *Runtime) imageStore() (*image.Store, error) {
+	r.imagesOnce.Do(func() {
+		r.images, r.imagesErr = image.NewStore(filepath.Join(r.dataDir, "sandboxes", ".images"), image.Options{})
+	})
+	return r.images, r.imagesErr
+}
+
 // sharesData reports whether sharing d would show sandboxes the data dir.
 func (r *Runtime) sharesData(d string) bool {
 	d = filepath.Clean(d)
@@ -259,7 +273,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return info, err
 	}
-	tree, err := r.prepareTree(dir, spec.Env)
+	tree, err := r.prepareTree(ctx, dir, spec.Env)
 	if err != nil {
 		return info, err
 	}
@@ -302,7 +316,10 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir // the work tree itself may not exist before the init mounts it
-	cmd.Env = r.sandboxEnv()
+	cmd.Env = tree.Env
+	if cmd.Env == nil {
+		cmd.Env = r.sandboxEnv()
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A session of its own: out of the terminal's process group (a Ctrl-C to `codeset serve`
 	// does not reach it) and not tied to this process's life, so it survives a restart.

@@ -68,7 +68,7 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 
 	// The oracle's own tree, built as a session's: an overlay on the pristine layer where the
 	// kernel allows, else a fresh unpack.
-	tree, err := r.prepareTree(odir, spec.Env)
+	tree, err := r.prepareTree(ctx, odir, spec.Env)
 	if err != nil {
 		return sandbox.VerifyResult{}, err
 	}
@@ -82,13 +82,13 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 	if r.mode == Namespaces {
 		args = append(append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "oracle-init"), args...)
 	}
-	return r.runOracle(ctx, odir, args, group)
+	return r.runOracle(ctx, odir, args, group, tree.Env)
 }
 
 // runOracle starts the one-shot oracle and reads its answer. It dies with the caller: a
 // verification is never resumed after a restart, and a cancelled one (the session ended) ends
 // every process of the oracle at once. It starts in group (nil: none).
-func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, group *group) (sandbox.VerifyResult, error) {
+func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, group *group, env []string) (sandbox.VerifyResult, error) {
 	logFile, err := os.OpenFile(filepath.Join(odir, "oracle.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return sandbox.VerifyResult{}, err
@@ -97,7 +97,10 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, gro
 	var stdout bytes.Buffer
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = odir
-	cmd.Env = r.sandboxEnv()
+	cmd.Env = env
+	if env == nil {
+		cmd.Env = r.sandboxEnv()
+	}
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if err := r.startIn(group, cmd); err != nil {
@@ -149,12 +152,8 @@ func (r *Runtime) sessionChanges(dir string, spec sandbox.Environment, pristine,
 	}
 	defer f.Close()
 	upper := filepath.Join(dir, "upper")
-	sub, err := filepath.Rel(pristine, workTree(pristine))
-	if err != nil {
-		sub = "."
-	}
 	if _, serr := os.Stat(upper); serr == nil {
-		_, err = changes.FromUpper(f, upper, sub, changes.Limits{})
+		_, err = changes.FromUpper(f, upper, treeSub(spec, pristine), changes.Limits{})
 	} else {
 		// A tree unpacked for the session: on the host in its directory (whatever path its
 		// processes see it at).

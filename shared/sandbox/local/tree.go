@@ -1,6 +1,8 @@
 package local
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,6 +29,7 @@ type treeSetup struct {
 	WorkDir string   // the repository as the sandbox's processes see it
 	Host    string   // the repository on the host when it is a directory of its own there (no overlay)
 	Flags   []string // sandboxd's flags that mount the tree, and the root around it in namespaces
+	Env     []string // the environment of the sandbox's processes (nil: the runtime's, sandboxEnv)
 }
 
 // InsideWorkDir is where env's repository sits inside a sandbox with a root of its own.
@@ -41,8 +44,11 @@ func InsideWorkDir(env sandbox.Environment) string {
 // namespaces, a root of its own with the tree at its fixed path, an overlay on the archive
 // unpacked once (or a fresh unpack where overlays do not work); as plain processes, a fresh
 // unpack in dir.
-func (r *Runtime) prepareTree(dir string, env sandbox.Environment) (treeSetup, error) {
+func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Environment) (treeSetup, error) {
 	var t treeSetup
+	if env.Image != "" {
+		return r.prepareImage(ctx, dir, env)
+	}
 	if r.mode != Namespaces {
 		root := filepath.Join(dir, treeName(env))
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -172,4 +178,71 @@ func (r *Runtime) shared(p string) bool {
 		}
 	}
 	return false
+}
+
+// prepareImage lays out a sandbox whose root is the sample's image: an overlay whose lower
+// layers are the image's (pulled and unpacked once per layer, shared read-only), whose upper
+// layer is the sandbox's own; the repository is at the sample's work_dir inside it.
+func (r *Runtime) prepareImage(ctx context.Context, dir string, env sandbox.Environment) (treeSetup, error) {
+	var t treeSetup
+	if r.mode != Namespaces || !r.overlay {
+		return t, fmt.Errorf("local sandboxes: the sample's environment is an image, which needs namespaces and overlay mounts: %s", r.Describe())
+	}
+	store, err := r.imageStore()
+	if err != nil {
+		return t, err
+	}
+	img, err := store.Get(ctx, env.Image)
+	if err != nil {
+		return t, fmt.Errorf("the sample's image: %w", err)
+	}
+	upper, work, root := filepath.Join(dir, "upper"), filepath.Join(dir, "overlay-work"), filepath.Join(dir, "root")
+	for _, d := range []string{upper, work, root} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return t, err
+		}
+	}
+	lowers := make([]string, len(img.Layers))
+	for i, l := range img.Layers {
+		lowers[len(lowers)-1-i] = l // overlayfs lists the uppermost first
+	}
+	t.WorkDir = InsideWorkDir(env)
+	t.Flags = []string{"--loopback", "--root", root, "--root-image",
+		"lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work, "--tree", t.WorkDir, "--home", ""}
+	t.Env = imageEnv(img.Env)
+	return t, nil
+}
+
+// imageEnv is the environment of a sandbox running an image: the image's own, with a PATH and a
+// HOME if it has none, and the sandbox's mark.
+func imageEnv(config []string) []string {
+	env := []string{"CODESET_SANDBOX=1"}
+	has := map[string]bool{}
+	for _, kv := range config {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "CODESET_SANDBOX" {
+			continue
+		}
+		has[k] = true
+		env = append(env, kv)
+	}
+	if !has["PATH"] {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	if !has["HOME"] {
+		env = append(env, "HOME=/root")
+	}
+	return env
+}
+
+// treeSub is where a sandbox's repository is inside its overlay's upper layer.
+func treeSub(env sandbox.Environment, pristine string) string {
+	if env.Image != "" {
+		return strings.TrimPrefix(path.Clean(InsideWorkDir(env)), "/")
+	}
+	sub, err := filepath.Rel(pristine, workTree(pristine))
+	if err != nil {
+		return "."
+	}
+	return sub
 }
