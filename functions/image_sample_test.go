@@ -35,7 +35,7 @@ import (
 // imageRepo is the repository inside the test image: add subtracts; its verifier, a script of
 // shell builtins only, writes one JUnit test case per check.
 var imageRepo = map[string]string{
-	"workspace/repo/calc.sh":           "add() { echo $(( $1 - $2 )); }\nsub() { echo $(( $1 - $2 )); }\n",
+	"workspace/repo/calc.sh":            "add() { echo $(( $1 - $2 )); }\nsub() { echo $(( $1 - $2 )); }\n",
 	"workspace/repo/tests/test_calc.sh": "check test_sub \"$(sub 3 1)\" 2\n",
 	"workspace/repo/tests/run.sh": `. ./calc.sh
 report=$1
