@@ -70,6 +70,7 @@ func expectGone(t *testing.T, dirs []string) {
 	}
 }
 
+// execFor runs cmd with timeout and fails the test when it could not run.
 func execFor(t *testing.T, c sandbox.Client, cmd string, timeout time.Duration) sandbox.ExecResult {
 	t.Helper()
 	res, err := c.Exec(context.Background(), cmd, timeout)

@@ -82,11 +82,7 @@ func spec(id, archive string) sandbox.Spec {
 
 func mustExec(t *testing.T, c sandbox.Client, cmd string) sandbox.ExecResult {
 	t.Helper()
-	res, err := c.Exec(context.Background(), cmd, 10*time.Second)
-	if err != nil {
-		t.Fatalf("exec %q: %v", cmd, err)
-	}
-	return res
+	return execFor(t, c, cmd, 10*time.Second)
 }
 
 func TestStartExecStop(t *testing.T) {
