@@ -25,6 +25,14 @@ func init() { commands["sandboxd"] = sandboxd }
 // sandboxd is the agent inside a sandbox: exec, str_replace, upload and verify over HTTP, for
 // whoever holds the session's secret.
 func sandboxd(args []string) error {
+	// A sandbox's runtime passes the arguments on a descriptor: every process in the sandbox can
+	// read the agent's command line, and the arguments name the host's paths.
+	if len(args) == 2 && args[0] == "--args-fd" {
+		var err error
+		if args, err = argsFrom(args[1]); err != nil {
+			return err
+		}
+	}
 	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
 	listen := fs.String("listen", "", "unix:///path/to.sock, or a TCP address (default :$PORT, as on Cloud Run)")
 	workDir := fs.String("work-dir", os.Getenv("CODESET_SANDBOX_WORK_DIR"), "the repository commands run in (env CODESET_SANDBOX_WORK_DIR; default the current directory)")
@@ -226,6 +234,21 @@ func limitArgs(l agent.Limits) []string {
 		args = append(args, "--disk-limit", strconv.FormatInt(l.Disk, 10), "--disk-dir", l.DiskDir)
 	}
 	return args
+}
+
+// argsFrom reads the JSON array of arguments on the descriptor fd, and closes it.
+func argsFrom(fd string) ([]string, error) {
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return nil, fmt.Errorf("--args-fd %q: not a descriptor", fd)
+	}
+	f := os.NewFile(uintptr(n), "sandbox-args")
+	defer f.Close()
+	var args []string
+	if err := json.NewDecoder(f).Decode(&args); err != nil {
+		return nil, fmt.Errorf("--args-fd %d: %w", n, err)
+	}
+	return args, nil
 }
 
 // cacheFlag collects --cache inside=host pairs.

@@ -133,6 +133,10 @@ func Setup(opts InitOptions) error {
 		if err := dropCaps(); err != nil {
 			return err
 		}
+		// What the runtime passed (the host's directories, as descriptors) is not for commands.
+		if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+			return fmt.Errorf("descriptors: %w", err)
+		}
 		// Last: the set-up above needs the calls the filter denies.
 		return restrictSyscalls()
 	}

@@ -70,7 +70,17 @@ var etcWritten = map[string]string{
 // is / afterwards; the host's root is detached.
 func buildRoot(opts RootOptions, overlay string) error {
 	root := filepath.Clean(opts.Dir)
+	var err error
+	if overlay, err = localOverlay(overlay); err != nil {
+		return fmt.Errorf("work tree: %w", err)
+	}
+	if opts.TreeFrom, err = local(opts.TreeFrom); err != nil {
+		return fmt.Errorf("work tree: %w", err)
+	}
 	if opts.Image != "" {
+		if opts.Image, err = localOverlay(opts.Image); err != nil {
+			return fmt.Errorf("root: the image: %w", err)
+		}
 		if err := unix.Mount("overlay", root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts.Image); err != nil {
 			return fmt.Errorf("root: the image: %w", err)
 		}
@@ -113,8 +123,9 @@ func buildRoot(opts RootOptions, overlay string) error {
 		if err := mkdirs(upper, work, filepath.Join(root, p)); err != nil {
 			return err
 		}
-		o := "lowerdir=" + opts.Caches[p] + ",upperdir=" + upper + ",workdir=" + work
-		if err := unix.Mount("overlay", filepath.Join(root, p), "overlay", 0, o); err != nil {
+		// The layers by descriptor: the mount table shows overlays' options as given, and the
+		// host path of the root being assembled is not the sandbox's business.
+		if err := mountOverlay(filepath.Join(root, p), opts.Caches[p], upper, work); err != nil {
 			return fmt.Errorf("cache %s: %w", p, err)
 		}
 	}
@@ -162,6 +173,66 @@ func buildRoot(opts RootOptions, overlay string) error {
 		return fmt.Errorf("root: /dev: %w", err)
 	}
 	return pivot(root, opts.Image == "")
+}
+
+// local makes a directory the runtime passed as a descriptor (/proc/self/fd/N, opened in the
+// host's mount namespace) usable for mounts in the sandbox's: overlayfs and bind mounts refuse a
+// mount of another namespace, so the same path is opened again here, and named by the new
+// descriptor so that no host path reaches the mount table. Other names are returned as they
+// are. The descriptors opened stay open until the process ends or execs (they are close-on-exec).
+func local(name string) (string, error) {
+	if !strings.HasPrefix(name, "/proc/self/fd/") {
+		return name, nil
+	}
+	target, err := os.Readlink(name)
+	if err != nil {
+		return "", err
+	}
+	fd, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", fd), nil
+}
+
+// localOverlay is an overlay's mount options with every passed directory in them made local.
+func localOverlay(opts string) (string, error) {
+	parts := strings.Split(opts, ",")
+	for i, part := range parts {
+		key, value, ok := strings.Cut(part, "=")
+		if !ok || (key != "lowerdir" && key != "upperdir" && key != "workdir") {
+			continue
+		}
+		dirs := strings.Split(value, ":")
+		for j, d := range dirs {
+			l, err := local(d)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", key, err)
+			}
+			dirs[j] = l
+		}
+		parts[i] = key + "=" + strings.Join(dirs, ":")
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// mountOverlay mounts an overlay of lower (a path, or /proc/self/fd/N), upper and work at
+// target, naming upper and work by descriptors of their own.
+func mountOverlay(target, lower, upper, work string) error {
+	lower, err := local(lower)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, d := range []string{upper, work} {
+		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		names = append(names, fmt.Sprintf("/proc/self/fd/%d", fd))
+	}
+	return unix.Mount("overlay", target, "overlay", 0, "lowerdir="+lower+",upperdir="+names[0]+",workdir="+names[1])
 }
 
 // pivot makes root the process's "/" and detaches the host's, then, with readOnly, makes the

@@ -17,7 +17,8 @@ import (
 // is not its own would: every attempt must fail. (Namespaces only: a plain-process sandbox
 // isolates nothing, and says so.)
 func TestSandboxBoundary(t *testing.T) {
-	r := newRuntime(t, t.TempDir(), local.Auto)
+	data := t.TempDir()
+	r := newRuntime(t, data, local.Auto)
 	if r.Mode() != local.Namespaces {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("namespaces are required under CI")
@@ -98,11 +99,15 @@ func TestSandboxBoundary(t *testing.T) {
 			t.Errorf("%s was written on the host", p)
 		}
 	}
-	// No host path in what the sandbox says of itself: its working directory and environment.
-	res := mustExec(t, c, "pwd; env")
-	for _, host := range []string{checkout, home + "/", t.TempDir()[:5] + "Test", "/root/"} {
+	// No host path in what the sandbox can read of itself: its working directory, environment,
+	// mount table and every command line in it.
+	res := mustExec(t, c, "pwd; env; cat /proc/self/mountinfo; cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+	if !strings.Contains(res.Stdout, " /workspace/repo ") || !strings.Contains(res.Stdout, "sandboxd") {
+		t.Fatalf("the sandbox's mount table or command lines are missing: %s", res.Stdout)
+	}
+	for _, host := range []string{data, checkout, home + "/", "/root/", binary} {
 		if strings.Contains(res.Stdout, host) {
-			t.Errorf("a host path (%s) in the sandbox's pwd or environment: %s", host, res.Stdout)
+			t.Errorf("a host path (%s) in the sandbox's pwd, environment, mounts or command lines: %s", host, res.Stdout)
 		}
 	}
 	if !strings.HasPrefix(res.Stdout, "/workspace/repo\n") {

@@ -733,7 +733,7 @@ func (r *Runtime) removeGroup(kind, dir string) error {
 
 // limitArgs are the agent's flags for the limits it applies itself (open files, /tmp, disk) or
 // names when a command hits them (its group's), for the sandbox in dir started in g (nil: none).
-func (r *Runtime) limitArgs(g *group, dir string) []string {
+func (r *Runtime) limitArgs(g *group, dir string, p *passed) []string {
 	l := r.limits
 	var args []string
 	if g != nil {
@@ -755,7 +755,9 @@ func (r *Runtime) limitArgs(g *group, dir string) []string {
 	// (no overlays here) would have to be walked whole after every command: it is not measured.
 	if upper := filepath.Join(dir, "upper"); l.Disk > 0 && r.overlay {
 		if _, err := os.Stat(upper); err == nil {
-			args = append(args, "--disk-limit", strconv.FormatInt(l.Disk, 10), "--disk-dir", upper)
+			if name, err := p.path(upper); err == nil {
+				args = append(args, "--disk-limit", strconv.FormatInt(l.Disk, 10), "--disk-dir", name)
+			}
 		}
 	}
 	return args

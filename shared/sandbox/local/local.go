@@ -273,7 +273,10 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return info, err
 	}
-	tree, err := r.prepareTree(ctx, dir, spec.Env)
+	// What the sandbox gets from the host, as descriptors (namespaces only).
+	var pass passed
+	defer pass.close()
+	tree, err := r.prepareTree(ctx, dir, spec.Env, &pass)
 	if err != nil {
 		return info, err
 	}
@@ -296,30 +299,28 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if err != nil {
 		return info, err
 	}
-	agentArgs := []string{r.binary, "sandboxd", "--listen", info.URL, "--work-dir", info.WorkDir, "--secret-file", secretFile}
-	agentArgs = append(agentArgs, r.limitArgs(group, dir)...)
+	agentArgs := []string{"--listen", info.URL, "--work-dir", info.WorkDir, "--secret-file", secretFile}
 	if !spec.ExpiresAt.IsZero() {
 		agentArgs = append(agentArgs, "--stop-at", strconv.FormatInt(spec.ExpiresAt.Add(OrphanGrace).Unix(), 10))
 	}
 	var argv []string
 	if r.mode == Namespaces {
-		// bash is the namespace's first process: it reaps every orphan adopted by pid 1 (its
-		// SIGCHLD handler waits for any child), starts in a couple of milliseconds where a
-		// second Go process would take fifteen, and when the agent exits it exits, which ends
-		// the namespace and everything in it.
-		agentArgs = append(agentArgs, tree.Flags...)
-		argv = append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "sandbox-init")
-		argv = append(argv, agentArgs...)
+		agentArgs = append(append(agentArgs, r.limitArgs(group, dir, &pass)...), tree.Flags...)
+		if argv, err = r.namespacesArgv(&pass, "sandbox-init", agentArgs); err != nil {
+			return info, err
+		}
 	} else {
 		// A subreaper init keeps every descendant in the tree that Stop kills.
-		argv = append(agentArgs, "--init")
+		argv = append(append(append([]string{r.binary, "sandboxd"}, agentArgs...), r.limitArgs(group, dir, &pass)...), "--init")
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.ExtraFiles = pass.files
 	cmd.Dir = dir // the work tree itself may not exist before the init mounts it
 	cmd.Env = tree.Env
 	if cmd.Env == nil {
 		cmd.Env = r.sandboxEnv()
 	}
+	cmd.Env = append(cmd.Env, keyEnv+"="+sandboxKey(dir))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A session of its own: out of the terminal's process group (a Ctrl-C to `codeset serve`
 	// does not reach it) and not tied to this process's life, so it survives a restart.
@@ -403,7 +404,7 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 		}
 	}
 	sock := socketPath(dir)
-	if pid > 0 && r.owns(pid, sock) {
+	if pid > 0 && r.owns(pid, dir) {
 		if err := r.killTree(ctx, pid); err != nil {
 			return fmt.Errorf("stop sandbox %s: %w", info.Name, err)
 		}
@@ -431,14 +432,46 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 	return nil
 }
 
-// owns reports whether pid is the agent of the sandbox with that socket: after a reboot the pid
-// may belong to something else entirely.
-func (r *Runtime) owns(pid int, sock string) bool {
+// owns reports whether pid is the first process of the sandbox in dir: after a reboot
+// the pid may belong to something else entirely. Its environment holds the sandbox's key (its
+// command line no longer names the socket: see passed).
+func (r *Runtime) owns(pid int, dir string) bool {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil &&
+		bytes.Contains(b, []byte("\x00"+keyEnv+"="+sandboxKey(dir)+"\x00")) {
+		return true
+	}
+	sock := socketPath(dir)
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
 		return false
 	}
 	return bytes.Contains(b, []byte("unix://"+sock+"\x00"))
+}
+
+// keyEnv names a sandbox's key in the environment of its processes: a hash of its directory,
+// by which the runtime knows its processes again, and which says nothing of the host.
+const keyEnv = "CODESET_SANDBOX_KEY"
+
+func sandboxKey(dir string) string { return hexHash(filepath.Clean(dir)) }
+
+// namespacesArgv is the command line of a sandbox in namespaces: unshare, then bash as the
+// namespace's first process, which starts the agent (the codeset binary, passed as a
+// descriptor, with its arguments passed in memory) and closes every passed descriptor. bash
+// reaps every orphan adopted by pid 1 (its SIGCHLD handler waits for any child), starts in a
+// couple of milliseconds where a second Go process would take fifteen, and when the agent exits
+// it exits, which ends the namespace and everything in it.
+func (r *Runtime) namespacesArgv(pass *passed, name string, agentArgs []string) ([]string, error) {
+	prog, err := pass.program(r.binary)
+	if err != nil {
+		return nil, fmt.Errorf("the codeset binary: %w", err)
+	}
+	argsFlag, err := pass.args(agentArgs)
+	if err != nil {
+		return nil, err
+	}
+	script := `"$@" & p=$!; ` + pass.closing() + `wait "$p"`
+	argv := append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", script, name, prog, "sandboxd")
+	return append(argv, argsFlag...), nil
 }
 
 // killTree ends pid and every descendant. The tree is frozen first (SIGSTOP: a stopped process
@@ -493,7 +526,7 @@ func (r *Runtime) killTree(ctx context.Context, pid int) error {
 // Alive reports whether the sandbox's agent still runs and answers.
 func (r *Runtime) Alive(ctx context.Context, info sandbox.Info) bool {
 	dir, err := r.dir(info.Name)
-	if err != nil || info.PID <= 0 || !running(info.PID) || !r.owns(info.PID, socketPath(dir)) {
+	if err != nil || info.PID <= 0 || !running(info.PID) || !r.owns(info.PID, dir) {
 		return false
 	}
 	c, err := r.client(info)

@@ -68,7 +68,9 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 
 	// The oracle's own tree, built as a session's: an overlay on the pristine layer where the
 	// kernel allows, else a fresh unpack.
-	tree, err := r.prepareTree(ctx, odir, spec.Env)
+	var pass passed
+	defer pass.close()
+	tree, err := r.prepareTree(ctx, odir, spec.Env, &pass)
 	if err != nil {
 		return sandbox.VerifyResult{}, err
 	}
@@ -77,18 +79,32 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 		return sandbox.VerifyResult{}, err
 	}
 	defer r.removeGroup("oracle", odir)
-	args := append([]string{r.binary, "sandboxd", "--oracle-request", reqFile, "--oracle-changes", layer, "--work-dir", tree.WorkDir}, tree.Flags...)
-	args = append(args, r.limitArgs(group, odir)...)
+	var argv []string
 	if r.mode == Namespaces {
-		args = append(append(append([]string{r.unshare}, unshareArgs...), "--", r.bash, "-c", `"$@" & wait "$!"`, "oracle-init"), args...)
+		reqName, err := pass.file(reqFile)
+		if err != nil {
+			return sandbox.VerifyResult{}, err
+		}
+		layerName, err := pass.file(layer)
+		if err != nil {
+			return sandbox.VerifyResult{}, err
+		}
+		args := append([]string{"--oracle-request", reqName, "--oracle-changes", layerName, "--work-dir", tree.WorkDir}, tree.Flags...)
+		args = append(args, r.limitArgs(group, odir, &pass)...)
+		if argv, err = r.namespacesArgv(&pass, "oracle-init", args); err != nil {
+			return sandbox.VerifyResult{}, err
+		}
+	} else {
+		argv = append([]string{r.binary, "sandboxd", "--oracle-request", reqFile, "--oracle-changes", layer, "--work-dir", tree.WorkDir}, tree.Flags...)
+		argv = append(argv, r.limitArgs(group, odir, &pass)...)
 	}
-	return r.runOracle(ctx, odir, args, group, tree.Env)
+	return r.runOracle(ctx, odir, argv, group, tree.Env, pass.files)
 }
 
 // runOracle starts the one-shot oracle and reads its answer. It dies with the caller: a
 // verification is never resumed after a restart, and a cancelled one (the session ended) ends
 // every process of the oracle at once. It starts in group (nil: none).
-func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, group *group, env []string) (sandbox.VerifyResult, error) {
+func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, group *group, env []string, files []*os.File) (sandbox.VerifyResult, error) {
 	logFile, err := os.OpenFile(filepath.Join(odir, "oracle.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return sandbox.VerifyResult{}, err
@@ -96,6 +112,7 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, gro
 	defer logFile.Close()
 	var stdout bytes.Buffer
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.ExtraFiles = files
 	cmd.Dir = odir
 	cmd.Env = env
 	if env == nil {

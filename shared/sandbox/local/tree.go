@@ -44,10 +44,10 @@ func InsideWorkDir(env sandbox.Environment) string {
 // namespaces, a root of its own with the tree at its fixed path, an overlay on the archive
 // unpacked once (or a fresh unpack where overlays do not work); as plain processes, a fresh
 // unpack in dir.
-func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Environment) (treeSetup, error) {
+func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Environment, p *passed) (treeSetup, error) {
 	var t treeSetup
 	if env.Image != "" {
-		return r.prepareImage(ctx, dir, env)
+		return r.prepareImage(ctx, dir, env, p)
 	}
 	if r.mode != Namespaces {
 		root := filepath.Join(dir, treeName(env))
@@ -70,7 +70,11 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 	t.Flags = []string{"--loopback", "--root", filepath.Join(dir, "root"), "--share", strings.Join(r.share, ","),
 		"--tree", t.WorkDir, "--home", Home}
 	for inside, host := range r.caches {
-		t.Flags = append(t.Flags, "--cache", inside+"="+host)
+		name, err := p.path(host)
+		if err != nil {
+			return t, fmt.Errorf("cache %s: %w", host, err)
+		}
+		t.Flags = append(t.Flags, "--cache", inside+"="+name)
 	}
 	switch {
 	case env.Archive != "" && r.overlay:
@@ -86,7 +90,12 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 				return t, err
 			}
 		}
-		t.Flags = append(t.Flags, "--overlay", "lowerdir="+lower+",upperdir="+upper+",workdir="+work)
+		layers, err := p.paths(",", lower, upper, work)
+		if err != nil {
+			return t, err
+		}
+		l := strings.Split(layers, ",")
+		t.Flags = append(t.Flags, "--overlay", "lowerdir="+l[0]+",upperdir="+l[1]+",workdir="+l[2])
 		if sub, err := filepath.Rel(lower, workTree(lower)); err == nil && sub != "." {
 			t.Flags = append(t.Flags, "--tree-sub", sub)
 		}
@@ -102,7 +111,11 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 			}
 			t.Host = workTree(root)
 		}
-		t.Flags = append(t.Flags, "--tree-from", t.Host)
+		from, err := p.path(t.Host)
+		if err != nil {
+			return t, err
+		}
+		t.Flags = append(t.Flags, "--tree-from", from)
 	}
 	return t, nil
 }
@@ -183,7 +196,7 @@ func (r *Runtime) shared(p string) bool {
 // prepareImage lays out a sandbox whose root is the sample's image: an overlay whose lower
 // layers are the image's (pulled and unpacked once per layer, shared read-only), whose upper
 // layer is the sandbox's own; the repository is at the sample's work_dir inside it.
-func (r *Runtime) prepareImage(ctx context.Context, dir string, env sandbox.Environment) (treeSetup, error) {
+func (r *Runtime) prepareImage(ctx context.Context, dir string, env sandbox.Environment, p *passed) (treeSetup, error) {
 	var t treeSetup
 	if r.mode != Namespaces || !r.overlay {
 		return t, fmt.Errorf("local sandboxes: the sample's environment is an image, which needs namespaces and overlay mounts: %s", r.Describe())
@@ -206,9 +219,18 @@ func (r *Runtime) prepareImage(ctx context.Context, dir string, env sandbox.Envi
 	for i, l := range img.Layers {
 		lowers[len(lowers)-1-i] = l // overlayfs lists the uppermost first
 	}
+	lowerdir, err := p.paths(":", lowers...)
+	if err != nil {
+		return t, err
+	}
+	rw, err := p.paths(",", upper, work)
+	if err != nil {
+		return t, err
+	}
+	uw := strings.Split(rw, ",")
 	t.WorkDir = InsideWorkDir(env)
 	t.Flags = []string{"--loopback", "--root", root, "--root-image",
-		"lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work, "--tree", t.WorkDir, "--home", ""}
+		"lowerdir=" + lowerdir + ",upperdir=" + uw[0] + ",workdir=" + uw[1], "--tree", t.WorkDir, "--home", ""}
 	t.Env = imageEnv(img.Env)
 	return t, nil
 }
