@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -48,7 +49,11 @@ type Watch struct {
 	memEvents *os.File // memory.oom_control (cgroup v1) or memory.events (v2): oom_kill
 	pidEvents *os.File // the commands' pids.events: max
 	commands  *os.File // the commands' group's cgroup.procs (written)
+	tasks     *os.File // cgroup v1: the commands' group's tasks (written): see spawnIn
 	disk      *os.Root // DiskDir
+
+	spawnOnce sync.Once
+	spawnCh   chan spawnRequest // nil: commands start held instead
 
 	mu       sync.Mutex
 	diskUsed int64 // the work tree's changes after the last command
@@ -75,6 +80,13 @@ func OpenLimits(l Limits) (*Watch, error) {
 		var err error
 		if w.memEvents, w.pidEvents, w.commands, err = sandboxGroup(l.Cgroup, l.Pids > 0); err != nil {
 			return nil, err
+		}
+		if w.commands != nil && cgroups.Mode() != cgroups.Unified {
+			// cgroup v1 groups hold threads: see spawnIn.
+			tasks := filepath.Join(filepath.Dir(w.commands.Name()), "tasks")
+			if w.tasks, err = os.OpenFile(tasks, os.O_WRONLY, 0); err != nil {
+				return nil, fmt.Errorf("control group: %w", err)
+			}
 		}
 	}
 	if l.Disk > 0 {
@@ -295,7 +307,7 @@ func (w *Watch) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, f := range []*os.File{w.memEvents, w.pidEvents, w.commands} {
+	for _, f := range []*os.File{w.memEvents, w.pidEvents, w.commands, w.tasks} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}
@@ -322,6 +334,62 @@ func usage(ps *os.ProcessState) (peakBytes int64, cpu time.Duration) {
 
 // movesCommands reports whether commands go to the commands' group of their own.
 func (w *Watch) movesCommands() bool { return w != nil && w.commands != nil }
+
+// start starts cmd in the commands' group when there is one. On cgroup v1 a child starts in the
+// groups of the thread that forks it, so one OS thread of the agent lives in the commands'
+// group and forks every command (spawnIn): nothing more per command. Elsewhere (cgroup v2, or a
+// binary built with cgo, whose commands already have a thread of their own) the command starts
+// held and is moved before it runs (hold).
+func (w *Watch) start(cmd *exec.Cmd, shell string) error {
+	if !w.movesCommands() {
+		return startCommand(cmd)
+	}
+	if ch := w.spawnIn(); ch != nil {
+		r := spawnRequest{cmd: cmd, done: make(chan error, 1)}
+		ch <- r
+		return <-r.done
+	}
+	release, err := w.hold(cmd, shell)
+	if err != nil {
+		return err
+	}
+	err = startCommand(cmd)
+	if rerr := release(err == nil); rerr != nil && err == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		err = rerr
+	}
+	return err
+}
+
+// spawnIn returns the channel of the thread that forks commands in their group, starting it the
+// first time; nil when there is none (see start).
+func (w *Watch) spawnIn() chan spawnRequest {
+	w.spawnOnce.Do(func() {
+		if w.tasks == nil || spawner != nil {
+			return
+		}
+		ready := make(chan bool, 1)
+		ch := make(chan spawnRequest)
+		go func() {
+			// Locked for good: the thread is in another group than the rest of the agent, and
+			// the Go runtime starts no thread from a locked one.
+			runtime.LockOSThread()
+			if _, err := w.tasks.WriteAt([]byte(strconv.Itoa(unix.Gettid())), 0); err != nil {
+				ready <- false
+				return // the thread may be in the group or not: it ends with the goroutine
+			}
+			ready <- true
+			for r := range ch {
+				r.done <- r.cmd.Start()
+			}
+		}()
+		if <-ready {
+			w.spawnCh = ch
+		}
+	})
+	return w.spawnCh
+}
 
 // holdScript starts a command held: the shell waits for a line on descriptor 3 before it execs
 // the command (argv), and gives up without one. Until then it forks nothing.

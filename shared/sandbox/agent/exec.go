@@ -43,25 +43,9 @@ func (s *Server) run(ctx context.Context, dir, command string, timeout time.Dura
 		}
 	}
 	cmd.Stdout, cmd.Stderr = stdout.w, stderr.w
-	// With a process limit the command runs in its group's group of commands: it starts held, is
-	// moved there, then runs.
-	release := func(bool) error { return nil }
-	if s.limits.movesCommands() {
-		var err error
-		if release, err = s.limits.hold(cmd, s.shell); err != nil {
-			stdout.close()
-			stderr.close()
-			return sandbox.ExecResult{ExitCode: sandbox.InfraExitCode, Duration: time.Since(start),
-				Message: fmt.Sprintf("could not start the command: %v", err)}
-		}
-	}
+	// With a process limit the command runs in its group's group of commands (Watch.start).
 	before := s.limits.counters()
-	err := startCommand(cmd)
-	if rerr := release(err == nil); rerr != nil && err == nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		err = rerr
-	}
+	err := s.limits.start(cmd, s.shell)
 	// The command has its own copies now; ours must go, or the pipes never reach their end.
 	stdout.w.Close()
 	stderr.w.Close()
