@@ -206,7 +206,7 @@ func (r *Runtime) Describe() string {
 		if r.overlay {
 			how = "work trees as overlays on a shared unpacked archive"
 		}
-		return "local sandboxes, each in its own mount, pid and network namespaces (unshare) with a root file system of its own (the host's " + strings.Join(r.share, ", ") + " read-only, a minimal /etc, private /tmp, /dev and home, no admin capabilities), " + how + ", reached over a unix socket"
+		return "local sandboxes, each in its own mount, pid and network namespaces (unshare) with a root file system of its own (the host's " + strings.Join(r.share, ", ") + " read-only, a minimal /etc, private /tmp, /dev and home, no admin capabilities, a seccomp filter, no host path), " + how + ", reached over a unix socket"
 	}
 	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
 }
