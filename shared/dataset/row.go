@@ -258,14 +258,15 @@ func parseRow(line int, text []byte, base fs.FS) (Row, *RowError) {
 // changes to them are not graded. They are the tests by the usual conventions (a tests, e2e,
 // __tests__ or src/test directory; test_*.py, *_test.py, *_test.go, *.test.*, *.spec.* files),
 // all of which SWE-bench's own split of a pull request puts in the test patch, never in the fix;
-// compiled Python (a forged .pyc runs instead of its source); and what Python and pytest load by
-// themselves (conftest.py, sitecustomize.py, usercustomize.py, .pth files). Directories that
+// and what Python and pytest load by themselves (conftest.py, sitecustomize.py,
+// usercustomize.py, .pth files). Compiled Python (__pycache__) is never carried, whatever this
+// says (shared/sandbox/changes). Directories that
 // hold library code as well as tests (django/test, sympy/testing, src/_pytest) are left out. A
 // row gives "protected_paths": [] for none.
 var DefaultProtectedPaths = []string{
 	"**/tests", "**/e2e", "**/__tests__", "**/src/test",
 	"**/test_*.py", "**/*_test.py", "**/*_test.go", "**/*.test.*", "**/*.spec.*",
-	"**/__pycache__", "**/conftest.py", "**/sitecustomize.py", "**/usercustomize.py", "**/*.pth",
+	"**/conftest.py", "**/sitecustomize.py", "**/usercustomize.py", "**/*.pth",
 }
 
 type rawEnvironment struct {

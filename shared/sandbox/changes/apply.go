@@ -38,8 +38,9 @@ type Result struct {
 // instead of writing into it. A change at a path P is skipped when P or a directory above it is
 // protected, or when it removes or replaces something at P that holds a protected path; changing
 // the permission bits of a directory counts as replacing it, since it could hide protected files
-// from the grader. The directory .git at the root is always protected: a layer never carries it,
-// so an entry for it comes from a forged layer. Hard links, devices and fifos are skipped.
+// from the grader. The directory .git at the root and every __pycache__ are always protected: a
+// layer never carries them, so an entry for one comes from a forged layer. Hard links, devices
+// and fifos are skipped.
 //
 // Apply checks each path with Lstat before it uses it, so it assumes that nothing else writes
 // the tree while it runs. It writes everything the layer holds: bound r if its size is not.
@@ -165,9 +166,21 @@ func (a *applier) allowed(s spot, replaces bool) (bool, error) {
 	return !held, err
 }
 
-// isProtected reports whether rel itself is protected.
+// isProtected reports whether rel itself is protected: by the caller, or because it is the
+// repository's git data or compiled Python (a .pyc whose recorded source size and time match
+// runs instead of its source: a forged one next to the tests would replace them).
 func (a *applier) isProtected(rel string) bool {
-	return rel == gitDir || strings.HasPrefix(rel, gitDir+"/") || a.protected(rel)
+	return rel == gitDir || strings.HasPrefix(rel, gitDir+"/") || hasSegment(rel, pycacheDir) || a.protected(rel)
+}
+
+// hasSegment reports whether the slash path rel has seg as one of its elements.
+func hasSegment(rel, seg string) bool {
+	for _, part := range strings.Split(rel, "/") {
+		if part == seg {
+			return true
+		}
+	}
+	return false
 }
 
 // protectedPath reports whether rel or a directory above it is protected.

@@ -343,3 +343,33 @@ func TestApplyModes(t *testing.T) {
 		"locked/inside": `file 0400 "written before the dir is locked"`,
 	})
 }
+
+// TestCompiledPythonIsNeverTheWork: __pycache__ is left out of a layer wherever it is, and a
+// forged layer that carries a .pyc next to the tests is refused even with nothing protected (a
+// .pyc whose recorded source size and time match runs instead of its source).
+func TestCompiledPythonIsNeverTheWork(t *testing.T) {
+	pristine, work := t.TempDir(), t.TempDir()
+	for _, root := range []string{pristine, work} {
+		os.MkdirAll(filepath.Join(root, "tests"), 0o755)
+		os.WriteFile(filepath.Join(root, "tests", "test_a.py"), []byte("def test(): assert False\n"), 0o644)
+	}
+	os.MkdirAll(filepath.Join(work, "tests", "__pycache__"), 0o755)
+	os.WriteFile(filepath.Join(work, "tests", "__pycache__", "test_a.cpython-311.pyc"), []byte("forged"), 0o644)
+	os.WriteFile(filepath.Join(work, "fix.py"), []byte("fixed\n"), 0o644)
+	var buf bytes.Buffer
+	if _, err := changes.Diff(&buf, pristine, work, changes.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "__pycache__") {
+		t.Fatal("a layer carries __pycache__")
+	}
+	forged := forge(t, tarEntry{name: "tests/__pycache__/", typ: tar.TypeDir, mode: 0o755},
+		tarEntry{name: "tests/__pycache__/test_a.cpython-311.pyc", body: "forged"})
+	res, err := changes.Apply(forged, pristine, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(pristine, "tests", "__pycache__")); !os.IsNotExist(err) || len(res.Ignored) != 2 {
+		t.Fatalf("a forged .pyc was applied: %+v, %v", res, err)
+	}
+}

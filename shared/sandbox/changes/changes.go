@@ -6,8 +6,9 @@
 // path dir/name is a whiteout entry dir/.wh.name; a directory whose earlier contents are all gone
 // is its own entry followed by the marker dir/.wh..wh..opq (.wh..wh..opq for the root). Parents
 // come before children, modes keep only their permission bits, and there are no owners, hard
-// links, devices, fifos or sockets. The directory .git at the root of a tree is never part of a
-// layer: the repository's git data is not part of the graded work.
+// links, devices, fifos or sockets. The directory .git at the root of a tree and every
+// __pycache__ are never part of a layer: the repository's git data and compiled Python are not
+// part of the graded work.
 //
 // The agent is an adversary. The extracting side (FromUpper, Diff, Manifest.Diff) reads trees
 // the agent may still be writing, so it reaches every file by name relative to an open directory
@@ -64,12 +65,15 @@ const (
 	whiteoutPrefix = ".wh."
 	opaqueMarker   = ".wh..wh..opq"
 	gitDir         = ".git"
+	pycacheDir     = "__pycache__"
 )
 
 // skipName reports whether the entry name of the directory rel of a tree is left out of every
-// layer: .git at the root, and names a layer cannot carry because they would read as whiteouts.
+// layer: .git at the root, compiled Python (__pycache__, anywhere: running the tests makes it,
+// and the grader's Python compiles its own), and names a layer cannot carry because they would
+// read as whiteouts.
 func skipName(rel, name string) bool {
-	return (rel == "" && name == gitDir) || strings.HasPrefix(name, whiteoutPrefix)
+	return (rel == "" && name == gitDir) || name == pycacheDir || strings.HasPrefix(name, whiteoutPrefix)
 }
 
 // joinRel joins a directory path relative to a tree root ("" for the root) and a name in it.
