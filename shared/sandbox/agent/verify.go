@@ -144,8 +144,16 @@ func (s *Server) protection(req sandbox.VerifyRequest, patchPaths []string) func
 			exact[filepath.ToSlash(rel)] = true
 		}
 	}
-	// Report paths may be globs (target/surefire-reports/*.xml).
-	globs := changes.Patterns(append(append([]string{}, req.Protected...), req.ReportPaths...))
+	// Report paths may be globs (target/surefire-reports/*.xml). One that is no usable pattern
+	// would protect everything (Patterns.Match): it protects nothing more than itself.
+	globs := changes.Patterns(append([]string{}, req.Protected...))
+	for _, rp := range req.ReportPaths {
+		if p := path.Clean(filepath.ToSlash(rp)); changes.ValidPattern(p) == nil {
+			globs = append(globs, p)
+		} else {
+			exact[p] = true
+		}
+	}
 	return func(rel string) bool {
 		// A path is protected when it or a directory above it is.
 		for p := rel; p != "." && p != "/" && p != ""; p = path.Dir(p) {
