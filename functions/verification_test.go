@@ -570,6 +570,33 @@ func TestVerifyErrors(t *testing.T) {
 	}
 }
 
+// TestVerifyTestPatchThatDoesNotApply: a sample whose test patch does not apply to its base is a
+// job in error with TEST_PATCH_FAILED (told by the oracle's typed refusal), never a result.
+func TestVerifyTestPatchThatDoesNotApply(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	row := env.samples["sh-semver-1"]
+	row.Content.SampleID = "sh-semver-bad-patch"
+	// The first context line of the patch says what the file does not hold.
+	lines := strings.Split(row.Content.TestPatch, "\n")
+	for i, hunk := 0, false; i < len(lines); i++ {
+		hunk = hunk || strings.HasPrefix(lines[i], "@@")
+		if hunk && strings.HasPrefix(lines[i], " ") {
+			lines[i] = " this line is not in the file"
+			break
+		}
+	}
+	row.Content.TestPatch = strings.Join(lines, "\n")
+	env.importRowsAs(t, "variants-bad-patch", row)
+	sid := env.openSession("alice", "sh-semver-bad-patch")
+	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
+	j := env.verify("alice", sid)
+	checkJobSchema(t, j)
+	if j.Status != events.JobError || j.Error.Code != events.CodeTestPatchFailed || !strings.Contains(j.Error.Message, "test patch") {
+		t.Fatalf("%s", j.raw)
+	}
+}
+
 // TestVerifyCancelledWhenSessionEnds: closing the session while the verifier runs cancels the job
 // at once, and the verifier stops with the sandbox.
 func TestVerifyCancelledWhenSessionEnds(t *testing.T) {

@@ -132,17 +132,18 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 
 	// The outcome is recorded even when the delivery's context ended (a shutdown).
 	rec := context.WithoutCancel(ctx)
+	var rejected *sandbox.Rejection
 	switch {
 	case errors.Is(cause, errSessionEnded):
 		return a.cancelJob(rec, jobID, "the session ended while the verifier ran")
 	case ctx.Err() != nil:
 		return a.failJob(rec, jobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification")
-	case err != nil && errors.Is(err, sandbox.ErrRejected):
+	case err != nil && errors.As(err, &rejected):
 		code := events.CodeVerifierRejected
-		if strings.Contains(err.Error(), "test patch") {
+		if rejected.Reason == sandbox.RejectTestPatch {
 			code = events.CodeTestPatchFailed
 		}
-		return a.failJob(rec, jobID, code, strings.TrimPrefix(err.Error(), sandbox.ErrRejected.Error()+": "))
+		return a.failJob(rec, jobID, code, rejected.Message)
 	case err != nil && errors.Is(cause, context.DeadlineExceeded):
 		return a.failJob(rec, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the sandbox did not answer within the verifier's timeout of %s", timeout+verifyGrace))
 	case err != nil:

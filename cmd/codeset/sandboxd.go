@@ -212,8 +212,8 @@ func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, s
 		rd = layer
 	}
 	res, err := srv.Verify(ctx, req, rd)
-	if msg, ok := agent.IsRejection(err); ok {
-		return answer(sandbox.OracleAnswer{Rejected: msg})
+	if rej, ok := agent.IsRejection(err); ok {
+		return answer(sandbox.OracleAnswer{Rejected: rej.Message, Reason: rej.Reason})
 	}
 	if err != nil {
 		return fail(err)

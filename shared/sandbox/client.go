@@ -177,7 +177,7 @@ func (c *AgentClient) do(ctx context.Context, method, path string, body any, con
 		}
 		switch resp.StatusCode {
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
-			return fmt.Errorf("%w: %s", ErrRejected, e.Error)
+			return &Rejection{Reason: e.Reason, Message: e.Error}
 		}
 		return fmt.Errorf("%w: %s: %s", ErrUnreachable, path, e.Error)
 	}

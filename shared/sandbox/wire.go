@@ -35,6 +35,25 @@ const OutputLimit = 1 << 20
 // the user's problem, not the infrastructure's.
 var ErrRejected = errors.New("sandbox: request rejected")
 
+// Why the agent refused a request, when the caller acts on it (the verifier chooses the job's
+// error code by it).
+const (
+	RejectTestPatch = "test_patch" // the sample's test patch cannot be read or does not apply
+	RejectChanges   = "changes"    // the agent's changes cannot be carried or applied
+)
+
+// Rejection is a request the agent refused: errors.Is(err, ErrRejected) holds for it, and
+// Reason says why when the caller needs to tell (RejectTestPatch, RejectChanges, or "").
+type Rejection struct {
+	Reason  string
+	Message string
+}
+
+func (r *Rejection) Error() string { return ErrRejected.Error() + ": " + r.Message }
+
+// Is makes a Rejection an ErrRejected.
+func (r *Rejection) Is(target error) bool { return target == ErrRejected }
+
 // ExecRequest is the body of POST PathExec.
 type ExecRequest struct {
 	Command string        `json:"command"`
@@ -69,7 +88,8 @@ type Health struct {
 
 // ErrorResponse is every non-2xx answer of the agent.
 type ErrorResponse struct {
-	Error string `json:"error"`
+	Error  string `json:"error"`
+	Reason string `json:"reason,omitempty"` // a refusal's Rejection.Reason
 }
 
 // OracleAnswer is what a one-shot oracle (`codeset sandboxd --oracle-request`) prints on its
@@ -77,5 +97,6 @@ type ErrorResponse struct {
 type OracleAnswer struct {
 	Result   *VerifyResult `json:"result,omitempty"`
 	Rejected string        `json:"rejected,omitempty"`
+	Reason   string        `json:"reason,omitempty"` // the refusal's Rejection.Reason
 	Error    string        `json:"error,omitempty"`
 }

@@ -202,7 +202,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var rej *rejection
 		if errors.As(err, &rej) {
-			writeError(w, http.StatusUnprocessableEntity, rej.msg)
+			writeJSON(w, http.StatusUnprocessableEntity, sandbox.ErrorResponse{Error: rej.msg, Reason: rej.reason})
 			return
 		}
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -222,13 +222,13 @@ func (s *Server) Verify(ctx context.Context, req sandbox.VerifyRequest, layer io
 }
 
 // IsRejection reports whether err is a request the agent refused for a reason the user can act
-// on (a test patch that does not apply), and says it.
-func IsRejection(err error) (string, bool) {
+// on (a test patch that does not apply), and says it as the sandbox package does.
+func IsRejection(err error) (*sandbox.Rejection, bool) {
 	var rej *rejection
 	if errors.As(err, &rej) {
-		return rej.msg, true
+		return &sandbox.Rejection{Reason: rej.reason, Message: rej.msg}, true
 	}
-	return "", false
+	return nil, false
 }
 
 // changes answers the agent's changes to the work tree since the agent started, as a layer.
@@ -250,8 +250,9 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// rejection is a request the agent refuses for a reason the user can act on (422).
-type rejection struct{ msg string }
+// rejection is a request the agent refuses for a reason the user can act on (422); reason is a
+// sandbox.Reject* constant when the caller acts on it.
+type rejection struct{ reason, msg string }
 
 func (r *rejection) Error() string { return r.msg }
 

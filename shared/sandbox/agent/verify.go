@@ -35,11 +35,11 @@ const (
 // every process it left is killed, and the reports are read without following symlinks.
 func (s *Server) runVerify(ctx context.Context, req sandbox.VerifyRequest, layer io.Reader) (sandbox.VerifyResult, error) {
 	if strings.TrimSpace(req.Command) == "" {
-		return sandbox.VerifyResult{}, &rejection{"the verifier command is empty"}
+		return sandbox.VerifyResult{}, &rejection{msg: "the verifier command is empty"}
 	}
 	for _, p := range req.Protected {
 		if err := changes.ValidPattern(p); err != nil {
-			return sandbox.VerifyResult{}, &rejection{fmt.Sprintf("protected path %q: %v", p, err)}
+			return sandbox.VerifyResult{}, &rejection{msg: fmt.Sprintf("protected path %q: %v", p, err)}
 		}
 	}
 	timeout := req.Timeout
@@ -58,7 +58,7 @@ func (s *Server) runVerify(ctx context.Context, req sandbox.VerifyRequest, layer
 	if layer != nil {
 		applied, err := changes.Apply(layer, s.workDir, protected)
 		if err != nil {
-			return sandbox.VerifyResult{}, &rejection{"the agent's changes cannot be applied: " + err.Error()}
+			return sandbox.VerifyResult{}, &rejection{sandbox.RejectChanges, "the agent's changes cannot be applied: " + err.Error()}
 		}
 		res.IgnoredChanges = summarizeIgnored(applied.Ignored)
 	}
@@ -68,7 +68,7 @@ func (s *Server) runVerify(ctx context.Context, req sandbox.VerifyRequest, layer
 	}
 	if len(patchPaths) > 0 {
 		if _, err := s.git(ctx, req.TestPatch, "apply", "--whitespace=nowarn", "-"); err != nil {
-			return sandbox.VerifyResult{}, &rejection{"the test patch does not apply to the base commit: " + err.Error()}
+			return sandbox.VerifyResult{}, &rejection{sandbox.RejectTestPatch, "the test patch does not apply to the base commit: " + err.Error()}
 		}
 	}
 
@@ -185,7 +185,7 @@ func (s *Server) removeReports(pattern string) {
 func (s *Server) patchPaths(ctx context.Context, patch string) ([]string, error) {
 	out, err := s.git(ctx, patch, "apply", "--numstat", "-z", "-")
 	if err != nil {
-		return nil, &rejection{"the test patch cannot be read: " + err.Error()}
+		return nil, &rejection{sandbox.RejectTestPatch, "the test patch cannot be read: " + err.Error()}
 	}
 	// Each record is "added\tdeleted\tpath\0", or for a rename "added\tdeleted\t\0old\0new\0".
 	var paths []string
@@ -197,14 +197,14 @@ func (s *Server) patchPaths(ctx context.Context, patch string) ([]string, error)
 		}
 		parts := strings.SplitN(rec, "\t", 3)
 		if len(parts) != 3 {
-			return nil, &rejection{fmt.Sprintf("the test patch cannot be read: unexpected numstat record %q", rec)}
+			return nil, &rejection{sandbox.RejectTestPatch, fmt.Sprintf("the test patch cannot be read: unexpected numstat record %q", rec)}
 		}
 		if parts[2] != "" {
 			paths = append(paths, parts[2])
 			continue
 		}
 		if i+2 >= len(fields) {
-			return nil, &rejection{"the test patch cannot be read: truncated rename record"}
+			return nil, &rejection{sandbox.RejectTestPatch, "the test patch cannot be read: truncated rename record"}
 		}
 		paths = append(paths, fields[i+1], fields[i+2])
 		i += 2

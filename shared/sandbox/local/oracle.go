@@ -139,7 +139,7 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, gro
 	}
 	switch {
 	case ans.Rejected != "":
-		return sandbox.VerifyResult{}, fmt.Errorf("%w: %s", sandbox.ErrRejected, ans.Rejected)
+		return sandbox.VerifyResult{}, &sandbox.Rejection{Reason: ans.Reason, Message: ans.Rejected}
 	case ans.Error != "":
 		return sandbox.VerifyResult{}, fmt.Errorf("oracle: %s", ans.Error)
 	case ans.Result == nil:
@@ -177,7 +177,7 @@ func (r *Runtime) sessionChanges(dir string, spec sandbox.Environment, pristine,
 		_, err = changes.Diff(f, workTree(pristine), workTree(filepath.Join(dir, treeName(spec))), changes.Limits{})
 	}
 	if errors.Is(err, changes.ErrTooLarge) {
-		return fmt.Errorf("%w: the session's changes to its work tree are too large to grade: %v", sandbox.ErrRejected, err)
+		return &sandbox.Rejection{Reason: sandbox.RejectChanges, Message: fmt.Sprintf("the session's changes to its work tree are too large to grade: %v", err)}
 	}
 	if err != nil {
 		return fmt.Errorf("read the session's changes: %w", err)
