@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -93,4 +94,50 @@ func startFunction(t *testing.T, target string) string {
 	}
 	t.Fatalf("function %s did not listen", target)
 	return ""
+}
+
+func get(t *testing.T, method, url string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var body map[string]any
+	json.Unmarshal(raw, &body)
+	return resp.StatusCode, body
+}
+
+// TestFunctionTarget: each route is a function under its name that serves its operation only.
+func TestFunctionTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	t.Parallel()
+	t.Run("HealthCheck serves health at /", func(t *testing.T) {
+		t.Parallel()
+		base := startFunction(t, "HealthCheck")
+		for _, path := range []string{"/", "/api/v1/health", "/health"} {
+			code, body := get(t, http.MethodGet, base+path)
+			if code != http.StatusOK || body["status"] != "healthy" {
+				t.Errorf("GET %s: %d %v", path, code, body)
+			}
+		}
+		if code, _ := get(t, http.MethodGet, base+"/api/v1/sessions"); code != http.StatusNotFound {
+			t.Errorf("HealthCheck also served /api/v1/sessions: %d", code)
+		}
+	})
+	t.Run("GetSession serves only its operation", func(t *testing.T) {
+		t.Parallel()
+		base := startFunction(t, "GetSession")
+		// Reached (the auth layer answers), not routed elsewhere.
+		if code, body := get(t, http.MethodGet, base+"/api/v1/sessions/abc"); code != http.StatusUnauthorized {
+			t.Errorf("GET /api/v1/sessions/abc: %d %v", code, body)
+		}
+		if code, _ := get(t, http.MethodGet, base+"/api/v1/health"); code != http.StatusNotFound {
+			t.Errorf("GetSession also served health: %d", code)
+		}
+	})
 }

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"sync"
 
-	ff "github.com/GoogleCloudPlatform/functions-framework-go/functions"
-
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/pubsub"
@@ -49,16 +47,6 @@ func (a *App) deliverPushed(ctx context.Context, name string, e events.Envelope)
 		return fmt.Errorf("%s@%d (id %s) is not in the event store: %w", e.Stream, e.Version, e.ID, pubsub.ErrUndeliverable)
 	}
 	return a.Deliver(ctx, name, stored[0])
-}
-
-// RegisterConsumerFunctions registers every consumer with functions-framework-go under its name,
-// so that a Cloud Function deployed with that entry point is the consumer's push endpoint (at
-// any path). Consumers are added from the init of their files, so this runs after them: the
-// root package calls it from its init.
-func RegisterConsumerFunctions() {
-	for _, c := range Consumers {
-		ff.HTTP(c.Name, ConsumerFunction(c.Name))
-	}
 }
 
 // ConsumerFunction serves the push deliveries of consumer name as a standalone function, on the

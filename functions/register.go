@@ -6,20 +6,9 @@ import (
 	"strings"
 	"sync"
 
-	ff "github.com/GoogleCloudPlatform/functions-framework-go/functions"
-
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
 )
-
-// init registers every route with functions-framework-go under its function name, so a Cloud
-// Function deployed with entry point CreateSession (FUNCTION_TARGET=CreateSession) serves exactly
-// that operation. Nothing else happens here: the App is built on the first request.
-func init() {
-	for _, rt := range Routes {
-		ff.HTTP(rt.Name, FunctionHandler(rt))
-	}
-}
 
 var (
 	defaultOnce sync.Once
@@ -41,7 +30,9 @@ func Default() (*App, error) {
 	return defaultApp, defaultErr
 }
 
-// FunctionHandler serves one route as a standalone function: at its real path (behind the load
+// FunctionHandler serves one route as a standalone function (the root package registers it
+// under the route's name, so that FUNCTION_TARGET=CreateSession serves exactly that operation;
+// the App is built on the first request): at its real path (behind the load
 // balancer, which forwards /api/v1/...), at its path without the prefix, and, when the path has
 // no parameters, at "/".
 func FunctionHandler(rt Route) http.HandlerFunc {

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	ff "github.com/GoogleCloudPlatform/functions-framework-go/functions"
-
 	"github.com/codeset/codeset/shared/httpapi"
 )
 
@@ -22,8 +20,8 @@ func init() {
 		}
 		return a.relayLoop(ctx, RelayInterval)
 	}})
-	// On GCP the relay is a function that Cloud Scheduler calls (entry point OutboxRelay).
-	ff.HTTP("OutboxRelay", RelayFunction)
+	// On GCP the relay is a function that Cloud Scheduler calls (entry point OutboxRelay,
+	// registered by the root package).
 }
 
 // RelayFunction runs one relay pass on the process's App and answers how many events it
