@@ -21,7 +21,13 @@ import (
 func FromConfig(ctx context.Context, cfg config.Config) (sandbox.Runtime, string, error) {
 	switch cfg.Runtime {
 	case "local", "":
-		r, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary,
+		var share []string
+		if strings.TrimSpace(cfg.SandboxShare) != "" {
+			for _, d := range strings.Split(cfg.SandboxShare, ",") {
+				share = append(share, strings.TrimSpace(d))
+			}
+		}
+		r, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary, Share: share,
 			Isolation: cfg.SandboxIsolation, StartTimeout: cfg.SessionStartTimeout, Limits: local.Limits{
 				Memory: cfg.SandboxMemory, CPUs: cfg.SandboxCPUs, CPUWeight: cfg.SandboxCPUWeight, Pids: cfg.SandboxPids,
 				OpenFiles: cfg.SandboxOpenFiles, Tmp: cfg.SandboxTmpSize, Disk: cfg.SandboxDisk}})

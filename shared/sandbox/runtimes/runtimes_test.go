@@ -57,3 +57,22 @@ func TestFromConfig(t *testing.T) {
 		t.Error("cloudrun without an invoker accepted")
 	}
 }
+
+// TestSandboxShareFromConfig: the operator's list of shared directories reaches the runtime, and
+// one that would show sandboxes the data dir is refused.
+func TestSandboxShareFromConfig(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.SandboxIsolation, cfg.SandboxShare = local.Auto, "/usr, /bin"
+	_, desc, err := runtimes.FromConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(desc, "namespaces") && !strings.Contains(desc, "the host's /usr, /bin read-only") {
+		t.Errorf("shares: %q", desc)
+	}
+	cfg.SandboxShare = "/usr," + cfg.DataDir
+	if _, _, err := runtimes.FromConfig(context.Background(), cfg); err == nil {
+		t.Error("a share that holds the data dir was accepted")
+	}
+}
