@@ -1,7 +1,6 @@
 package local_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -25,18 +24,9 @@ func TestSandboxBoundary(t *testing.T) {
 		}
 		t.Skip("no namespaces here: " + r.Describe())
 	}
-	ctx := context.Background()
 	arch := archive(t)
-	victim, err := r.Start(ctx, spec("ses_victim", arch))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(ctx, victim)
-	attacker, err := r.Start(ctx, spec("ses_attacker", arch))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(ctx, attacker)
+	victim := started(t, r, "ses_victim", arch)
+	attacker := started(t, r, "ses_attacker", arch)
 	mustExec(t, r.Client(victim), "echo victim-secret > /workspace/repo/victim-only.txt && echo victim-tmp > /tmp/victim-tmp")
 
 	// Files of the host's that the sandbox must not see: one beside the checkout, one in HOME.

@@ -90,16 +90,8 @@ func TestForkBombHitsTheProcessLimit(t *testing.T) {
 			data := t.TempDir()
 			r := limitedRuntime(t, data, mode, local.Limits{Pids: 200, Memory: 1 << 30})
 			ctx := context.Background()
-			bomb, err := r.Start(ctx, spec("ses_bomb", arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Stop(ctx, bomb)
-			other, err := r.Start(ctx, spec("ses_bystander", arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Stop(ctx, other)
+			bomb := started(t, r, "ses_bomb", arch)
+			other := started(t, r, "ses_bystander", arch)
 
 			done := make(chan sandbox.ExecResult, 1)
 			go func() {
@@ -159,12 +151,7 @@ func TestMemoryHogHitsTheMemoryLimit(t *testing.T) {
 	for _, mode := range modes(t) {
 		t.Run(mode, func(t *testing.T) {
 			r := limitedRuntime(t, t.TempDir(), mode, local.Limits{Memory: 256 << 20, Pids: 1024})
-			ctx := context.Background()
-			info, err := r.Start(ctx, spec("ses_hog", arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Stop(ctx, info)
+			info := started(t, r, "ses_hog", arch)
 			c := r.Client(info)
 			// tail keeps the last "line", with no newline, in memory as it grows.
 			res := execFor(t, c, "head -c 2G /dev/zero | tail >/dev/null", 60*time.Second)
@@ -186,12 +173,7 @@ func TestCommandsCannotLeaveTheirGroup(t *testing.T) {
 	if r.Mode() != local.Namespaces {
 		t.Skip("plain-process sandboxes have the host's root and its capabilities: nothing keeps a command in its group")
 	}
-	ctx := context.Background()
-	info, err := r.Start(ctx, spec("ses_escape", archive(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(ctx, info)
+	info := started(t, r, "ses_escape", archive(t))
 	c := r.Client(info)
 	group := mustExec(t, c, "grep memory /proc/self/cgroup").Stdout
 	if !strings.Contains(group, "-sandbox-ses_escape") {
@@ -289,12 +271,7 @@ func TestUsageAndOpenFiles(t *testing.T) {
 	for _, mode := range modes(t) {
 		t.Run(mode, func(t *testing.T) {
 			r := limitedRuntime(t, t.TempDir(), mode, local.Limits{Memory: 1 << 30, Pids: 1024, OpenFiles: 1000})
-			ctx := context.Background()
-			info, err := r.Start(ctx, spec("ses_usage", arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Stop(ctx, info)
+			info := started(t, r, "ses_usage", arch)
 			c := r.Client(info)
 			res := execFor(t, c, `head -c 200M /dev/zero | tail >/dev/null; i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done`, time.Minute)
 			if res.ExitCode != 0 || res.PeakMemoryBytes < 200<<20 || res.CPUTime < 100*time.Millisecond {
@@ -319,12 +296,7 @@ func TestDiskLimits(t *testing.T) {
 	if r.Mode() != local.Namespaces || !strings.Contains(r.DescribeLimits(), "work-tree changes") {
 		t.Skip("the disk limits need namespaces and overlays: " + r.Describe())
 	}
-	ctx := context.Background()
-	info, err := r.Start(ctx, spec("ses_disk", archive(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(ctx, info)
+	info := started(t, r, "ses_disk", archive(t))
 	c := r.Client(info)
 	if res := execFor(t, c, "head -c 48M /dev/zero > /tmp/big", 10*time.Second); res.ExitCode == 0 || !strings.Contains(res.Stderr, "No space left") {
 		t.Errorf("/tmp past its size: %+v", res)

@@ -80,6 +80,17 @@ func spec(id, archive string) sandbox.Spec {
 	return sandbox.Spec{SessionID: id, UserID: "u1", Env: sandbox.Environment{Archive: archive, WorkDir: "/workspace/repo"}}
 }
 
+// started starts the sandbox of session id on archive, and stops it when the test ends.
+func started(t *testing.T, r *local.Runtime, id, archive string) sandbox.Info {
+	t.Helper()
+	info, err := r.Start(context.Background(), spec(id, archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(context.Background(), info) })
+	return info
+}
+
 func mustExec(t *testing.T, c sandbox.Client, cmd string) sandbox.ExecResult {
 	t.Helper()
 	return execFor(t, c, cmd, 10*time.Second)
@@ -219,11 +230,7 @@ func TestStartAgainReplaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	two, err := r.Start(ctx, spec("ses_twice", arch))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(ctx, two)
+	two := started(t, r, "ses_twice", arch)
 	if !sandboxtest.WaitGone(one.PID, 5*time.Second) {
 		t.Errorf("the first sandbox's agent %d still runs", one.PID)
 	}
@@ -322,16 +329,8 @@ func TestSandboxesOfOneSampleAreIndependent(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			r := newRuntime(t, t.TempDir(), mode)
 			ctx := context.Background()
-			a, err := r.Start(ctx, spec("ses_a", arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Stop(ctx, a)
-			b, err := r.Start(ctx, spec("ses_b", arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Stop(ctx, b)
+			a := started(t, r, "ses_a", arch)
+			b := started(t, r, "ses_b", arch)
 			mustExec(t, r.Client(a), "echo changed > pkg/hello.txt; echo new > new.txt; rm run.sh; git add -A && git -c user.name=a -c user.email=a@b commit -qm a")
 			if res := mustExec(t, r.Client(b), "cat pkg/hello.txt; ls; git log --oneline | wc -l"); res.Stdout != "hello from the sample\nlink.txt\npkg\nrun.sh\n1\n" {
 				t.Errorf("sandbox b sees a's changes: %q", res.Stdout)
@@ -339,11 +338,7 @@ func TestSandboxesOfOneSampleAreIndependent(t *testing.T) {
 			if err := r.Stop(ctx, a); err != nil {
 				t.Fatal(err)
 			}
-			c, err := r.Start(ctx, spec("ses_c", arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Stop(ctx, c)
+			c := started(t, r, "ses_c", arch)
 			if res := mustExec(t, r.Client(c), "cat pkg/hello.txt; ls"); res.Stdout != "hello from the sample\nlink.txt\npkg\nrun.sh\n" {
 				t.Errorf("a later sandbox sees a stopped one's changes: %q", res.Stdout)
 			}
