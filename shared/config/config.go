@@ -59,6 +59,7 @@ type Config struct {
 	// Sandboxes
 	SandboxIsolation      string // local runtime: auto, namespaces or process
 	SandboxShare          string // local runtime: host directories a sandbox sees read-only (comma-separated; empty: the defaults)
+	SandboxBaseImage      string // local runtime: an image as the root of archive samples' sandboxes instead of SandboxShare
 	SandboxBinary         string // local runtime: the codeset binary that runs sandboxd (empty: this one)
 	CloudRunRegion        string // cloudrun runtime: region of the sandbox services
 	CloudRunInvoker       string // cloudrun runtime: the backend's service account, the only invoker
@@ -131,6 +132,7 @@ func (c *Config) Settings() []Setting {
 		duration(&c.VerifyTimeout, "verify-timeout", "CODESET_VERIFY_TIMEOUT", 1800*time.Second, "time a sample's verifier may run before the verification errors with VERIFIER_TIMEOUT"),
 		str(&c.SandboxIsolation, "sandbox-isolation", "CODESET_SANDBOX_ISOLATION", "auto", "local sandboxes: namespaces (unshare: own mount, pid, network), process, or auto (namespaces when they work here)"),
 		str(&c.SandboxShare, "sandbox-share", "CODESET_SANDBOX_SHARE", "", "local sandboxes in namespaces: the host directories they see, read-only, comma-separated (empty: /usr, /bin, /sbin and /lib*, the system and its toolchains)"),
+		str(&c.SandboxBaseImage, "sandbox-base-image", "CODESET_SANDBOX_BASE_IMAGE", "", "local sandboxes in namespaces: an image (registry reference, oci:<dir>, docker-archive:<file>) as the root of samples that have an archive, instead of --sandbox-share"),
 		str(&c.SandboxBinary, "sandbox-binary", "CODESET_SANDBOX_BINARY", "", "local sandboxes: the codeset binary that runs sandboxd (empty: this binary)"),
 		bytesize(&c.SandboxMemory, "sandbox-memory", "CODESET_SANDBOX_MEMORY", "4GiB", "local sandboxes: the memory of each sandbox (a `size`: 4GiB, 512MiB, ...), its /tmp included, no swap; past it the kernel kills one of its processes (0: no limit)"),
 		number(&c.SandboxCPUs, "sandbox-cpus", "CODESET_SANDBOX_CPUS", 2, "local sandboxes: cores' worth of CPU time each sandbox may use, however idle the machine (0: no cap)"),

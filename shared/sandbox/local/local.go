@@ -46,6 +46,10 @@ type Options struct {
 	// Share are the host directories sandboxes see, read-only (namespaces only); nil means
 	// DefaultShare.
 	Share []string
+	// BaseImage, when set, is the root file system of sandboxes whose sample has an archive
+	// instead of the shared host directories: an image reference as a sample's (namespaces and
+	// overlays only).
+	BaseImage string
 	// Limits bound what each sandbox may use of the machine; the zero value is no limit.
 	Limits Limits
 	// Ephemeral sandboxes die with the process that started them: for tests, whose sandboxes
@@ -70,6 +74,7 @@ type Runtime struct {
 	why          string            // why namespaces are off, when they are
 	overlay      bool              // work trees are overlays on a shared unpacked archive (namespaces only)
 	share        []string          // host directories a sandbox sees (namespaces only)
+	baseImage    string            // the root of archive samples' sandboxes, when not the shares
 	caches       map[string]string // inside path -> host cache, read-only lower layers (namespaces only)
 	startTimeout time.Duration
 	ephemeral    bool
@@ -103,6 +108,7 @@ func New(opts Options) (*Runtime, error) {
 	if opts.Share != nil {
 		r.share = opts.Share
 	}
+	r.baseImage = opts.BaseImage
 	for _, d := range r.share {
 		if !filepath.IsAbs(d) || strings.ContainsAny(d, ",") || r.sharesData(d) {
 			return nil, fmt.Errorf("local sandboxes: shared directory %q must be absolute, without commas, and not hold the data dir", d)
@@ -205,6 +211,9 @@ func (r *Runtime) Describe() string {
 		how := "unpacked per sandbox"
 		if r.overlay {
 			how = "work trees as overlays on a shared unpacked archive"
+		}
+		if r.baseImage != "" {
+			how += ", on the base image " + r.baseImage
 		}
 		return "local sandboxes, each in its own mount, pid and network namespaces (unshare) with a root file system of its own (the host's " + strings.Join(r.share, ", ") + " read-only, a minimal /etc, private /tmp, /dev and home, no admin capabilities, a seccomp filter, no host path), " + how + ", reached over a unix socket"
 	}

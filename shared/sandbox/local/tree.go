@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/image"
 )
 
 // TreeRoot is where a sample's repository sits inside a local sandbox whose work_dir is relative
@@ -64,17 +65,34 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 		return t, nil
 	}
 	t.WorkDir = InsideWorkDir(env)
+	if r.baseImage != "" && !r.overlay {
+		return t, fmt.Errorf("local sandboxes: a base image needs overlay mounts: %s", r.Describe())
+	}
 	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
 		return t, err
 	}
-	t.Flags = []string{"--loopback", "--root", filepath.Join(dir, "root"), "--share", strings.Join(r.share, ","),
-		"--tree", t.WorkDir, "--home", Home}
-	for inside, host := range r.caches {
-		name, err := p.path(host)
+	if r.baseImage != "" {
+		// The operator's base image is the root, the archive's tree goes in it at its place.
+		img, err := r.pull(ctx, r.baseImage)
 		if err != nil {
-			return t, fmt.Errorf("cache %s: %w", host, err)
+			return t, fmt.Errorf("the sandboxes' base image: %w", err)
 		}
-		t.Flags = append(t.Flags, "--cache", inside+"="+name)
+		rootFlags, err := r.imageRoot(dir, img, "root-upper", "root-work", p)
+		if err != nil {
+			return t, err
+		}
+		t.Flags = append(rootFlags, "--tree", t.WorkDir, "--home", "")
+		t.Env = imageEnv(img.Env)
+	} else {
+		t.Flags = []string{"--loopback", "--root", filepath.Join(dir, "root"), "--share", strings.Join(r.share, ","),
+			"--tree", t.WorkDir, "--home", Home}
+		for inside, host := range r.caches {
+			name, err := p.path(host)
+			if err != nil {
+				return t, fmt.Errorf("cache %s: %w", host, err)
+			}
+			t.Flags = append(t.Flags, "--cache", inside+"="+name)
+		}
 	}
 	switch {
 	case env.Archive != "" && r.overlay:
@@ -201,18 +219,39 @@ func (r *Runtime) prepareImage(ctx context.Context, dir string, env sandbox.Envi
 	if r.mode != Namespaces || !r.overlay {
 		return t, fmt.Errorf("local sandboxes: the sample's environment is an image, which needs namespaces and overlay mounts: %s", r.Describe())
 	}
-	store, err := r.imageStore()
-	if err != nil {
-		return t, err
-	}
-	img, err := store.Get(ctx, env.Image)
+	img, err := r.pull(ctx, env.Image)
 	if err != nil {
 		return t, fmt.Errorf("the sample's image: %w", err)
 	}
-	upper, work, root := filepath.Join(dir, "upper"), filepath.Join(dir, "overlay-work"), filepath.Join(dir, "root")
-	for _, d := range []string{upper, work, root} {
+	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
+		return t, err
+	}
+	// The sandbox's changes (the work tree's among them) in "upper", where the oracle reads them.
+	if t.Flags, err = r.imageRoot(dir, img, "upper", "overlay-work", p); err != nil {
+		return t, err
+	}
+	t.WorkDir = InsideWorkDir(env)
+	t.Flags = append(t.Flags, "--tree", t.WorkDir, "--home", "")
+	t.Env = imageEnv(img.Env)
+	return t, nil
+}
+
+// pull gets an image, unpacked, from the runtime's store.
+func (r *Runtime) pull(ctx context.Context, ref string) (*image.Image, error) {
+	store, err := r.imageStore()
+	if err != nil {
+		return nil, err
+	}
+	return store.Get(ctx, ref)
+}
+
+// imageRoot is sandboxd's flags that make img the sandbox's root: its layers (passed as
+// descriptors) under an overlay whose upper and work directories are dir's upper and work.
+func (r *Runtime) imageRoot(dir string, img *image.Image, upper, work string, p *passed) ([]string, error) {
+	upper, work = filepath.Join(dir, upper), filepath.Join(dir, work)
+	for _, d := range []string{upper, work} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			return t, err
+			return nil, err
 		}
 	}
 	lowers := make([]string, len(img.Layers))
@@ -221,18 +260,15 @@ func (r *Runtime) prepareImage(ctx context.Context, dir string, env sandbox.Envi
 	}
 	lowerdir, err := p.paths(":", lowers...)
 	if err != nil {
-		return t, err
+		return nil, err
 	}
 	rw, err := p.paths(",", upper, work)
 	if err != nil {
-		return t, err
+		return nil, err
 	}
 	uw := strings.Split(rw, ",")
-	t.WorkDir = InsideWorkDir(env)
-	t.Flags = []string{"--loopback", "--root", root, "--root-image",
-		"lowerdir=" + lowerdir + ",upperdir=" + uw[0] + ",workdir=" + uw[1], "--tree", t.WorkDir, "--home", ""}
-	t.Env = imageEnv(img.Env)
-	return t, nil
+	return []string{"--loopback", "--root", filepath.Join(dir, "root"), "--root-image",
+		"lowerdir=" + lowerdir + ",upperdir=" + uw[0] + ",workdir=" + uw[1]}, nil
 }
 
 // imageEnv is the environment of a sandbox running an image: the image's own, with a PATH and a

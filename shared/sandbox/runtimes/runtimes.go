@@ -27,7 +27,7 @@ func FromConfig(ctx context.Context, cfg config.Config) (sandbox.Runtime, string
 				share = append(share, strings.TrimSpace(d))
 			}
 		}
-		r, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary, Share: share,
+		r, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary, Share: share, BaseImage: cfg.SandboxBaseImage,
 			Isolation: cfg.SandboxIsolation, StartTimeout: cfg.SessionStartTimeout, Limits: local.Limits{
 				Memory: cfg.SandboxMemory, CPUs: cfg.SandboxCPUs, CPUWeight: cfg.SandboxCPUWeight, Pids: cfg.SandboxPids,
 				OpenFiles: cfg.SandboxOpenFiles, Tmp: cfg.SandboxTmpSize, Disk: cfg.SandboxDisk}})
