@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// The contract as served: the spec of ../shared/spec plus what this implementation documents on
+// The contract as served: the project's copy of the Codeset spec plus what this implementation documents on
 // top of it (the `wait` parameter of GET interaction). The route-table test checks that both
 // describe the same operations.
 //

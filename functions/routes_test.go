@@ -3,7 +3,6 @@ package functions
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -34,55 +33,41 @@ func specOperations(t *testing.T, path string) map[string]bool {
 	return ops
 }
 
-// The copy of the contract the binary serves, and the contract beside the project when it is
-// there: a fresh clone with nothing beside it tests its own copy, and stands alone.
-func specFiles(t *testing.T) []string {
-	files := []string{"openapi.json"}
-	shared := filepath.Join("..", "..", "shared", "spec", "codeset-openapi.json")
-	if _, err := os.Stat(shared); err == nil {
-		files = append(files, shared)
-	} else {
-		t.Logf("no %s beside the project: the routes are checked against the served copy only", shared)
-	}
-	return files
-}
-
+// TestRoutesCoverExactlyTheSpec checks the table against the project's own copy of the contract
+// (the one the binary serves): the project stands alone.
 func TestRoutesCoverExactlyTheSpec(t *testing.T) {
-	for _, file := range specFiles(t) {
-		t.Run(filepath.Base(filepath.Dir(file))+"/"+filepath.Base(file), func(t *testing.T) {
-			want := specOperations(t, file)
-			if len(want) != 31 {
-				t.Errorf("the spec has %d operations, the contract promises 31", len(want))
-			}
-			got := map[string]bool{}
-			for _, rt := range Routes {
-				key := rt.Method + " " + rt.Path
-				if _, dup := got[key]; dup {
-					t.Errorf("route %s twice in the table", key)
-				}
-				got[key] = rt.Auth == Bearer
-			}
-			var missing, extra, auth []string
-			for op, secured := range want {
-				g, ok := got[op]
-				if !ok {
-					missing = append(missing, op)
-				} else if g != secured {
-					auth = append(auth, op)
-				}
-			}
-			for op := range got {
-				if _, ok := want[op]; !ok {
-					extra = append(extra, op)
-				}
-			}
-			sort.Strings(missing)
-			sort.Strings(extra)
-			sort.Strings(auth)
-			if len(missing)+len(extra)+len(auth) > 0 {
-				t.Errorf("route table differs from %s:\nmissing %v\nextra %v\nauth differs %v", file, missing, extra, auth)
-			}
-		})
+	const file = "openapi.json"
+	want := specOperations(t, file)
+	if len(want) != 31 {
+		t.Errorf("the spec has %d operations, the contract promises 31", len(want))
+	}
+	got := map[string]bool{}
+	for _, rt := range Routes {
+		key := rt.Method + " " + rt.Path
+		if _, dup := got[key]; dup {
+			t.Errorf("route %s twice in the table", key)
+		}
+		got[key] = rt.Auth == Bearer
+	}
+	var missing, extra, auth []string
+	for op, secured := range want {
+		g, ok := got[op]
+		if !ok {
+			missing = append(missing, op)
+		} else if g != secured {
+			auth = append(auth, op)
+		}
+	}
+	for op := range got {
+		if _, ok := want[op]; !ok {
+			extra = append(extra, op)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	sort.Strings(auth)
+	if len(missing)+len(extra)+len(auth) > 0 {
+		t.Errorf("route table differs from %s:\nmissing %v\nextra %v\nauth differs %v", file, missing, extra, auth)
 	}
 }
 
