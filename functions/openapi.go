@@ -5,9 +5,9 @@ import (
 	"net/http"
 )
 
-// The contract as served: the project's copy of the Codeset spec plus what this implementation documents on
-// top of it (the `wait` parameter of GET interaction). The route-table test checks that both
-// describe the same operations.
+// The contract as served: the project's copy of the Codeset spec plus what this implementation
+// documents on top of it (the `wait` parameter of GET interaction). The route-table test checks
+// that the routes are exactly its operations.
 //
 //go:embed openapi.json
 var openapiJSON []byte
