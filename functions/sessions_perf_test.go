@@ -17,7 +17,7 @@ import (
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
-// The figures of docs/PERFORMANCE.md, section "Sessions":
+// The session figures of docs/PERFORMANCE.md:
 //
 //	CODESET_BENCH=1 go test -run TestSessionPerformance -v ./functions/
 //
