@@ -15,8 +15,8 @@ import (
 	"github.com/codeset/codeset/shared/sandbox/local"
 )
 
-// TestPerformance measures a sandbox's costs (docs/PERFORMANCE.md, "Where the time goes"): exec of `true`
-// through the client over the unix socket against a bare fork/exec of `bash -c true` in the
+// TestPerformance measures a sandbox's costs (docs/PERFORMANCE.md, "Where the time goes"): exec
+// of `true` through the client over the unix socket against a bare fork/exec of `bash -c true` in the
 // same run, the start time of a sandbox, and N sandboxes at once each answering exec. It is a
 // measurement, not a unit test: it runs only with CODESET_BENCH=1 (N from CODESET_BENCH_SANDBOXES,
 // default 100).
