@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 )
 
@@ -93,7 +94,7 @@ func diffSame(lw *layerWriter, b base, w *dirHandle, name, p string, old, cur en
 		if err != nil || !changed {
 			return err
 		}
-		return writeFile(lw, w, name, p)
+		return writeFile(lw, w, name, p, nil)
 	}
 }
 
@@ -138,13 +139,13 @@ func writeNew(lw *layerWriter, w *dirHandle, name, p string, cur entry) error {
 	case kindSymlink:
 		return lw.symlink(p, cur)
 	default:
-		return writeFile(lw, w, name, p)
+		return writeFile(lw, w, name, p, nil)
 	}
 }
 
-// writeFile writes the regular file name of the directory d as the entry p; a file that is gone
-// or no longer regular when opened is skipped.
-func writeFile(lw *layerWriter, d *dirHandle, name, p string) error {
+// writeFile writes the regular file name of the directory d as the entry p, after check (nil:
+// none) has seen it open; a file that is gone or no longer regular when opened is skipped.
+func writeFile(lw *layerWriter, d *dirHandle, name, p string, check func(*os.File) error) error {
 	f, e, err := d.openFile(name)
 	if vanished(err) {
 		return nil
@@ -153,6 +154,11 @@ func writeFile(lw *layerWriter, d *dirHandle, name, p string) error {
 		return fmt.Errorf("changes: %w", err)
 	}
 	defer f.Close()
+	if check != nil {
+		if err := check(f); err != nil {
+			return err
+		}
+	}
 	return lw.file(p, f, e)
 }
 

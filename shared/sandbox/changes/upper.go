@@ -3,6 +3,7 @@ package changes
 import (
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 )
@@ -192,25 +193,21 @@ func upperSubdir(lw *layerWriter, d *dirHandle, name, p string, e entry) error {
 	return upperDir(lw, sub, p)
 }
 
+// upperFile writes a regular file of the upper layer, refusing one whose content overlayfs
+// keeps in a lower layer (metacopy).
 func upperFile(lw *layerWriter, d *dirHandle, name, p string) error {
-	f, e, err := d.openFile(name)
-	if vanished(err) {
+	return writeFile(lw, d, name, p, func(f *os.File) error {
+		for _, attr := range metacopyXattrs {
+			_, ok, err := fxattr(int(f.Fd()), f.Name(), attr)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return fmt.Errorf("changes: %s holds only metadata, its content is in a lower layer: mount the overlay with metacopy=off", f.Name())
+			}
+		}
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("changes: %w", err)
-	}
-	defer f.Close()
-	for _, attr := range metacopyXattrs {
-		_, ok, err := fxattr(int(f.Fd()), f.Name(), attr)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return fmt.Errorf("changes: %s holds only metadata, its content is in a lower layer: mount the overlay with metacopy=off", f.Name())
-		}
-	}
-	return lw.file(p, f, e)
+	})
 }
 
 // overlayDir reports whether the upper directory d is opaque. It fails on a directory that
