@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/agent"
 )
@@ -40,13 +42,11 @@ func sandboxd(args []string) error {
 	grace := fs.Duration("grace", time.Second, "time a timed-out command's processes get between SIGTERM and SIGKILL")
 	asInit := fs.Bool("init", false, "run as the sandbox's first process: start the agent as a child and reap orphans")
 	loopback := fs.Bool("loopback", false, "bring up lo (a fresh network namespace has it down)")
-	overlay := fs.String("overlay", "", "with --root: overlay mount options (lowerdir=…,upperdir=…,workdir=…) of the work tree, mounted at --tree")
-	rootDir := fs.String("root", "", "give the sandbox a root file system of its own, assembled in this empty directory (namespaces only): --share, --tree, --cache, --home")
-	share := fs.String("share", "", "with --root: comma-separated host directories bound read-only at the same path")
-	tree := fs.String("tree", "", "with --root: where the work tree sits inside (the --overlay, or --tree-from)")
-	rootImage := fs.String("root-image", "", "with --root: overlay mount options of a sample image as the whole root (its layers lower, the sandbox's changes upper)")
-	treeFrom := fs.String("tree-from", "", "with --root: a host directory bound at --tree instead of an overlay")
-	treeSub := fs.String("tree-sub", "", "with --root and --overlay: the repository's directory inside the overlay")
+	rootDir := fs.String("root", "", "give the sandbox a root file system of its own, mounted on this directory of its mount namespace (namespaces only): --share, --tree, --cache, --home")
+	share := fs.String("share", "", "with --root: comma-separated host directories mounted read-only at the same path, each path or path=/proc/self/fd/N (a mount the runtime passed)")
+	tree := fs.String("tree", "", "with --root: where the work tree sits inside")
+	rootImage := fs.String("root-image", "", "with --root: a sample image's overlay (/proc/self/fd/N, a mount the runtime passed) as the whole root")
+	treeFrom := fs.String("tree-from", "", "with --root: the work tree attached at --tree: a mount the runtime passed (/proc/self/fd/N) or a host directory")
 	home := fs.String("home", "/home/user", "with --root: the sandbox's empty home directory")
 	tmpSize := fs.String("tmp-size", "", "with --root: size of the sandbox's /tmp and home (a tmpfs size, e.g. 1g)")
 	caches := cacheFlag{}
@@ -69,9 +69,9 @@ func sandboxd(args []string) error {
 		}
 		return err
 	}
-	setup := agent.InitOptions{Loopback: *loopback, Overlay: *overlay}
+	setup := agent.InitOptions{Loopback: *loopback}
 	if *rootDir != "" {
-		setup.Root = &agent.RootOptions{Dir: *rootDir, Image: *rootImage, Tree: *tree, TreeFrom: *treeFrom, TreeSub: *treeSub, Caches: caches,
+		setup.Root = &agent.RootOptions{Dir: *rootDir, Image: *rootImage, Tree: *tree, TreeFrom: *treeFrom, Caches: caches,
 			Home: *home, TmpSize: *tmpSize}
 		if *share != "" {
 			setup.Root.Share = strings.Split(*share, ",")
@@ -100,14 +100,18 @@ func sandboxd(args []string) error {
 	if *oracleRequest != "" {
 		return oracleOnce(*oracleRequest, *oracleChanges, *workDir, *grace, setup, limits)
 	}
+	// No command of the sandbox may read this process's memory or environment (the secret),
+	// though in a user namespace they run as the same user: only a tracer with CAP_SYS_PTRACE
+	// could, which commands do not have.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandboxd: not dumpable: %w", err)
+	}
 	secret := os.Getenv(sandbox.SecretEnv)
 	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
+		b, err := readPassed(*secretFile)
 		if err != nil {
 			return fmt.Errorf("read secret: %w", err)
 		}
-		// Gone once read: commands in the sandbox have no business with it.
-		os.Remove(*secretFile)
 		secret = strings.TrimSpace(string(b))
 	}
 	os.Unsetenv(sandbox.SecretEnv)
@@ -176,11 +180,10 @@ func sandboxd(args []string) error {
 func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, setup agent.InitOptions, limits agent.Limits) error {
 	answer := func(a sandbox.OracleAnswer) error { return json.NewEncoder(os.Stdout).Encode(a) }
 	fail := func(err error) error { return answer(sandbox.OracleAnswer{Error: err.Error()}) }
-	b, err := os.ReadFile(requestFile)
+	b, err := readPassed(requestFile)
 	if err != nil {
 		return fail(fmt.Errorf("read the oracle's request: %w", err))
 	}
-	os.Remove(requestFile)
 	var req sandbox.VerifyRequest
 	if err := json.Unmarshal(b, &req); err != nil {
 		return fail(fmt.Errorf("read the oracle's request: %w", err))
@@ -188,11 +191,10 @@ func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, s
 	// Opened before the set-up: the file is on the host's side of the mounts.
 	var layer *os.File
 	if changesFile != "" {
-		if layer, err = os.Open(changesFile); err != nil {
+		if layer, err = openPassed(changesFile); err != nil {
 			return fail(fmt.Errorf("read the agent's changes: %w", err))
 		}
 		defer layer.Close()
-		os.Remove(changesFile)
 	}
 	watch, err := agent.OpenLimits(limits)
 	if err != nil {
@@ -265,9 +267,50 @@ func (c cacheFlag) Set(v string) error {
 	return nil
 }
 
-// listenOn opens "unix:///path" (replacing a stale socket file) or a TCP address; empty means
-// Cloud Run's $PORT on every interface.
+// openPassed opens a file the runtime passed as a descriptor (/proc/self/fd/N) as it is, without
+// opening it again by name: the sandbox's root, unprivileged in a user namespace, may use what
+// it was given but not open the host's files. Any other name is a path, opened and then removed
+// (what the runtime hands over this way is for this process alone).
+func openPassed(name string) (*os.File, error) {
+	if n, ok := strings.CutPrefix(name, "/proc/self/fd/"); ok {
+		if fd, err := strconv.Atoi(n); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+			return os.NewFile(uintptr(fd), name), nil
+		}
+	}
+	f, err := os.Open(name)
+	if err == nil {
+		os.Remove(name)
+	}
+	return f, err
+}
+
+// readPassed reads a file openPassed opens, and closes it.
+func readPassed(name string) ([]byte, error) {
+	f, err := openPassed(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// listenOn opens "unix:///path" (replacing a stale socket file), a listening socket the runtime
+// passed (/proc/self/fd/N), or a TCP address; empty means Cloud Run's $PORT on every interface.
 func listenOn(addr string) (net.Listener, error) {
+	if n, ok := strings.CutPrefix(addr, "/proc/self/fd/"); ok {
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd < 3 {
+			return nil, fmt.Errorf("--listen %s: not a descriptor", addr)
+		}
+		f := os.NewFile(uintptr(fd), "listener")
+		defer f.Close()
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return nil, fmt.Errorf("--listen %s: %w", addr, err)
+		}
+		return ln, nil
+	}
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		os.Remove(path)
 		ln, err := net.Listen("unix", path)

@@ -14,11 +14,10 @@ import (
 
 // InitOptions set up the sandbox before the agent starts.
 type InitOptions struct {
-	Loopback bool   // bring up lo (a fresh network namespace has it down)
-	Overlay  string // overlay mount options of the work tree (with Root); empty: none
+	Loopback bool // bring up lo (a fresh network namespace has it down)
 	// Root, when set, gives the sandbox a root file system of its own (the host is then not
 	// visible at all), drops the dangerous capabilities for commands and installs the seccomp
-	// filter: the overlay, when there is one, is mounted at Root.Tree.
+	// filter.
 	Root *RootOptions
 }
 
@@ -127,7 +126,7 @@ func Setup(opts InitOptions) error {
 		}
 	}
 	if opts.Root != nil {
-		if err := buildRoot(*opts.Root, opts.Overlay); err != nil {
+		if err := buildRoot(*opts.Root); err != nil {
 			return err
 		}
 		if err := dropCaps(); err != nil {

@@ -7,39 +7,45 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
 // RootOptions describe a sandbox's own root file system: what the sandbox sees as "/" instead of
-// the host's. Everything in it is either a read-only bind of an allow-listed host directory, a
+// the host's. Everything in it is either a read-only mount of an allow-listed host directory, a
 // file written for it, or private to the sandbox (tmpfs, the work tree, the caches' upper
 // layers); nothing else of the host is reachable once the agent has pivoted into it.
+//
+// The runtime makes the mounts of host directories itself and passes them as descriptors
+// (/proc/self/fd/N of a detached mount: open_tree(2), fsmount(2)), read-only and id-mapped where
+// it should: the sandbox attaches them (move_mount(2)) without looking up a host path, which its
+// root, unprivileged in a user namespace, could not, and which it should not know. A name that
+// is not a passed descriptor is a host path, bound.
 type RootOptions struct {
-	// Dir is an empty host directory where the root is assembled (in the sandbox's own mount
-	// namespace: the host never sees these mounts).
+	// Dir is a directory of the sandbox's own mount namespace the root is mounted on (the host
+	// never sees these mounts); whatever it held is hidden.
 	Dir string
-	// Image, when set, is the overlay mount options of the root itself: a sample's image, its
-	// layers as the lower layers and the sandbox's changes in the upper one. The image then is
-	// the whole root (its own /etc, toolchains and repository at Tree), writable like a
-	// container's; Share, Caches and the written /etc are not used.
+	// Image, when set, is the root itself: a sample image's overlay (its layers lower, the
+	// sandbox's changes upper), as a passed mount. The image then is the whole root (its own
+	// /etc, toolchains and repository at Tree), writable like a container's; Share, Caches and
+	// the written /etc are not used.
 	Image string
-	// Share are the host's system and toolchain directories bound read-only at the same path
-	// (a host symlink such as /bin -> usr/bin is recreated as a symlink).
+	// Share are the host's system and toolchain directories, each "path" (bound read-only at the
+	// same path; a host symlink such as /bin -> usr/bin is recreated as a symlink) or
+	// "path=mount" (the passed mount attached at path).
 	Share []string
 	// Tree is where the work tree sits inside, the same for every sandbox of a sample.
 	Tree string
-	// TreeFrom, when set, is a host directory bound read-write at Tree (a tree unpacked for this
-	// sandbox); otherwise the InitOptions' overlay is mounted there.
+	// TreeFrom, when set, is the work tree, attached at Tree: a passed mount (an overlay on the
+	// sample's unpacked archive, or a tree unpacked for this sandbox) or a host directory.
 	TreeFrom string
-	// TreeSub is the repository's directory inside the overlay, when it is not the overlay's
-	// root (an archive that holds repo/ at its top).
-	TreeSub string
-	// Caches maps a path inside to a host directory that becomes the read-only lower layer of a
-	// private overlay there (the Go build and module caches: a cold Go build cache costs ten
-	// seconds per `go test`, and a cache shared for writing would let one sandbox poison
-	// another's builds).
+	// Caches maps a path inside to a host directory (or a passed read-only mount of one) that
+	// becomes the read-only lower layer of a private overlay there (the Go build and module
+	// caches: a cold Go build cache costs ten seconds per `go test`, and a cache shared for
+	// writing would let one sandbox poison another's builds).
 	Caches map[string]string
 	// Home is the sandbox's empty, writable home directory inside.
 	Home string
@@ -65,23 +71,12 @@ var etcWritten = map[string]string{
 	"resolv.conf":   "",
 }
 
-// buildRoot assembles the sandbox's root in opts.Dir and pivots into it; overlay is the work
-// tree's overlay mount options (when it is not a bind of TreeFrom). The agent's working directory
-// is / afterwards; the host's root is detached.
-func buildRoot(opts RootOptions, overlay string) error {
+// buildRoot assembles the sandbox's root at opts.Dir and pivots into it. The agent's working
+// directory is / afterwards; the host's root is detached.
+func buildRoot(opts RootOptions) error {
 	root := filepath.Clean(opts.Dir)
-	var err error
-	if overlay, err = localOverlay(overlay); err != nil {
-		return fmt.Errorf("work tree: %w", err)
-	}
-	if opts.TreeFrom, err = local(opts.TreeFrom); err != nil {
-		return fmt.Errorf("work tree: %w", err)
-	}
 	if opts.Image != "" {
-		if opts.Image, err = localOverlay(opts.Image); err != nil {
-			return fmt.Errorf("root: the image: %w", err)
-		}
-		if err := unix.Mount("overlay", root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts.Image); err != nil {
+		if err := attach(opts.Image, root, false); err != nil {
 			return fmt.Errorf("root: the image: %w", err)
 		}
 	} else {
@@ -119,47 +114,17 @@ func buildRoot(opts RootOptions, overlay string) error {
 	sort.Strings(paths)
 	for i, p := range paths {
 		layers := filepath.Join(root, "tmp", ".cache-layers", fmt.Sprint(i))
-		upper, work := filepath.Join(layers, "upper"), filepath.Join(layers, "work")
-		if err := mkdirs(upper, work, filepath.Join(root, p)); err != nil {
-			return err
-		}
-		// The layers by descriptor: the mount table shows overlays' options as given, and the
-		// host path of the root being assembled is not the sandbox's business.
-		if err := mountOverlay(filepath.Join(root, p), opts.Caches[p], upper, work); err != nil {
+		if err := mountOverlay(filepath.Join(root, p), opts.Caches[p], layers); err != nil {
 			return fmt.Errorf("cache %s: %w", p, err)
 		}
 	}
-	tree := filepath.Join(root, opts.Tree)
-	if err := os.MkdirAll(tree, 0o755); err != nil {
-		return fmt.Errorf("root: %w", err)
-	}
-	switch {
-	case opts.TreeFrom != "":
-		if err := unix.Mount(opts.TreeFrom, tree, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("work tree: %w", err)
-		}
-	case overlay != "" && opts.TreeSub == "":
-		if err := unix.Mount("overlay", tree, "overlay", 0, overlay); err != nil {
-			return fmt.Errorf("work tree: %w", err)
-		}
-	case overlay != "":
-		// The overlay is the archive's root: mounted aside, its repository bound in place, and
-		// the rest detached.
-		aside := filepath.Join(root, ".tree")
-		if err := os.Mkdir(aside, 0o700); err != nil {
+	if opts.TreeFrom != "" {
+		tree := filepath.Join(root, opts.Tree)
+		if err := os.MkdirAll(tree, 0o755); err != nil {
 			return fmt.Errorf("root: %w", err)
 		}
-		if err := unix.Mount("overlay", aside, "overlay", 0, overlay); err != nil {
+		if err := attach(opts.TreeFrom, tree, false); err != nil {
 			return fmt.Errorf("work tree: %w", err)
-		}
-		if err := unix.Mount(filepath.Join(aside, opts.TreeSub), tree, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("work tree: %w", err)
-		}
-		if err := unix.Unmount(aside, unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("work tree: %w", err)
-		}
-		if err := os.Remove(aside); err != nil {
-			return fmt.Errorf("root: %w", err)
 		}
 	}
 	if err := mkdirs(filepath.Join(root, "proc"), filepath.Join(root, "dev")); err != nil {
@@ -175,56 +140,55 @@ func buildRoot(opts RootOptions, overlay string) error {
 	return pivot(root, opts.Image == "")
 }
 
-// local makes a directory the runtime passed as a descriptor (/proc/self/fd/N, opened in the
-// host's mount namespace) usable for mounts in the sandbox's: overlayfs and bind mounts refuse a
-// mount of another namespace, so the same path is opened again here, and named by the new
-// descriptor so that no host path reaches the mount table. Other names are returned as they
-// are. The descriptors opened stay open until the process ends or execs (they are close-on-exec).
-func local(name string) (string, error) {
-	if !strings.HasPrefix(name, "/proc/self/fd/") {
-		return name, nil
+// passedMount is the descriptor of a mount the runtime passed, named /proc/self/fd/N.
+func passedMount(name string) (int, bool) {
+	n, ok := strings.CutPrefix(name, "/proc/self/fd/")
+	if !ok {
+		return 0, false
 	}
-	target, err := os.Readlink(name)
-	if err != nil {
-		return "", err
-	}
-	fd, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("/proc/self/fd/%d", fd), nil
+	fd, err := strconv.Atoi(n)
+	return fd, err == nil && fd > 2
 }
 
-// localOverlay is an overlay's mount options with every passed directory in them made local.
-func localOverlay(opts string) (string, error) {
-	parts := strings.Split(opts, ",")
-	for i, part := range parts {
-		key, value, ok := strings.Cut(part, "=")
-		if !ok || (key != "lowerdir" && key != "upperdir" && key != "workdir") {
-			continue
+// attach puts src at target: a mount the runtime passed is moved there as it is (read-only and
+// id-mapped as the runtime made it); a host directory is bound, read-only when asked.
+func attach(src, target string, readOnly bool) error {
+	if fd, ok := passedMount(src); ok {
+		err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		unix.Close(fd) // a mount is passed for one place
+		if err != nil {
+			return fmt.Errorf("attach the runtime's mount at %s: %w", target, err)
 		}
-		dirs := strings.Split(value, ":")
-		for j, d := range dirs {
-			l, err := local(d)
-			if err != nil {
-				return "", fmt.Errorf("%s: %w", key, err)
-			}
-			dirs[j] = l
-		}
-		parts[i] = key + "=" + strings.Join(dirs, ":")
+		return nil
 	}
-	return strings.Join(parts, ","), nil
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	if !readOnly {
+		return nil
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(-1, target, unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("%s read-only: %w", target, err)
+	}
+	return nil
 }
 
-// mountOverlay mounts an overlay of lower (a path, or /proc/self/fd/N), upper and work at
-// target, naming upper and work by descriptors of their own.
-func mountOverlay(target, lower, upper, work string) error {
-	lower, err := local(lower)
-	if err != nil {
+// mountOverlay mounts at target an overlay of lower (a host directory, or a passed read-only
+// mount) with its upper and work directories in layers, a new directory. The lower layer is
+// attached in layers first (overlayfs takes its layers by path, in its own namespace) and
+// detached again once the overlay holds it; the layers are named by descriptors, so that the
+// mount table does not show where the root was assembled.
+func mountOverlay(target, lower, layers string) error {
+	lowerDir, upper, work := filepath.Join(layers, "lower"), filepath.Join(layers, "upper"), filepath.Join(layers, "work")
+	if err := mkdirs(lowerDir, upper, work, target); err != nil {
+		return err
+	}
+	if err := attach(lower, lowerDir, true); err != nil {
 		return err
 	}
 	var names []string
-	for _, d := range []string{upper, work} {
+	for _, d := range []string{lowerDir, upper, work} {
 		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -232,8 +196,31 @@ func mountOverlay(target, lower, upper, work string) error {
 		defer unix.Close(fd)
 		names = append(names, fmt.Sprintf("/proc/self/fd/%d", fd))
 	}
-	return unix.Mount("overlay", target, "overlay", 0, "lowerdir="+lower+",upperdir="+names[0]+",workdir="+names[1])
+	opts := "lowerdir=" + names[0] + ",upperdir=" + names[1] + ",workdir=" + names[2]
+	if inUserNamespace() {
+		// The trusted.* attributes overlayfs keeps its whiteouts' marks in are for the host's
+		// root only.
+		opts += ",userxattr"
+	}
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return err
+	}
+	if err := unix.Unmount(lowerDir, unix.MNT_DETACH); err != nil {
+		return err
+	}
+	return os.Remove(lowerDir)
 }
+
+// inUserNamespace reports whether this process runs in a user namespace other than the host's:
+// its uid map is not the identity over every id.
+var inUserNamespace = sync.OnceValue(func() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+})
 
 // pivot makes root the process's "/" and detaches the host's, then, with readOnly, makes the
 // root itself read-only (its writable places are mounts of their own).
@@ -263,12 +250,17 @@ func pivot(root string, readOnly bool) error {
 	return nil
 }
 
-// shareDir binds the host directory d read-only at the same path under root, or recreates it
-// as a symlink when the host's d is one (a merged /usr's /bin -> usr/bin). A missing d is
-// skipped: the list is what a sandbox may see, not what every host has.
-func shareDir(root, d string) error {
+// shareDir mounts the host directory d read-only at the same path under root (spec "d", bound,
+// or "d=mount", a mount the runtime passed), or recreates it as a symlink when the host's d is
+// one (a merged /usr's /bin -> usr/bin), or copies it when it is a file. A missing d is skipped:
+// the list is what a sandbox may see, not what every host has.
+func shareDir(root, spec string) error {
+	d, src, _ := strings.Cut(spec, "=")
+	if src == "" {
+		src = d
+	}
 	st, err := os.Lstat(d)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && src == d {
 		return nil
 	}
 	if err != nil {
@@ -291,12 +283,8 @@ func shareDir(root, d string) error {
 	if err := os.Mkdir(target, 0o755); err != nil {
 		return fmt.Errorf("root: %w", err)
 	}
-	if err := unix.Mount(d, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("root: bind %s: %w", d, err)
-	}
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
-	if err := unix.MountSetattr(-1, target, unix.AT_RECURSIVE, attr); err != nil {
-		return fmt.Errorf("root: %s read-only: %w", d, err)
+	if err := attach(src, target, true); err != nil {
+		return fmt.Errorf("root: %w", err)
 	}
 	return nil
 }

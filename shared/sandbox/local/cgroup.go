@@ -707,11 +707,40 @@ func (r *Runtime) newGroup(kind, dir string) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.userns {
+		if err := r.groups.delegate(g); err != nil {
+			r.groups.remove(g)
+			return nil, err
+		}
+	}
 	if err := record(dir, g); err != nil {
 		r.groups.remove(g)
 		return nil, err
 	}
 	return g, nil
+}
+
+// delegate lets the sandbox's root, which is SandboxUID on the host in a user namespace, move its
+// own commands to their group: the files it writes become its own (on cgroup v2 the sandbox's
+// group's cgroup.procs too, which the kernel checks for a move between two groups below it). No
+// limit file is: a sandbox cannot raise its limits.
+func (c *controlGroups) delegate(g *group) error {
+	if c.limits.Pids <= 0 {
+		return nil // commands stay where the agent is
+	}
+	var files []string
+	if c.v2 {
+		files = []string{filepath.Join(cgroupMount, g.V2, "cgroup.procs"), filepath.Join(cgroupMount, g.V2, commandsGroup, "cgroup.procs")}
+	} else {
+		p := path.Join(g.V1[string(cgroup1.Pids)], commandsGroup)
+		files = []string{c.dir1(cgroup1.Pids, p, "cgroup.procs"), c.dir1(cgroup1.Pids, p, "tasks")}
+	}
+	for _, f := range files {
+		if err := os.Chown(f, SandboxUID, SandboxUID); err != nil {
+			return fmt.Errorf("control group %s: %w", g.Name, err)
+		}
+	}
+	return nil
 }
 
 // startIn starts cmd in g (nil: where this process is).

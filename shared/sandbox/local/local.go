@@ -73,6 +73,8 @@ type Runtime struct {
 	mode         string
 	why          string            // why namespaces are off, when they are
 	overlay      bool              // work trees are overlays on a shared unpacked archive (namespaces only)
+	userns       bool              // sandboxes run in a user namespace, root inside unprivileged outside (namespaces only)
+	noUserns     string            // why they do not, when they do not (namespaces only)
 	share        []string          // host directories a sandbox sees (namespaces only)
 	baseImage    string            // the root of archive samples' sandboxes, when not the shares
 	caches       map[string]string // inside path -> host cache, read-only lower layers (namespaces only)
@@ -148,8 +150,15 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("local sandboxes: bash is required: %w", err)
 		}
 	}
-	if r.mode == Namespaces && !strings.ContainsAny(r.envsDir(), ",:") {
-		r.overlay = overlayWorks(r.unshare, r.envsDir()) == nil
+	if r.mode == Namespaces {
+		if err := usernsWorks(filepath.Join(data, "sandboxes")); err != nil {
+			r.noUserns = err.Error()
+		} else {
+			r.userns = true
+		}
+		if !strings.ContainsAny(r.envsDir(), ",:") {
+			r.overlay = r.overlayWorks(r.envsDir()) == nil
+		}
 	}
 	r.setUpLimits(opts.Limits)
 	return r, nil
@@ -178,9 +187,9 @@ func tryNamespaces() (string, error) {
 	return bin, nil
 }
 
-// overlayWorks mounts a throwaway overlay in a throwaway mount namespace, with its layers in
+// overlayWorks makes a throwaway overlay as the runtime makes a sandbox's, with its layers in
 // dir (the upper layer must live on the sandboxes' file system).
-func overlayWorks(unshare, dir string) error {
+func (r *Runtime) overlayWorks(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -189,17 +198,24 @@ func overlayWorks(unshare, dir string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	for _, d := range []string{"lower", "upper", "work", "target"} {
+	for _, d := range []string{"lower", "upper", "work"} {
 		os.Mkdir(filepath.Join(tmp, d), 0o755)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	opts := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", tmp, tmp, tmp)
-	out, err := exec.CommandContext(ctx, unshare, "--mount", "--", "mount", "-t", "overlay", "overlay", "-o", opts, tmp+"/target").CombinedOutput()
+	fd, err := overlayMount([]string{filepath.Join(tmp, "lower")}, filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), r.idmap())
 	if err != nil {
-		return fmt.Errorf("overlay mounts fail here: %v: %s", err, bytes.TrimSpace(out))
+		return fmt.Errorf("overlay mounts fail here: %w", err)
 	}
-	return nil
+	return syscall.Close(fd)
+}
+
+// idmap is the user namespace whose map the runtime's mounts for sandboxes take, or -1 when
+// sandboxes run without one.
+func (r *Runtime) idmap() int {
+	if !r.userns {
+		return -1
+	}
+	ns, _ := idmapNamespace()
+	return ns
 }
 
 // Mode is the isolation in use: Namespaces or Process.
@@ -215,7 +231,11 @@ func (r *Runtime) Describe() string {
 		if r.baseImage != "" {
 			how += ", on the base image " + r.baseImage
 		}
-		return "local sandboxes, each in its own mount, pid and network namespaces (unshare) with a root file system of its own (the host's " + strings.Join(r.share, ", ") + " read-only, a minimal /etc, private /tmp, /dev and home, no admin capabilities, a seccomp filter, no host path), " + how + ", reached over a unix socket"
+		user := fmt.Sprintf("in a user namespace (root inside is uid %d outside)", SandboxUID)
+		if !r.userns {
+			user = "as the host's root, with no user namespace (" + r.noUserns + ")"
+		}
+		return "local sandboxes, each in its own mount, pid and network namespaces (unshare) " + user + ", with a root file system of its own (the host's " + strings.Join(r.share, ", ") + " read-only, a minimal /etc, private /tmp, /dev and home, no admin capabilities, a seccomp filter, no host path), " + how + ", reached over a unix socket"
 	}
 	return "local sandboxes as plain processes (no namespace isolation: " + r.why + "), reached over a unix socket"
 }
@@ -294,10 +314,6 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	info.Secret = hex.EncodeToString(secret)
-	secretFile := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secretFile, []byte(info.Secret), 0o600); err != nil {
-		return info, err
-	}
 	logFile, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return info, err
@@ -308,17 +324,32 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if err != nil {
 		return info, err
 	}
-	agentArgs := []string{"--listen", info.URL, "--work-dir", info.WorkDir, "--secret-file", secretFile}
+	agentArgs := []string{"--work-dir", info.WorkDir}
 	if !spec.ExpiresAt.IsZero() {
 		agentArgs = append(agentArgs, "--stop-at", strconv.FormatInt(spec.ExpiresAt.Add(OrphanGrace).Unix(), 10))
 	}
 	var argv []string
 	if r.mode == Namespaces {
-		agentArgs = append(append(agentArgs, r.limitArgs(group, dir, &pass)...), tree.Flags...)
+		// The socket and the secret as descriptors: the sandbox's root may not create or read a
+		// file of the host, and the secret is never on the disk.
+		ln, err := pass.listener(socketPath(dir))
+		if err != nil {
+			return info, err
+		}
+		sf, err := pass.data("sandbox-secret", []byte(info.Secret))
+		if err != nil {
+			return info, err
+		}
+		agentArgs = append(append(append(agentArgs, "--listen", ln, "--secret-file", sf), r.limitArgs(group, dir, &pass)...), tree.Flags...)
 		if argv, err = r.namespacesArgv(&pass, "sandbox-init", agentArgs); err != nil {
 			return info, err
 		}
 	} else {
+		secretFile := filepath.Join(dir, "secret")
+		if err := os.WriteFile(secretFile, []byte(info.Secret), 0o600); err != nil {
+			return info, err
+		}
+		agentArgs = append(agentArgs, "--listen", info.URL, "--secret-file", secretFile)
 		// A subreaper init keeps every descendant in the tree that Stop kills.
 		argv = append(append(append([]string{r.binary, "sandboxd"}, agentArgs...), r.limitArgs(group, dir, &pass)...), "--init")
 	}
@@ -329,13 +360,16 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	if cmd.Env == nil {
 		cmd.Env = r.sandboxEnv()
 	}
-	cmd.Env = append(cmd.Env, keyEnv+"="+sandboxKey(dir))
+	cmd.Env = append(cmd.Env, Mark(dir))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A session of its own: out of the terminal's process group (a Ctrl-C to `codeset serve`
 	// does not reach it) and not tied to this process's life, so it survives a restart.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if r.ephemeral {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if r.userns {
+		inUserNamespace(cmd)
 	}
 	if err := r.startIn(group, cmd); err != nil {
 		return info, fmt.Errorf("start agent: %w", err)
@@ -446,7 +480,7 @@ func (r *Runtime) Stop(ctx context.Context, info sandbox.Info) error {
 // command line no longer names the socket: see passed).
 func (r *Runtime) owns(pid int, dir string) bool {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil &&
-		bytes.Contains(b, []byte("\x00"+keyEnv+"="+sandboxKey(dir)+"\x00")) {
+		bytes.Contains(b, []byte("\x00"+Mark(dir)+"\x00")) {
 		return true
 	}
 	sock := socketPath(dir)
@@ -461,7 +495,8 @@ func (r *Runtime) owns(pid int, dir string) bool {
 // by which the runtime knows its processes again, and which says nothing of the host.
 const keyEnv = "CODESET_SANDBOX_KEY"
 
-func sandboxKey(dir string) string { return hexHash(filepath.Clean(dir)) }
+// Mark is the variable in the environment of every process of the sandbox (or oracle) in dir.
+func Mark(dir string) string { return keyEnv + "=" + hexHash(filepath.Clean(dir)) }
 
 // namespacesArgv is the command line of a sandbox in namespaces: unshare, then bash as the
 // namespace's first process, which starts the agent (the codeset binary, passed as a

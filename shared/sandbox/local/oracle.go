@@ -118,8 +118,12 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, gro
 	if env == nil {
 		cmd.Env = r.sandboxEnv()
 	}
+	cmd.Env = append(cmd.Env, Mark(odir))
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if r.userns && r.mode == Namespaces {
+		inUserNamespace(cmd)
+	}
 	if err := r.startIn(group, cmd); err != nil {
 		return sandbox.VerifyResult{}, fmt.Errorf("start the oracle: %w", err)
 	}

@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -20,6 +21,64 @@ const firstPassed = 3
 // options as given).
 type passed struct {
 	files []*os.File
+}
+
+// mount passes hostPath as a mount attached nowhere, with the mount attributes attr, id-mapped
+// through userns unless it is -1; the sandbox attaches it where it belongs.
+func (p *passed) mount(hostPath string, attr uint64, userns int) (string, error) {
+	fd, err := detachedMount(hostPath, attr, userns)
+	if err != nil {
+		return "", err
+	}
+	return p.add(os.NewFile(uintptr(fd), hostPath)), nil
+}
+
+// overlay passes an overlay of lowers under upper and work (see overlayMount); with sub, only
+// that directory of it.
+func (p *passed) overlay(lowers []string, upper, work, sub string, userns int) (string, error) {
+	fd, err := overlayMount(lowers, upper, work, userns)
+	if err != nil {
+		return "", err
+	}
+	if sub != "" && sub != "." {
+		subFD, err := unix.OpenTree(fd, sub, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		unix.Close(fd)
+		if err != nil {
+			return "", fmt.Errorf("overlay: %s: %w", sub, err)
+		}
+		fd = subFD
+	}
+	return p.add(os.NewFile(uintptr(fd), "overlay")), nil
+}
+
+// listener passes a unix socket listening at path, which only this process's user may connect
+// to: the sandbox serves on it without creating a file on the host.
+func (p *passed) listener(path string) (string, error) {
+	os.Remove(path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return "", fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// The socket file stays when this copy closes: the sandbox's copy serves on it.
+	ln.SetUnlinkOnClose(false)
+	defer ln.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return "", err
+	}
+	f, err := ln.File()
+	if err != nil {
+		return "", err
+	}
+	return p.add(f), nil
+}
+
+// data passes b in a memory file, read once by the sandbox (a secret: never on the disk).
+func (p *passed) data(name string, b []byte) (string, error) {
+	f, err := memFile(name, b)
+	if err != nil {
+		return "", err
+	}
+	return p.add(f), nil
 }
 
 // path opens the host path p (without following it into a writable place of the sandbox: it is
@@ -57,11 +116,21 @@ func (p *passed) args(args []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.MemfdCreate("sandbox-args", unix.MFD_CLOEXEC)
+	f, err := memFile("sandbox-args", b)
 	if err != nil {
 		return nil, fmt.Errorf("arguments of the sandbox: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "sandbox-args")
+	p.files = append(p.files, f)
+	return []string{"--args-fd", fmt.Sprint(firstPassed + len(p.files) - 1)}, nil
+}
+
+// memFile is a memory file holding b, at offset 0.
+func memFile(name string, b []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return nil, err
@@ -70,8 +139,7 @@ func (p *passed) args(args []string) ([]string, error) {
 		f.Close()
 		return nil, err
 	}
-	p.files = append(p.files, f)
-	return []string{"--args-fd", fmt.Sprint(firstPassed + len(p.files) - 1)}, nil
+	return f, nil
 }
 
 // file passes the file at hostPath open for reading (a request the sandbox reads once).

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/image"
 )
@@ -68,9 +70,7 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 	if r.baseImage != "" && !r.overlay {
 		return t, fmt.Errorf("local sandboxes: a base image needs overlay mounts: %s", r.Describe())
 	}
-	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
-		return t, err
-	}
+	ns := r.idmap()
 	if r.baseImage != "" {
 		// The operator's base image is the root, the archive's tree goes in it at its place.
 		img, err := r.pull(ctx, r.baseImage)
@@ -84,10 +84,13 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 		t.Flags = append(rootFlags, "--tree", t.WorkDir, "--home", "")
 		t.Env = imageEnv(img.Env)
 	} else {
-		t.Flags = []string{"--loopback", "--root", filepath.Join(dir, "root"), "--share", strings.Join(r.share, ","),
-			"--tree", t.WorkDir, "--home", Home}
+		shares, err := r.shares(p)
+		if err != nil {
+			return t, err
+		}
+		t.Flags = []string{"--loopback", "--root", rootMount, "--share", shares, "--tree", t.WorkDir, "--home", Home}
 		for inside, host := range r.caches {
-			name, err := p.path(host)
+			name, err := p.mount(host, readOnly, ns)
 			if err != nil {
 				return t, fmt.Errorf("cache %s: %w", host, err)
 			}
@@ -108,15 +111,15 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 				return t, err
 			}
 		}
-		layers, err := p.paths(",", lower, upper, work)
+		sub, err := filepath.Rel(lower, workTree(lower))
 		if err != nil {
 			return t, err
 		}
-		l := strings.Split(layers, ",")
-		t.Flags = append(t.Flags, "--overlay", "lowerdir="+l[0]+",upperdir="+l[1]+",workdir="+l[2])
-		if sub, err := filepath.Rel(lower, workTree(lower)); err == nil && sub != "." {
-			t.Flags = append(t.Flags, "--tree-sub", sub)
+		name, err := p.overlay([]string{lower}, upper, work, sub, ns)
+		if err != nil {
+			return t, fmt.Errorf("work tree: %w", err)
 		}
+		t.Flags = append(t.Flags, "--tree-from", name)
 	default:
 		root := filepath.Join(dir, treeName(env))
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -129,13 +132,45 @@ func (r *Runtime) prepareTree(ctx context.Context, dir string, env sandbox.Envir
 			}
 			t.Host = workTree(root)
 		}
-		from, err := p.path(t.Host)
+		from, err := p.mount(t.Host, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, ns)
 		if err != nil {
 			return t, err
 		}
 		t.Flags = append(t.Flags, "--tree-from", from)
 	}
 	return t, nil
+}
+
+// rootMount is the directory of a sandbox's own mount namespace that its root is mounted on
+// before it pivots: every host has it, and what it holds is hidden there only.
+const rootMount = "/tmp"
+
+// readOnly are the mount attributes of what a sandbox may read and not change.
+const readOnly = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+
+// shares is sandboxd's --share: each shared host directory as a read-only mount passed to the
+// sandbox, and each shared symlink (/bin -> usr/bin) or file by its path, which the sandbox
+// recreates.
+func (r *Runtime) shares(p *passed) (string, error) {
+	var out []string
+	for _, d := range r.share {
+		st, err := os.Lstat(d)
+		switch {
+		case os.IsNotExist(err):
+			continue
+		case err != nil:
+			return "", err
+		case !st.IsDir():
+			out = append(out, d)
+			continue
+		}
+		name, err := p.mount(d, readOnly, r.idmap())
+		if err != nil {
+			return "", err
+		}
+		out = append(out, d+"="+name)
+	}
+	return strings.Join(out, ","), nil
 }
 
 // hostCaches are the server's own Go build and module caches, when it has them: read-only lower
@@ -223,9 +258,6 @@ func (r *Runtime) prepareImage(ctx context.Context, dir string, env sandbox.Envi
 	if err != nil {
 		return t, fmt.Errorf("the sample's image: %w", err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
-		return t, err
-	}
 	// The sandbox's changes (the work tree's among them) in "upper", where the oracle reads them.
 	if t.Flags, err = r.imageRoot(dir, img, "upper", "overlay-work", p); err != nil {
 		return t, err
@@ -245,8 +277,8 @@ func (r *Runtime) pull(ctx context.Context, ref string) (*image.Image, error) {
 	return store.Get(ctx, ref)
 }
 
-// imageRoot is sandboxd's flags that make img the sandbox's root: its layers (passed as
-// descriptors) under an overlay whose upper and work directories are dir's upper and work.
+// imageRoot is sandboxd's flags that make img the sandbox's root: an overlay of its layers under
+// dir's upper and work directories, passed as a mount.
 func (r *Runtime) imageRoot(dir string, img *image.Image, upper, work string, p *passed) ([]string, error) {
 	upper, work = filepath.Join(dir, upper), filepath.Join(dir, work)
 	for _, d := range []string{upper, work} {
@@ -258,17 +290,11 @@ func (r *Runtime) imageRoot(dir string, img *image.Image, upper, work string, p 
 	for i, l := range img.Layers {
 		lowers[len(lowers)-1-i] = l // overlayfs lists the uppermost first
 	}
-	lowerdir, err := p.paths(":", lowers...)
+	name, err := p.overlay(lowers, upper, work, "", r.idmap())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the image's root: %w", err)
 	}
-	rw, err := p.paths(",", upper, work)
-	if err != nil {
-		return nil, err
-	}
-	uw := strings.Split(rw, ",")
-	return []string{"--loopback", "--root", filepath.Join(dir, "root"), "--root-image",
-		"lowerdir=" + lowerdir + ",upperdir=" + uw[0] + ",workdir=" + uw[1]}, nil
+	return []string{"--loopback", "--root", rootMount, "--root-image", name}, nil
 }
 
 // imageEnv is the environment of a sandbox running an image: the image's own, with a PATH and a

@@ -3,6 +3,7 @@
 package sandboxtest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/codeset/codeset/shared/sandbox/local"
 )
 
 // Alive reports whether pid is a live process: a zombie, already dead but not yet reaped by a
@@ -90,7 +93,9 @@ func ProcessesIn(dir string) []string {
 		p.ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		p.cl = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
-		p.byPath = p.cwd == dir || strings.HasPrefix(p.cwd, dir+"/") || strings.Contains(p.cl, dir)
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		p.byPath = p.cwd == dir || strings.HasPrefix(p.cwd, dir+"/") || strings.Contains(p.cl, dir) ||
+			bytes.Contains(env, []byte("\x00"+local.Mark(dir)+"\x00"))
 		if p.byPath && p.ns != "" && p.ns != own {
 			sandboxNS[p.ns] = true
 		}
