@@ -1,13 +1,17 @@
 package local_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/codeset/codeset/shared/sandbox/local"
 )
@@ -111,4 +115,96 @@ func addKeySyscall() int {
 		return 217
 	}
 	return 248
+}
+
+// TestSandboxUnprivileged checks that root inside a sandbox is nobody outside: its commands run
+// as SandboxUID on the host, cannot look into the agent that holds the session's secret, and
+// still own the work tree, whoever wrote a file (a command or the agent).
+func TestSandboxUnprivileged(t *testing.T) {
+	data := t.TempDir()
+	r := newRuntime(t, data, local.Auto)
+	ok, why := r.UserNamespace()
+	if r.Mode() != local.Namespaces || !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("a user namespace is required under CI: %s %s", r.Describe(), why)
+		}
+		t.Skip("no user namespace here: " + r.Describe())
+	}
+	info := started(t, r, "ses_unprivileged", archive(t))
+	c := r.Client(info)
+	ctx := context.Background()
+
+	res := mustExec(t, c, "id -u; id -g; cat /proc/self/uid_map | tr -s ' '")
+	if want := fmt.Sprintf("0\n0\n 0 %d 65536\n", local.SandboxUID); res.Stdout != want {
+		t.Errorf("inside: %q, want %q", res.Stdout, want)
+	}
+	// On the host, the sandbox's commands are SandboxUID.
+	mustExec(t, c, "sleep 300 >/dev/null 2>&1 & echo started")
+	dir := filepath.Join(data, "sandboxes", info.Name)
+	var sleeps []int
+	for deadline := time.Now().Add(5 * time.Second); len(sleeps) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		sleeps = marked(dir, "sleep\x00300")
+	}
+	if len(sleeps) != 1 {
+		t.Fatalf("found %d sleeps of the sandbox on the host", len(sleeps))
+	}
+	for _, pid := range sleeps {
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") {
+				for _, id := range f[1:] {
+					if id != fmt.Sprint(local.SandboxUID) {
+						t.Errorf("a command of the sandbox runs as %s on the host", line)
+					}
+				}
+			}
+		}
+	}
+	// The agent holds the session's secret: no command reads its environment, memory or
+	// descriptors (the probe's marks are quoted: its own command line is in what it prints), and no process's environment or command line holds the secret.
+	probe := `for p in /proc/[0-9]*; do p=${p#/proc/}; [ "$p" != 1 ] && grep -q sandboxd /proc/$p/cmdline 2>/dev/null && agent=$p; done
+echo "agent ${agent:-none}"
+cat /proc/$agent/environ >/dev/null 2>&1 && echo "READ"-environ
+head -c 1 /proc/$agent/mem >/dev/null 2>&1 && echo "READ"-mem
+readlink /proc/$agent/fd/* /proc/$agent/cwd 2>/dev/null | grep -q . && echo "READ"-fd
+cat /proc/$agent/maps 2>/dev/null | grep -q . && echo "READ"-maps
+cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n'`
+	res = mustExec(t, c, probe)
+	first, rest, _ := strings.Cut(res.Stdout, "\n")
+	if first == "agent none" || strings.Contains(rest, "READ-") {
+		t.Errorf("the agent is open to its commands: %s", res.Stdout)
+	}
+	if strings.Contains(res.Stdout, info.Secret) {
+		t.Errorf("the session's secret is in an environment or command line: %s", res.Stdout)
+	}
+	// The work tree is root's inside, whether a command, the agent or the sample wrote a file.
+	if _, err := c.Upload(ctx, "uploaded.txt", []byte("from the agent\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	res = mustExec(t, c, "echo by-command > made.txt && echo more >> uploaded.txt && echo more >> pkg/hello.txt && stat -c '%u:%g %n' uploaded.txt made.txt pkg/hello.txt .")
+	if want := "0:0 uploaded.txt\n0:0 made.txt\n0:0 pkg/hello.txt\n0:0 .\n"; res.Stdout != want {
+		t.Errorf("owners in the work tree: %q (%s), want %q", res.Stdout, res.Stderr, want)
+	}
+	if ok, msg, err := c.StrReplace(ctx, "made.txt", "by-command", "by-agent"); err != nil || !ok {
+		t.Errorf("the agent edits a command's file: %v %s %v", ok, msg, err)
+	}
+}
+
+// marked lists the processes of the sandbox in dir, by the mark in their environment, whose
+// command line starts with prefix.
+func marked(dir, prefix string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if bytes.Contains(env, []byte("\x00"+local.Mark(dir)+"\x00")) && bytes.HasPrefix(cmdline, []byte(prefix)) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

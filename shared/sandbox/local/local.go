@@ -208,6 +208,10 @@ func (r *Runtime) overlayWorks(dir string) error {
 	return syscall.Close(fd)
 }
 
+// UserNamespace reports whether sandboxes run in a user namespace of their own (root inside is
+// SandboxUID outside), and when not, why.
+func (r *Runtime) UserNamespace() (bool, string) { return r.userns, r.noUserns }
+
 // idmap is the user namespace whose map the runtime's mounts for sandboxes take, or -1 when
 // sandboxes run without one.
 func (r *Runtime) idmap() int {
