@@ -68,7 +68,7 @@ func ReapSpentBalances(ctx context.Context, a *App) ([]string, error) {
 		for _, s := range sessions {
 			accrued += events.ChargeCents(s.DurationSeconds(now), s.CentsPerMinute)
 		}
-		if !projections.Spent(b.BalanceCents, accrued) {
+		if !events.Spent(b.BalanceCents, accrued) {
 			continue
 		}
 		for _, s := range sessions {
