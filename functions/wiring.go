@@ -1,3 +1,7 @@
+// Package functions is the HTTP and event edge of the system: one file per endpoint, per event
+// consumer and per scheduled job, and the tables that wire them (routes.go, wiring.go). It
+// translates requests and events into calls on the domain (events/) and the read models
+// (projections/), and writes only through app.Update.
 package functions
 
 import (
