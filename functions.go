@@ -1,25 +1,28 @@
 // Package codeset is the package Cloud Functions builds: one source archive, one deployed
 // function per entry point. Its init registers every entry of the tables of package functions
-// with functions-framework-go under its name: each route (see functions/routes.go), each
-// consumer (the push endpoint of its Pub/Sub subscription) and the outbox relay (a Cloud
-// Scheduler target). Only this package imports functions-framework-go, so the codeset binary
-// (and every sandbox agent it starts) does not pay for its initialisation.
+// (functions.Wiring) with functions-framework-go under its name: each route, each consumer (the
+// push endpoint of its Pub/Sub subscription) and each scheduled job (a Cloud Scheduler target).
+// Only this package imports functions-framework-go, so the codeset binary (and every sandbox
+// agent it starts) does not pay for its initialisation.
 package codeset
 
 import (
 	ff "github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/functions"
 )
 
-// init runs after every init of package functions (consumers join their table from the init
-// of their own files).
 func init() {
-	for _, rt := range functions.Routes {
-		ff.HTTP(rt.Name, functions.FunctionHandler(rt))
+	w := functions.Wiring()
+	p := app.NewProcess(w)
+	for _, rt := range w.Routes {
+		ff.HTTP(rt.Name, p.RouteFunction(rt))
 	}
-	for _, c := range functions.Consumers {
-		ff.HTTP(c.Name, functions.ConsumerFunction(c.Name))
+	for _, c := range w.Consumers {
+		ff.HTTP(c.Name, p.ConsumerFunction(c.Name))
 	}
-	ff.HTTP("OutboxRelay", functions.RelayFunction)
+	for _, j := range w.Jobs {
+		ff.HTTP(j.Name, p.JobFunction(j))
+	}
 }

@@ -38,10 +38,10 @@ func TestConsumerFunctions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts subprocesses")
 	}
-	if len(functions.Consumers) == 0 {
+	if len(functions.Wiring().Consumers) == 0 {
 		t.Fatal("no consumers registered")
 	}
-	for _, c := range functions.Consumers {
+	for _, c := range functions.Wiring().Consumers {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			base := startFunction(t, c.Name)

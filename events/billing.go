@@ -32,6 +32,10 @@ const (
 	EndError            = "error"
 )
 
+// Spent is the spending policy: a balance is used up once the usage accrued by the user's
+// running sessions is counted, and the reaper stops those sessions then.
+func Spent(balanceCents, accruedCents int64) bool { return balanceCents-accruedCents <= 0 }
+
 // ChargeCents is what a session of seconds billable seconds costs at centsPerMinute:
 // ceil(seconds * centsPerMinute / 60), rounded up to the cent once per session. The seconds are
 // taken to the microsecond first and the rest is integer arithmetic, so that 60 s at 1 cent is

@@ -31,3 +31,10 @@ func TestChargeCentsRounding(t *testing.T) {
 		}
 	}
 }
+
+// TestSpent: a balance is spent once the accrued usage reaches it, not before.
+func TestSpent(t *testing.T) {
+	if !Spent(0, 0) || Spent(1, 0) || !Spent(10, 11) || !Spent(10, 10) {
+		t.Fatal("Spent")
+	}
+}

@@ -1,6 +1,6 @@
-// Package events is the domain core: event envelopes, the Store port every adapter implements,
-// the Log that appends and hands events to the bus, and each aggregate's events, fold and
-// decisions. It depends on no adapter.
+// Package events is the domain core: event envelopes, the Store and Publisher ports every
+// adapter implements, and each aggregate's events, fold and decisions. It depends on no adapter;
+// the write path that appends and publishes is app.Update.
 package events
 
 import (

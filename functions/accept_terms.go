@@ -3,14 +3,15 @@ package functions
 import (
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 )
 
 // AcceptTerms answers POST /users/me/accept-terms: records when the caller accepted the terms of
 // service and answers the User.
-func AcceptTerms(a *App, w http.ResponseWriter, r *http.Request) error {
+func AcceptTerms(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	userID := Caller(ctx).UserID
+	userID := app.Caller(ctx).UserID
 	u, err := changeUser(ctx, a, userID, func(u events.User) ([]events.Envelope, error) {
 		return events.AcceptTerms(u, newEventID(), a.Clock.Now())
 	})

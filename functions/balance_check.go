@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -13,7 +14,7 @@ import (
 // RequirePositiveBalance answers nil when userID's prepaid balance is above zero, and a 402
 // *httpapi.Error otherwise: no session (and no agent job) starts on a spent balance. It reads the
 // balance read model, which the inline balance projector keeps current with every write.
-func (a *App) RequirePositiveBalance(ctx context.Context, userID string) error {
+func RequirePositiveBalance(ctx context.Context, a *app.App, userID string) error {
 	b, err := projections.Get[projections.Balance](ctx, a.Docs, projections.BalanceCollection, userID)
 	if err != nil && !errors.Is(err, projections.ErrNotFound) {
 		return fmt.Errorf("balance of %s: %w", userID, err)

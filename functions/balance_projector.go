@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 )
@@ -23,17 +24,9 @@ import (
 //
 // A crash after 1 leaves the mark, so the redelivery does not add again; a crash after 2 leaves
 // the entry, which says the same. The pending list only ever holds entries in flight.
-func init() {
-	Consumers = append(Consumers, Consumer{
-		Name:   "BalanceProjector",
-		Wants:  projections.WantsBalance,
-		Handle: ProjectBalance,
-		Inline: true,
-	})
-}
 
-// ProjectBalance applies one event to the balance read model.
-func ProjectBalance(ctx context.Context, a *App, e events.Envelope) error {
+// ProjectBalance applies one event to the balance read model. It runs inline.
+func ProjectBalance(ctx context.Context, a *app.App, e events.Envelope) error {
 	entry, ok, err := projections.EntryOf(e)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 )
@@ -47,7 +48,7 @@ func BenchmarkUsageHistory10k(b *testing.B) {
 		b.Run("query="+q, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			for i := 0; i < b.N; i++ {
-				req := httptest.NewRequest(http.MethodGet, Prefix+"/billing/usage"+q, nil)
+				req := httptest.NewRequest(http.MethodGet, app.Prefix+"/billing/usage"+q, nil)
 				req.Header.Set("Authorization", "Bearer heavy")
 				rec := httptest.NewRecorder()
 				start := time.Now()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/config"
@@ -28,7 +29,7 @@ const billingSecret = "whsec_billingtestbillingtest"
 
 type billingHarness struct {
 	t   *testing.T
-	a   *App
+	a   *app.App
 	srv *httptest.Server
 }
 
@@ -58,7 +59,6 @@ func newBillingHarnessOn(t testing.TB, backend string, tune func(*config.Config)
 		t.Fatal(err)
 	}
 	a.Logger = discardLogger()
-	a.Log.Logger = a.Logger
 	a.Auth = tokenAuth{}
 	srv.Config.Handler = a.Handler()
 	srv.Start()
@@ -86,7 +86,7 @@ func (h *billingHarness) webhook(payload []byte, secret string) (int, string) {
 }
 
 func (h *billingHarness) postWebhook(payload []byte, sig string) (int, string) {
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+Prefix+"/billing/webhook", bytes.NewReader(payload))
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+app.Prefix+"/billing/webhook", bytes.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
 	if sig != "" {
 		req.Header.Set("Stripe-Signature", sig)
@@ -110,7 +110,7 @@ func (h *billingHarness) balance(user string) projections.Balance {
 
 // grant credits user through the account stream, as identity's sign-up credit does.
 func (h *billingHarness) grant(user, creditID string, cents int64) {
-	if _, err := h.a.DecideAccount(context.Background(), user, func(acct *events.Account) ([]events.Envelope, error) {
+	if _, err := updateAccount(context.Background(), h.a, user, func(acct *events.Account) ([]events.Envelope, error) {
 		return acct.GrantCredit(events.CreditGrantedData{CreditID: creditID, AmountCents: cents, Reason: "test"}, h.a.Clock.Now())
 	}); err != nil {
 		panic(err)
@@ -126,7 +126,7 @@ func (h *billingHarness) endSession(user, sessionID string, seconds float64, cpm
 	if err != nil {
 		panic(err)
 	}
-	if _, err := h.a.Record(context.Background(), events.SessionStream(sessionID), events.Any, e); err != nil {
+	if _, err := record(context.Background(), h.a, events.SessionStream(sessionID), events.Any, e); err != nil {
 		panic(err)
 	}
 	return d.ChargeCents

@@ -121,7 +121,7 @@ func (s *sim) record(stream string, evs ...events.Envelope) {
 		s.lagging = true
 		return
 	}
-	if _, err := s.h.a.Record(ctx, stream, events.Any, evs...); err != nil {
+	if _, err := record(ctx, s.h.a, stream, events.Any, evs...); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -195,7 +195,7 @@ func (s *sim) step() {
 	case r < 94: // an agent job is refunded, perhaps for more than its charge, perhaps again
 		for job, user := range s.jobUser {
 			ask := int64(s.rng.Intn(400))
-			if _, err := s.h.a.DecideAccount(ctx, user, func(acct *events.Account) ([]events.Envelope, error) {
+			if _, err := updateAccount(ctx, s.h.a, user, func(acct *events.Account) ([]events.Envelope, error) {
 				return acct.RefundAgentJob(events.AgentJobRefundedData{JobID: job, AmountCents: ask}, s.now)
 			}); err != nil {
 				s.t.Fatal(err)

@@ -40,13 +40,13 @@ func TestBillingPricingAndBalance(t *testing.T) {
 	if st := h.do("", "GET", "/billing/balance", nil, nil); st != 401 {
 		t.Errorf("anonymous balance: %d", st)
 	}
-	err := h.a.RequirePositiveBalance(context.Background(), "u1")
+	err := RequirePositiveBalance(context.Background(), h.a, "u1")
 	if he, ok := err.(*httpapi.Error); !ok || he.Status != 402 || !strings.Contains(he.Detail, "balance") {
 		t.Fatalf("zero balance: %v", err)
 	}
 	h.grant("u1", "signup-u1", 500)
 	h.grant("u1", "signup-u1", 500) // the same grant again credits once
-	if err := h.a.RequirePositiveBalance(context.Background(), "u1"); err != nil {
+	if err := RequirePositiveBalance(context.Background(), h.a, "u1"); err != nil {
 		t.Fatalf("positive balance refused: %v", err)
 	}
 	charge := h.endSession("u1", "s1", 61, 10, events.EndClosed, time.Now())
@@ -57,7 +57,7 @@ func TestBillingPricingAndBalance(t *testing.T) {
 		t.Fatalf("balance after a session: %v", b)
 	}
 	h.endSession("u1", "s2", 3*3600, 10, events.EndExpired, time.Now())
-	err = h.a.RequirePositiveBalance(context.Background(), "u1")
+	err = RequirePositiveBalance(context.Background(), h.a, "u1")
 	if he, ok := err.(*httpapi.Error); !ok || he.Status != 402 {
 		t.Fatalf("overdrawn balance: %v", err)
 	}
@@ -308,13 +308,13 @@ func TestBillingUsageHistory(t *testing.T) {
 	h.webhook(checkoutEvent("evt_c", "checkout.session.completed", "cs_1", "u1", 5000, "paid"), "")
 	ctx := context.Background()
 	for _, j := range []string{"j1", "j2"} {
-		if _, err := h.a.DecideAccount(ctx, "u1", func(acct *events.Account) ([]events.Envelope, error) {
+		if _, err := updateAccount(ctx, h.a, "u1", func(acct *events.Account) ([]events.Envelope, error) {
 			return acct.ChargeAgentJob(events.AgentJobChargedData{JobID: j, AmountCents: 100}, day(31))
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h.a.DecideAccount(ctx, "u1", func(acct *events.Account) ([]events.Envelope, error) {
+	updateAccount(ctx, h.a, "u1", func(acct *events.Account) ([]events.Envelope, error) {
 		return acct.RefundAgentJob(events.AgentJobRefundedData{JobID: "j2", Reason: "infrastructure"}, day(31))
 	})
 	h.endSession("u2", "other", 600, 10, events.EndClosed, day(5)) // another user's

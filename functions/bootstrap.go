@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/auth"
 )
@@ -20,15 +21,11 @@ const BootstrapKeyFile = "bootstrap-api-key"
 // carries keys.
 var bootstrapOut io.Writer = os.Stdout
 
-func init() {
-	Startup = append(Startup, Task{Name: "bootstrap", Run: bootstrap})
-}
-
 // bootstrap gives the embedded default a user without GitHub: on the first start it registers
 // the local user (who gets the sign-up credit like anyone), creates an API key, writes it to
 // <data>/bootstrap-api-key (0600) and prints it. Later starts reuse the key while it still
 // authenticates, and make a new one if it was revoked or the file was lost.
-func bootstrap(ctx context.Context, a *App) error {
+func bootstrap(ctx context.Context, a *app.App) error {
 	if a.Config.Backend != "embedded" {
 		return nil
 	}
@@ -64,7 +61,7 @@ func bootstrap(ctx context.Context, a *App) error {
 		return fmt.Errorf("bootstrap API key: %w", err)
 	}
 	os.Remove(path) // a stale key, if any: the new one replaces it
-	if err := writeSecretFile(path, key+"\n"); err != nil {
+	if err := app.WriteSecretFile(path, key+"\n"); err != nil {
 		return fmt.Errorf("bootstrap API key: %w", err)
 	}
 	fmt.Fprintf(bootstrapOut, "\nBootstrap API key of the local user (also in %s):\n\n    %s\n\n", path, key)
@@ -73,7 +70,7 @@ func bootstrap(ctx context.Context, a *App) error {
 }
 
 // bootstrapKeyWorks reports whether the key in path still authenticates the local user.
-func bootstrapKeyWorks(ctx context.Context, a *App, path, userID string) (bool, error) {
+func bootstrapKeyWorks(ctx context.Context, a *app.App, path, userID string) (bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -86,7 +83,7 @@ func bootstrapKeyWorks(ctx context.Context, a *App, path, userID string) (bool, 
 		a.Logger.Warn("bootstrap API key file holds no valid key; making a new one", "file", path)
 		return false, nil
 	}
-	rec, err := projectionsLookup(a).KeyByHash(ctx, auth.HashAPIKey(key))
+	rec, err := a.AuthLookup().KeyByHash(ctx, auth.HashAPIKey(key))
 	if errors.Is(err, auth.ErrUnknown) {
 		a.Logger.Warn("bootstrap API key is unknown; making a new one", "file", path)
 		return false, nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/shared/dataset"
 )
 
@@ -26,7 +27,7 @@ func benchFile(b *testing.B, n int) string {
 }
 
 // importBench reads file and imports it into dataset "bench", as `codeset dataset import` does.
-func importBench(b *testing.B, a *App, file string, n int) {
+func importBench(b *testing.B, a *app.App, file string, n int) {
 	b.Helper()
 	rows, bad, err := dataset.ReadFile(file)
 	if err != nil || len(bad) > 0 || len(rows) != n {
@@ -56,7 +57,7 @@ func BenchmarkImport10000(b *testing.B) {
 func BenchmarkListSamplesSearch(b *testing.B) {
 	h := newCatalogHarness(b, nil)
 	importBench(b, h.a, benchFile(b, 10000), 10000)
-	url := h.srv.URL + Prefix + "/samples?search=PROJ-12&page=1&page_size=50"
+	url := h.srv.URL + app.Prefix + "/samples?search=PROJ-12&page=1&page_size=50"
 	get := func() {
 		resp, err := h.srv.Client().Get(url)
 		if err != nil {

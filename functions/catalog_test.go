@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/demo"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
@@ -27,16 +28,16 @@ import (
 // catalogAuth accepts the one bearer token "reader": the catalog tests' caller, without identity.
 type catalogAuth struct{}
 
-func (catalogAuth) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+func (catalogAuth) Authenticate(ctx context.Context, r *http.Request) (app.Principal, error) {
 	if r.Header.Get("Authorization") != "Bearer reader" {
-		return Principal{}, httpapi.Unauthorized("bad or missing bearer token")
+		return app.Principal{}, httpapi.Unauthorized("bad or missing bearer token")
 	}
-	return Principal{UserID: "reader"}, nil
+	return app.Principal{UserID: "reader"}, nil
 }
 
 type catalogHarness struct {
 	t   testing.TB
-	a   *App
+	a   *app.App
 	srv *httptest.Server
 }
 
@@ -62,7 +63,7 @@ func newCatalogHarness(t testing.TB, tune func(*config.Config)) *catalogHarness 
 // get fetches path under /api/v1 (as "reader" when auth) and returns the status, headers and body.
 func (h *catalogHarness) get(path string, auth bool) (int, http.Header, []byte) {
 	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+Prefix+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+app.Prefix+path, nil)
 	if auth {
 		req.Header.Set("Authorization", "Bearer reader")
 	}
@@ -309,7 +310,7 @@ func testRow(id, patch string) map[string]any {
 	}
 }
 
-func importFile(t *testing.T, a *App, file, name string, skip bool) (ImportResult, error) {
+func importFile(t *testing.T, a *app.App, file, name string, skip bool) (ImportResult, error) {
 	t.Helper()
 	rows, invalid, err := dataset.ReadFile(file)
 	if err != nil {

@@ -3,6 +3,7 @@ package functions
 import (
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -10,13 +11,13 @@ import (
 // CloseSession answers DELETE /sessions/{session_id}: it ends the session (billing it from ready
 // to now) and stops its sandbox. Closing an ended session changes nothing and answers the same
 // duration, so a retried DELETE never bills twice.
-func CloseSession(a *App, w http.ResponseWriter, r *http.Request) error {
+func CloseSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("session_id")
-	before, err := a.callerSession(r, id)
+	before, err := callerSession(a, r, id)
 	if err != nil {
 		return err
 	}
-	s, err := a.endSession(r.Context(), id, events.EndClosed, a.Clock.Now())
+	s, err := endSession(r.Context(), a, id, events.EndClosed, a.Clock.Now())
 	if err != nil {
 		return err
 	}

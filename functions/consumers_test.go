@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/config"
@@ -23,8 +24,8 @@ type appliedDoc struct {
 	Versions []int64 `json:"versions"`
 }
 
-func appendApplied(coll string) func(ctx context.Context, a *App, e events.Envelope) error {
-	return func(ctx context.Context, a *App, e events.Envelope) error {
+func appendApplied(coll string) func(ctx context.Context, a *app.App, e events.Envelope) error {
+	return func(ctx context.Context, a *app.App, e events.Envelope) error {
 		return projections.Update(ctx, a.Docs, coll, e.Stream, func(d *appliedDoc, _ bool) (bool, error) {
 			d.Versions = append(d.Versions, e.Version)
 			return true, nil
@@ -37,11 +38,12 @@ var consumerTestGate struct {
 	failAsync bool
 }
 
-func init() {
+// countingConsumers count what they apply of the test event type only.
+func countingConsumers() []app.Consumer {
 	wants := func(e events.Envelope) bool { return e.Type == consumerTestType }
-	Consumers = append(Consumers,
-		Consumer{Name: "TestInlineCounter", Wants: wants, Inline: true, Handle: appendApplied("test_inline_applied")},
-		Consumer{Name: "TestAsyncCounter", Wants: wants, Handle: func(ctx context.Context, a *App, e events.Envelope) error {
+	return []app.Consumer{
+		{Name: "TestInlineCounter", Wants: wants, Inline: true, Handle: appendApplied("test_inline_applied")},
+		{Name: "TestAsyncCounter", Wants: wants, Handle: func(ctx context.Context, a *app.App, e events.Envelope) error {
 			consumerTestGate.Lock()
 			fail := consumerTestGate.failAsync
 			consumerTestGate.Unlock()
@@ -50,11 +52,11 @@ func init() {
 			}
 			return appendApplied("test_async_applied")(ctx, a, e)
 		}},
-	)
+	}
 }
 
 // openEmbeddedApp opens the embedded default on a fresh data dir and runs its bus loop.
-func openEmbeddedApp(t *testing.T, tune func(*config.Config)) *App {
+func openEmbeddedApp(t *testing.T, tune func(*config.Config)) *app.App {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
@@ -62,22 +64,20 @@ func openEmbeddedApp(t *testing.T, tune func(*config.Config)) *App {
 	if tune != nil {
 		tune(&cfg)
 	}
-	a, err := Open(context.Background(), cfg)
+	w := Wiring()
+	w.Consumers = append(w.Consumers, countingConsumers()...)
+	a, err := app.Open(context.Background(), cfg, w)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.Logger = discardLogger()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, task := range Loops {
-		if task.Name == "bus" {
-			wg.Go(func() {
-				if err := task.Run(ctx, a); err != nil {
-					t.Errorf("bus: %v", err)
-				}
-			})
+	wg.Go(func() {
+		if err := a.RunBus(ctx); err != nil {
+			t.Errorf("bus: %v", err)
 		}
-	}
+	})
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
@@ -95,7 +95,7 @@ func countedEvent(t *testing.T) events.Envelope {
 	return e
 }
 
-func applied(t *testing.T, a *App, coll, stream string) []int64 {
+func applied(t *testing.T, a *app.App, coll, stream string) []int64 {
 	t.Helper()
 	d, err := projections.Get[appliedDoc](context.Background(), a.Docs, coll, stream)
 	if errors.Is(err, projections.ErrNotFound) {
@@ -107,7 +107,7 @@ func applied(t *testing.T, a *App, coll, stream string) []int64 {
 	return d.Versions
 }
 
-func waitOutboxEmpty(t *testing.T, a *App) {
+func waitOutboxEmpty(t *testing.T, a *app.App) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -130,7 +130,7 @@ func TestRecordProjectsInlineAndTheBusDeliversEachEventOnce(t *testing.T) {
 	ctx := context.Background()
 	stream := "counted-" + ids.New()
 	for v := range 3 {
-		if _, err := a.Record(ctx, stream, int64(2*v), countedEvent(t), countedEvent(t)); err != nil {
+		if _, err := record(ctx, a, stream, int64(2*v), countedEvent(t), countedEvent(t)); err != nil {
 			t.Fatal(err)
 		}
 		// Read-your-writes: the inline projector has run when Record returns.
@@ -168,7 +168,7 @@ func TestDeliverFillsGapsAndDeadLetters(t *testing.T) {
 	stream := "counted-" + ids.New()
 	// The bus reads the outbox once when it starts: let that read pass first (an event recorded
 	// and published goes through only after it), or it could deliver the events below itself.
-	if _, err := a.Record(ctx, "counted-"+ids.New(), 0, countedEvent(t)); err != nil {
+	if _, err := record(ctx, a, "counted-"+ids.New(), 0, countedEvent(t)); err != nil {
 		t.Fatal(err)
 	}
 	waitOutboxEmpty(t, a)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/auth"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -23,7 +24,7 @@ type apiKeyCreateResponse struct {
 const maxKeyName = 100
 
 // CreateApiKey answers POST /users/me/api-keys: a new key, shown whole in this answer only.
-func CreateApiKey(a *App, w http.ResponseWriter, r *http.Request) error {
+func CreateApiKey(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req apiKeyCreateRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
@@ -36,7 +37,7 @@ func CreateApiKey(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	created, err := createKey(ctx, a, Caller(ctx).UserID, key, req.Name)
+	created, err := createKey(ctx, a, app.Caller(ctx).UserID, key, req.Name)
 	if err != nil {
 		return userError(err)
 	}
@@ -45,7 +46,7 @@ func CreateApiKey(a *App, w http.ResponseWriter, r *http.Request) error {
 }
 
 // createKey records key (only its hash and display characters) as a new key of userID.
-func createKey(ctx context.Context, a *App, userID, key string, name *string) (events.APIKey, error) {
+func createKey(ctx context.Context, a *app.App, userID, key string, name *string) (events.APIKey, error) {
 	now := a.Clock.Now()
 	prefix, last := auth.KeyDisplay(key)
 	data := events.APIKeyCreatedData{KeyID: ids.Prefixed("key"), Name: name, Hash: auth.HashAPIKey(key), Prefix: prefix, Last: last}

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -22,14 +22,10 @@ type createSessionRequest struct {
 // defaultTTLMinutes is the spec's default time to live.
 const defaultTTLMinutes = 30
 
-// userLocks serialises session creation per user in this process, so that two concurrent
-// requests cannot both pass the active-sessions limit.
-var userLocks sync.Map // user id -> *sync.Mutex
-
 // CreateSession answers POST /sessions: it checks the sample, the balance and the user's limit,
 // records the request and answers 201 at once with status creating; the provisioner starts the
 // sandbox.
-func CreateSession(a *App, w http.ResponseWriter, r *http.Request) error {
+func CreateSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req createSessionRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
@@ -45,7 +41,7 @@ func CreateSession(a *App, w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Invalid("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", events.MaxTTLMinutes), "body", "ttl_minutes")
 	}
 	ctx := r.Context()
-	user := Caller(ctx).UserID
+	user := app.Caller(ctx).UserID
 	sample, err := projections.Sample(ctx, a.Docs, req.Dataset, req.SampleID)
 	switch {
 	case errors.Is(err, projections.ErrUnknownDataset):
@@ -55,13 +51,11 @@ func CreateSession(a *App, w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	if err := a.RequirePositiveBalance(ctx, user); err != nil {
+	if err := RequirePositiveBalance(ctx, a, user); err != nil {
 		return err
 	}
 
-	mu, _ := userLocks.LoadOrStore(user, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	defer a.LockUser(user)()
 	active, err := a.Docs.Count(ctx, projections.SessionCollection,
 		projections.Filter{Field: "user_id", Value: user}, projections.Filter{Field: "active", Value: true})
 	if err != nil {
@@ -80,7 +74,7 @@ func CreateSession(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.Invalid("value_error", err.Error(), "body", "ttl_minutes")
 	}
-	stored, err := a.Record(ctx, events.SessionStream(id), 0, e)
+	stored, err := app.Create(ctx, a, events.SessionStream(id), []events.Envelope{e})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/demo"
 	"github.com/codeset/codeset/events"
 )
@@ -14,16 +15,16 @@ import (
 // (a second or so, after /health answers), so that by the time the bootstrap key is written a
 // user who reads it finds the demo listed. A demo that cannot be loaded (no git on the PATH,
 // say) is logged and does not stop the server: it is a convenience, not a dependency.
-func init() {
-	Startup = append([]Task{{Name: "demo", Run: func(ctx context.Context, a *App) error {
-		if err := loadDemo(ctx, a); err != nil && ctx.Err() == nil {
-			a.Logger.ErrorContext(ctx, "demo dataset not loaded; the server runs without it", "error", err.Error())
-		}
-		return nil
-	}}}, Startup...)
+
+// demoTask is the start-up task that loads the demo dataset.
+func demoTask(ctx context.Context, a *app.App) error {
+	if err := loadDemo(ctx, a); err != nil && ctx.Err() == nil {
+		a.Logger.ErrorContext(ctx, "demo dataset not loaded; the server runs without it", "error", err.Error())
+	}
+	return nil
 }
 
-func loadDemo(ctx context.Context, a *App) error {
+func loadDemo(ctx context.Context, a *app.App) error {
 	if a.Config.NoDemo {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 
 	stripego "github.com/stripe/stripe-go/v76"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
@@ -25,7 +26,7 @@ type depositRequest struct {
 // DepositMoney opens a Stripe Checkout Session for a deposit: the user's Stripe customer is
 // created on the first deposit, the deposit id is the idempotency key and rides in the metadata.
 // Nothing is credited here; the webhook credits the paid session.
-func DepositMoney(a *App, w http.ResponseWriter, r *http.Request) error {
+func DepositMoney(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req depositRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
@@ -49,7 +50,7 @@ func DepositMoney(a *App, w http.ResponseWriter, r *http.Request) error {
 		return httpapi.BadRequest("payments are not configured on this server (no Stripe key); an operator can add credit with `codeset credits grant`")
 	}
 	ctx := r.Context()
-	userID := Caller(ctx).UserID
+	userID := app.Caller(ctx).UserID
 	client := stripe.New(a.Config.StripeSecretKey, a.Config.StripeAPIURL)
 
 	evs, err := a.Events.Load(ctx, events.AccountStream(userID), 1)
@@ -66,7 +67,7 @@ func DepositMoney(a *App, w http.ResponseWriter, r *http.Request) error {
 		if customerID, err = client.CreateCustomer(ctx, userID, "", "customer-"+userID); err != nil {
 			return stripeError(err)
 		}
-		if _, err := a.DecideAccount(ctx, userID, func(acct *events.Account) ([]events.Envelope, error) {
+		if _, err := updateAccount(ctx, a, userID, func(acct *events.Account) ([]events.Envelope, error) {
 			return acct.RecordCustomer(customerID, a.Clock.Now())
 		}); err != nil {
 			return err
@@ -88,7 +89,7 @@ func DepositMoney(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return stripeError(err)
 	}
-	if _, err := a.DecideAccount(ctx, userID, func(acct *events.Account) ([]events.Envelope, error) {
+	if _, err := updateAccount(ctx, a, userID, func(acct *events.Account) ([]events.Envelope, error) {
 		return acct.RequestDeposit(events.DepositRequestedData{DepositID: depositID, CheckoutSessionID: cs.ID,
 			AmountCents: req.AmountCents, Currency: req.Currency, CustomerID: customerID}, a.Clock.Now())
 	}); err != nil {

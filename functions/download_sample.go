@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/sandbox"
@@ -27,7 +28,7 @@ var unsafeFileChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // DownloadSample answers GET /samples/{dataset}/{sample_id}/download[?version=N]: the sample
 // (its latest version unless N is given) as gzipped JSON.
-func DownloadSample(a *App, w http.ResponseWriter, r *http.Request) error {
+func DownloadSample(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	dataset, sampleID := r.PathValue("dataset"), r.PathValue("sample_id")
 	version, given, err := httpapi.IntParam(r, "version", math.MinInt32, math.MaxInt32)
 	if err != nil {

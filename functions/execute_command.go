@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
@@ -20,7 +21,7 @@ const defaultCommandTimeout = 300
 
 // ExecuteCommand answers POST /sessions/{session_id}/exec: it records the request and answers
 // 202 with the interaction id; the executor runs the command and records its result.
-func ExecuteCommand(a *App, w http.ResponseWriter, r *http.Request) error {
+func ExecuteCommand(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req execRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
@@ -38,7 +39,7 @@ func ExecuteCommand(a *App, w http.ResponseWriter, r *http.Request) error {
 	if int64(timeout) > a.Config.MaxCommandTimeout {
 		return httpapi.Invalid("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", a.Config.MaxCommandTimeout), "body", "command_timeout")
 	}
-	s, err := a.callerSession(r, r.PathValue("session_id"))
+	s, err := callerSession(a, r, r.PathValue("session_id"))
 	if err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func ExecuteCommand(a *App, w http.ResponseWriter, r *http.Request) error {
 	// Appended without waiting for the projection: GET interaction reads the stream itself until
 	// the bus has projected it, so the caller still reads its own write, and the command starts
 	// sooner.
-	if _, err := a.Log.Append(r.Context(), events.InteractionStream(id), 0, e); err != nil {
+	if _, err := app.Create(r.Context(), a, events.InteractionStream(id), []events.Envelope{e}, app.NoInline()); err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"interaction_id": id, "status": events.InteractionPending})

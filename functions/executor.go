@@ -7,101 +7,90 @@ import (
 	"sync"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/ids"
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
-// The executor runs a requested command in its session's sandbox and records the result. It first
+// executor runs a requested command in its session's sandbox and records the result. It first
 // records its claim (exec started) at the interaction's version 1: a duplicate delivery finds the
-// claim, or loses the race to append it, and never runs the command twice.
-func init() {
-	Consumers = append(Consumers, Consumer{
-		Name:  "Executor",
-		Wants: func(e events.Envelope) bool { return e.Type == events.ExecRequested },
-		// Its state is the interaction's own stream (the claim at version 1, then the result): a
-		// duplicate delivery finds them, so the runner needs no checkpoint of its own.
-		SelfVersioned: true,
-		Handle:        execute,
-	})
+// claim, or loses the race to append it, and never runs the command twice. Its state is the
+// interaction's own stream (the claim, then the result): a duplicate delivery finds them, so the
+// runner needs no checkpoint of its own.
+type executor struct {
+	// running holds the interactions this process is executing: one delivery at a time, and the
+	// mark tells a claim of this process from one left by an earlier run.
+	running sync.Map
 }
 
 // execGrace is how long past the command's own timeout the executor waits for the agent to
 // answer before it calls the sandbox unreachable.
 const execGrace = 30 * time.Second
 
-func execute(ctx context.Context, a *App, e events.Envelope) error {
-	stream := e.Stream
-	id := strings.TrimPrefix(stream, "interaction-")
-	// One delivery at a time in this process; the mark also tells a claim of this process from
-	// one left by an earlier run.
-	if _, busy := execsRunning.LoadOrStore(id, true); busy {
+func (x *executor) execute(ctx context.Context, a *app.App, e events.Envelope) error {
+	id := strings.TrimPrefix(e.Stream, "interaction-")
+	if _, busy := x.running.LoadOrStore(id, true); busy {
 		return nil
 	}
-	defer execsRunning.Delete(id)
-	evs, it, ok, err := a.claim(ctx, e)
+	defer x.running.Delete(id)
+	seen, it, ok, err := claim(ctx, a, e)
 	if err != nil || !ok {
 		return err
 	}
-	res := runCommand(ctx, a, it)
-	done, err := it.Complete(ids.New(), a.Clock.Now(), res)
-	if err != nil {
-		return err
-	}
+	res := runCommand(ctx, a, *it)
 	// The waiting GET is woken as soon as the result is in the log, with the interaction as it
 	// now stands; the projection follows through the bus.
-	if done, err = a.Log.Append(context.WithoutCancel(ctx), stream, it.Version, done...); err != nil {
-		return err
+	_, done, err := app.Update(context.WithoutCancel(ctx), a, e.Stream, events.InteractionOf, func(it *events.Interaction) ([]events.Envelope, error) {
+		return it.Complete(ids.New(), a.Clock.Now(), res)
+	}, app.From(it), app.NoInline())
+	if err != nil || len(done) == 0 {
+		return err // nothing recorded: completed meanwhile (the reaper called it lost)
 	}
-	completions.notify(it.InteractionID, foldDoc(append(evs, done...)))
+	a.Completions.Notify(it.InteractionID, foldDoc(append(seen, done...)))
 	return nil
 }
+
+// errRestarted: the command was claimed by an earlier run of this server.
+var errRestarted = errors.New("claimed by an earlier run")
 
 // claim appends the executor's claim on the command of e (its request) and returns the stream's
 // events with the claim, and the interaction claimed; false when there is nothing to run. The
 // request delivered is usually the whole stream, so it is claimed at its version without reading
-// anything on the command's path; a stream that moved on refuses the claim, and is then read in
-// full and looked at again.
-func (a *App) claim(ctx context.Context, e events.Envelope) ([]events.Envelope, events.Interaction, bool, error) {
-	evs := []events.Envelope{e}
-	for read := e.Version != 1; ; read = true {
-		if read {
-			var err error
-			if evs, err = a.Events.Load(ctx, e.Stream, 1); err != nil {
-				return nil, events.Interaction{}, false, err
-			}
-		}
-		it, ok, err := events.FoldInteraction(evs)
-		if err != nil || !ok {
-			return nil, it, false, err
-		}
-		if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
-			// Claimed by an earlier run of this server, which stopped before recording the
-			// result: the command is lost, say so rather than leave it processing forever.
-			return nil, it, false, a.interrupt(ctx, it, lostToRestart)
-		}
-		claim, err := it.Start(ids.New(), a.Clock.Now())
-		if err != nil || len(claim) == 0 {
-			return nil, it, false, err
-		}
-		// The claim goes to the log without waiting for its projection, and without a flush of
-		// its own: it protects the command from a second delivery, and a power cut that could
-		// lose it stops the sandbox's processes too (the next durable append flushes it).
-		stored, err := a.Log.Append(events.WithoutSync(ctx), e.Stream, it.Version, claim...)
-		switch {
-		case errors.Is(err, events.ErrConcurrency) && !read:
-			continue // the stream moved on: read it
-		case errors.Is(err, events.ErrConcurrency):
-			return nil, it, false, nil // another delivery claimed it
-		case err != nil:
-			return nil, it, false, err
-		}
-		if err := it.Apply(stored[0]); err != nil {
-			return nil, it, false, err
-		}
-		return append(evs, stored...), it, true, nil
+// anything on the command's path; a stream that moved on refuses the claim, and is then read.
+// The claim goes to the log without waiting for its projection, and without a flush of its own:
+// it protects the command from a second delivery, and a power cut that could lose it stops the
+// sandbox's processes too (the next durable append flushes it).
+func claim(ctx context.Context, a *app.App, e events.Envelope) ([]events.Envelope, *events.Interaction, bool, error) {
+	seen := []events.Envelope{e}
+	fold := func(evs []events.Envelope) (*events.Interaction, error) {
+		seen = evs
+		return events.InteractionOf(evs)
 	}
+	opts := []app.Option{app.WithoutSync(), app.NoInline()}
+	if e.Version == 1 {
+		known, err := events.InteractionOf(seen)
+		if err != nil {
+			return nil, known, false, err
+		}
+		opts = append(opts, app.From(known))
+	}
+	it, stored, err := app.Update(ctx, a, e.Stream, fold, func(it *events.Interaction) ([]events.Envelope, error) {
+		if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" {
+			return nil, errRestarted
+		}
+		return it.Start(ids.New(), a.Clock.Now())
+	}, opts...)
+	switch {
+	case errors.Is(err, errRestarted):
+		// The earlier run stopped before recording the result: the command is lost, say so
+		// rather than leave it processing forever.
+		return nil, it, false, interrupt(ctx, a, *it, lostToRestart)
+	case err != nil || len(stored) == 0:
+		return nil, it, false, err // nothing to run: unknown, or claimed by another delivery
+	}
+	return append(seen, stored...), it, true, nil
 }
 
 // foldDoc is the read-model document of an interaction's events, or nil if they do not fold.
@@ -115,36 +104,33 @@ func foldDoc(evs []events.Envelope) *projections.InteractionDoc {
 	return &d
 }
 
-// execsRunning holds the interactions this process is executing.
-var execsRunning sync.Map
-
 // Why a claimed command is recorded as lost.
 const (
 	lostToRestart = "the command was interrupted: the server restarted while it ran"
 	lostToSilence = "the command was interrupted: its executor stopped before recording a result, and the command's timeout has long passed"
 )
 
-// interrupt records a claimed command as lost: exit code -1000 and why.
-func (a *App) interrupt(ctx context.Context, it events.Interaction, why string) error {
-	done, err := it.Complete(ids.New(), a.Clock.Now(), events.InteractionResult{
-		ExitCode: sandbox.InfraExitCode, Message: why,
-	})
-	if err != nil || len(done) == 0 {
-		return err
+// interrupt records the claimed command it as lost: exit code -1000 and why. A stream that moved
+// on since it was read (completed, or claimed again) is left as it is.
+func interrupt(ctx context.Context, a *app.App, it events.Interaction, why string) error {
+	read := it.Version
+	_, done, err := app.Update(ctx, a, events.InteractionStream(it.InteractionID), events.InteractionOf, func(it *events.Interaction) ([]events.Envelope, error) {
+		if it.Version != read {
+			return nil, nil
+		}
+		return it.Complete(ids.New(), a.Clock.Now(), events.InteractionResult{ExitCode: sandbox.InfraExitCode, Message: why})
+	}, app.From(&it))
+	if err == nil && len(done) > 0 {
+		a.Completions.Notify(it.InteractionID, nil)
 	}
-	_, err = a.Record(ctx, events.InteractionStream(it.InteractionID), it.Version, done...)
-	if errors.Is(err, events.ErrConcurrency) {
-		return nil // completed meanwhile
-	}
-	completions.notify(it.InteractionID, nil)
 	return err
 }
 
 // runCommand runs the interaction's command in its session's sandbox. Whatever keeps it from
 // running is a result too: exit code -1000 and the reason.
-func runCommand(ctx context.Context, a *App, it events.Interaction) events.InteractionResult {
+func runCommand(ctx context.Context, a *app.App, it events.Interaction) events.InteractionResult {
 	start := time.Now()
-	s, ok, err := a.loadSession(ctx, it.SessionID)
+	s, ok, err := loadSession(ctx, a, it.SessionID)
 	if err == nil && !ok {
 		err = errors.New("the session does not exist")
 	}
@@ -154,7 +140,7 @@ func runCommand(ctx context.Context, a *App, it events.Interaction) events.Inter
 	if err := s.CanRun(a.Clock.Now()); err != nil {
 		return events.InteractionResult{ExitCode: sandbox.InfraExitCode, Message: "the command did not run: " + err.Error() + " (status " + s.Status + ")"}
 	}
-	c, err := a.sandboxClient(s)
+	c, err := a.SandboxClient(s)
 	if err != nil {
 		return infraResult(err, time.Since(start))
 	}
@@ -182,3 +168,6 @@ func runCommand(ctx context.Context, a *App, it events.Interaction) events.Inter
 	}
 	return res
 }
+
+// wantsExec: the executor's events.
+func wantsExec(e events.Envelope) bool { return e.Type == events.ExecRequested }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/auth"
@@ -34,14 +35,12 @@ type gcpTestDoc struct {
 	Notes    []string `json:"notes"`
 }
 
-func init() {
-	// Registered from init, before any test opens an App: the consumer table is read, not
-	// written, while tests run in parallel. It wants only its own event type, so it is inert in
-	// every other test.
-	Consumers = append(Consumers, Consumer{
+// gcpTestConsumer projects the test's own event type, pushed by Pub/Sub.
+func gcpTestConsumer() app.Consumer {
+	return app.Consumer{
 		Name:  gcpTestProjector,
 		Wants: func(e events.Envelope) bool { return e.Type == gcpTestType },
-		Handle: func(ctx context.Context, a *App, e events.Envelope) error {
+		Handle: func(ctx context.Context, a *app.App, e events.Envelope) error {
 			var data struct {
 				Note string `json:"note"`
 			}
@@ -58,7 +57,7 @@ func init() {
 				return true, nil
 			})
 		},
-	})
+	}
 }
 
 // useGCPBackend switches cfg to the GCP backend on the emulators (skipping, or failing in CI,
@@ -89,7 +88,7 @@ func useGCPBackend(t testing.TB, cfg *config.Config, consumerBase string) {
 // openGCPApp opens the App on the GCP backend against the emulators behind an httptest server
 // that Pub/Sub pushes to. It returns the App, the server's URL and the paths of the push
 // requests the server received.
-func openGCPApp(t *testing.T) (*App, string, func() []string) {
+func openGCPApp(t *testing.T) (*app.App, string, func() []string) {
 	t.Helper()
 	var (
 		mu     sync.Mutex
@@ -101,7 +100,9 @@ func openGCPApp(t *testing.T) (*App, string, func() []string) {
 	useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := Open(ctx, cfg)
+	w := Wiring()
+	w.Consumers = append(w.Consumers, gcpTestConsumer())
+	a, err := app.Open(ctx, cfg, w)
 	if err != nil {
 		srv.Close()
 		t.Fatalf("open the gcp backend: %v", err)
@@ -109,7 +110,7 @@ func openGCPApp(t *testing.T) (*App, string, func() []string) {
 	a.Logger = discardLogger() // the forged push below is logged as an error on purpose
 	handler := a.Handler()
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, ConsumerPath("")) {
+		if strings.HasPrefix(r.URL.Path, app.ConsumerPath("")) {
 			mu.Lock()
 			pushes = append(pushes, r.URL.Path)
 			mu.Unlock()
@@ -139,7 +140,7 @@ func gcpTestEvent(t *testing.T, note string) events.Envelope {
 }
 
 // waitProjection polls the read model in Firestore until it holds want versions.
-func waitProjection(t *testing.T, a *App, stream string, want int) gcpTestDoc {
+func waitProjection(t *testing.T, a *app.App, stream string, want int) gcpTestDoc {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
 	for {
@@ -168,20 +169,20 @@ func TestGCPBackendEndToEnd(t *testing.T) {
 	defer cancel()
 	stream := "e2e-" + ids.New()
 	start := time.Now()
-	if _, err := a.Log.Append(ctx, stream, 0, gcpTestEvent(t, "first")); err != nil {
+	if _, err := record(ctx, a, stream, 0, gcpTestEvent(t, "first")); err != nil {
 		t.Fatal(err)
 	}
 	waitProjection(t, a, stream, 1)
 	t.Logf("append to read model through Pub/Sub push: %v", time.Since(start))
-	if _, err := a.Log.Append(ctx, stream, 1, gcpTestEvent(t, "second"), gcpTestEvent(t, "third")); err != nil {
+	if _, err := record(ctx, a, stream, 1, gcpTestEvent(t, "second"), gcpTestEvent(t, "third")); err != nil {
 		t.Fatal(err)
 	}
 	d := waitProjection(t, a, stream, 3)
 	if !slices.Equal(d.Versions, []int64{1, 2, 3}) || !slices.Equal(d.Notes, []string{"first", "second", "third"}) {
 		t.Fatalf("read model %+v, want versions 1 2 3 with notes first second third", d)
 	}
-	if !slices.Contains(pushes(), ConsumerPath(gcpTestProjector)) {
-		t.Fatalf("no push reached %s; pushes: %v", ConsumerPath(gcpTestProjector), pushes())
+	if !slices.Contains(pushes(), app.ConsumerPath(gcpTestProjector)) {
+		t.Fatalf("no push reached %s; pushes: %v", app.ConsumerPath(gcpTestProjector), pushes())
 	}
 	// The publisher marked the events published once Pub/Sub acknowledged them.
 	left, err := a.Events.Unpublished(ctx, 100)
@@ -198,13 +199,13 @@ func TestGCPBackendEndToEnd(t *testing.T) {
 	// and applies nothing; a push to an unknown consumer is a 404 that Pub/Sub keeps retrying.
 	forged := gcpTestEvent(t, "forged")
 	forged.Stream, forged.Version = stream, 4
-	if code := postPush(t, base+ConsumerPath(gcpTestProjector), forged); code != http.StatusNoContent {
+	if code := postPush(t, base+app.ConsumerPath(gcpTestProjector), forged); code != http.StatusNoContent {
 		t.Fatalf("push of a forged event: %d, want 204", code)
 	}
-	if code := postPush(t, base+ConsumerPath("NoSuchConsumer"), forged); code != http.StatusNotFound {
+	if code := postPush(t, base+app.ConsumerPath("NoSuchConsumer"), forged); code != http.StatusNotFound {
 		t.Fatalf("push to an unknown consumer: %d, want 404", code)
 	}
-	if _, err := a.Log.Append(ctx, stream, 3, gcpTestEvent(t, "fourth")); err != nil {
+	if _, err := record(ctx, a, stream, 3, gcpTestEvent(t, "fourth")); err != nil {
 		t.Fatal(err)
 	}
 	d = waitProjection(t, a, stream, 4)
@@ -223,7 +224,7 @@ func TestGCPRelayPublishesStragglers(t *testing.T) {
 	if _, err := a.Events.Append(ctx, stream, 0, gcpTestEvent(t, "straggler")); err != nil { // no publish
 		t.Fatal(err)
 	}
-	if n, err := a.relayOnce(ctx); err != nil || n != 1 {
+	if n, err := relayOnce(ctx, a); err != nil || n != 1 {
 		t.Fatalf("relay published %d events (%v), want 1", n, err)
 	}
 	d := waitProjection(t, a, stream, 1)

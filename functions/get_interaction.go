@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -23,24 +23,24 @@ const waitPoll = 250 * time.Millisecond
 // GetInteraction answers GET /sessions/{session_id}/interactions/{interaction_id}, in the spec's
 // shape for the interaction's type. With ?wait=N it holds the request until the interaction
 // completes or N seconds pass, then answers what it has.
-func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
+func GetInteraction(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	wait, _, err := httpapi.IntParam(r, "wait", 0, maxInteractionWait)
 	if err != nil {
 		return err
 	}
 	sid, id := r.PathValue("session_id"), r.PathValue("interaction_id")
 	read := func(fresh bool) (projections.InteractionDoc, error) {
-		d, err := a.interaction(r.Context(), id, fresh)
-		if errors.Is(err, projections.ErrNotFound) || (err == nil && (d.SessionID != sid || d.UserID != Caller(r.Context()).UserID)) {
+		d, err := interaction(r.Context(), a, id, fresh)
+		if errors.Is(err, projections.ErrNotFound) || (err == nil && (d.SessionID != sid || d.UserID != app.Caller(r.Context()).UserID)) {
 			return d, httpapi.NotFound("interaction")
 		}
 		return d, err
 	}
-	var done *waiter
+	var done *projections.Waiter
 	if wait > 0 {
 		// Subscribe before reading, so a completion in between is not missed.
 		var cancel func()
-		done, cancel = completions.subscribe(id)
+		done, cancel = a.Completions.Subscribe(id)
 		defer cancel()
 	}
 	d, err := read(false)
@@ -55,11 +55,11 @@ func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
 	waiting:
 		for {
 			select {
-			case <-done.ch:
-				if done.doc != nil {
+			case <-done.Done:
+				if done.Doc != nil {
 					// The executor's own fold of what it just appended: the caller's, checked
 					// by the first read.
-					httpapi.WriteJSON(w, http.StatusOK, viewInteraction(*done.doc))
+					httpapi.WriteJSON(w, http.StatusOK, viewInteraction(*done.Doc))
 					return nil
 				}
 				break waiting
@@ -85,7 +85,7 @@ func GetInteraction(a *App, w http.ResponseWriter, r *http.Request) error {
 // read model does not have it yet (the bus projects exec events after the request that appended
 // them) or when fresh is asked for (a completion was just signalled): either way a caller reads
 // its own writes.
-func (a *App) interaction(ctx context.Context, id string, fresh bool) (projections.InteractionDoc, error) {
+func interaction(ctx context.Context, a *app.App, id string, fresh bool) (projections.InteractionDoc, error) {
 	if !fresh {
 		d, err := projections.Get[projections.InteractionDoc](ctx, a.Docs, projections.InteractionCollection, id)
 		if !errors.Is(err, projections.ErrNotFound) {
@@ -129,56 +129,4 @@ func viewInteraction(d projections.InteractionDoc) map[string]any {
 		v["file_path"], v["size_bytes"], v["make_executable"] = d.FilePath, d.SizeBytes, d.MakeExec
 	}
 	return v
-}
-
-// completions wakes the requests waiting on an interaction when it completes: the executor
-// signals it as soon as it has recorded the result, the projector when it applies it (the
-// executor may have run in another process).
-var completions = &notifier{waiting: map[string]map[*waiter]struct{}{}}
-
-type notifier struct {
-	mu      sync.Mutex
-	waiting map[string]map[*waiter]struct{}
-}
-
-// waiter is one waiting request. ch is closed when the interaction completes; doc, set before,
-// is the completed interaction when the notifier knew it.
-type waiter struct {
-	ch  chan struct{}
-	doc *projections.InteractionDoc
-}
-
-// subscribe returns a waiter woken when id completes, and the function that unsubscribes.
-func (n *notifier) subscribe(id string) (*waiter, func()) {
-	w := &waiter{ch: make(chan struct{})}
-	n.mu.Lock()
-	if n.waiting[id] == nil {
-		n.waiting[id] = map[*waiter]struct{}{}
-	}
-	n.waiting[id][w] = struct{}{}
-	n.mu.Unlock()
-	return w, func() {
-		n.mu.Lock()
-		if set, ok := n.waiting[id]; ok {
-			if _, still := set[w]; still {
-				delete(set, w)
-				if len(set) == 0 {
-					delete(n.waiting, id)
-				}
-			}
-		}
-		n.mu.Unlock()
-	}
-}
-
-// notify wakes every waiter of id, handing them doc (nil: they read the interaction again).
-func (n *notifier) notify(id string, doc *projections.InteractionDoc) {
-	n.mu.Lock()
-	set := n.waiting[id]
-	delete(n.waiting, id)
-	n.mu.Unlock()
-	for w := range set {
-		w.doc = doc
-		close(w.ch)
-	}
 }

@@ -3,12 +3,13 @@ package functions
 import (
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/shared/httpapi"
 )
 
 // GetPricingInfo answers the prices in force: they come from configuration and are written into
 // the events they apply to (a session keeps the price it was requested at).
-func GetPricingInfo(a *App, w http.ResponseWriter, r *http.Request) error {
+func GetPricingInfo(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	c := a.Config
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"cost_per_minute_cents": c.CostPerMinuteCents,

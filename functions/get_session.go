@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -41,17 +42,17 @@ func viewSession(d projections.SessionDoc, now time.Time) sessionView {
 }
 
 // callerSessionDoc reads the caller's session from the read model; another user's is a 404.
-func (a *App) callerSessionDoc(r *http.Request, id string) (projections.SessionDoc, error) {
+func callerSessionDoc(a *app.App, r *http.Request, id string) (projections.SessionDoc, error) {
 	d, err := projections.Get[projections.SessionDoc](r.Context(), a.Docs, projections.SessionCollection, id)
-	if errors.Is(err, projections.ErrNotFound) || (err == nil && d.UserID != Caller(r.Context()).UserID) {
+	if errors.Is(err, projections.ErrNotFound) || (err == nil && d.UserID != app.Caller(r.Context()).UserID) {
 		return d, httpapi.NotFound("session")
 	}
 	return d, err
 }
 
 // GetSession answers GET /sessions/{session_id}.
-func GetSession(a *App, w http.ResponseWriter, r *http.Request) error {
-	d, err := a.callerSessionDoc(r, r.PathValue("session_id"))
+func GetSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
+	d, err := callerSessionDoc(a, r, r.PathValue("session_id"))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -37,9 +38,9 @@ var typeFilters = map[string][]string{
 
 // GetUsageHistory answers the caller's transactions, newest first, a page at a time, with the
 // balance totals, a summary of the selected transactions and the pagination.
-func GetUsageHistory(a *App, w http.ResponseWriter, r *http.Request) error {
+func GetUsageHistory(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	userID := Caller(ctx).UserID
+	userID := app.Caller(ctx).UserID
 	page, _, err := httpapi.IntParam(r, "page", 1, 1<<31-1)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func GetUsageHistory(a *App, w http.ResponseWriter, r *http.Request) error {
 		hasMax = false // the spec: max_items is ignored when a date is given
 	}
 
-	b, err := a.balanceOf(r, userID)
+	b, err := balanceOf(a, r, userID)
 	if err != nil {
 		return err
 	}
@@ -179,7 +180,7 @@ func newestFirst(userID string, n int) projections.Query {
 }
 
 // eachNewestFirst calls fn on userID's ledger entries, newest first, until it returns false.
-func eachNewestFirst(r *http.Request, a *App, userID string, fn func(projections.LedgerEntry) bool) error {
+func eachNewestFirst(r *http.Request, a *app.App, userID string, fn func(projections.LedgerEntry) bool) error {
 	q := newestFirst(userID, 500)
 	for {
 		page, next, err := projections.List[projections.LedgerEntry](r.Context(), a.Docs, projections.LedgerCollection, q)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -21,9 +22,9 @@ type userCredits struct {
 }
 
 // GetUserBalance answers the caller's balance from the balance read model.
-func GetUserBalance(a *App, w http.ResponseWriter, r *http.Request) error {
-	userID := Caller(r.Context()).UserID
-	b, err := a.balanceOf(r, userID)
+func GetUserBalance(a *app.App, w http.ResponseWriter, r *http.Request) error {
+	userID := app.Caller(r.Context()).UserID
+	b, err := balanceOf(a, r, userID)
 	if err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func GetUserBalance(a *App, w http.ResponseWriter, r *http.Request) error {
 
 // balanceOf reads a user's Balance; a user with no movement yet has the zero balance, last
 // updated now.
-func (a *App) balanceOf(r *http.Request, userID string) (projections.Balance, error) {
+func balanceOf(a *app.App, r *http.Request, userID string) (projections.Balance, error) {
 	b, err := projections.Get[projections.Balance](r.Context(), a.Docs, projections.BalanceCollection, userID)
 	if errors.Is(err, projections.ErrNotFound) {
 		return projections.Balance{UserID: userID, LastUpdated: a.Clock.Now().UTC()}, nil

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/grading"
@@ -27,10 +28,10 @@ type verificationJobView struct {
 
 // GetVerificationJob answers GET /sessions/{session_id}/verify/{job_id}. A job of another
 // session, or of another user, is a 404 like an unknown one.
-func GetVerificationJob(a *App, w http.ResponseWriter, r *http.Request) error {
+func GetVerificationJob(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	sid, id := r.PathValue("session_id"), r.PathValue("job_id")
 	d, err := projections.Get[projections.VerificationDoc](r.Context(), a.Docs, projections.VerificationCollection, id)
-	if errors.Is(err, projections.ErrNotFound) || (err == nil && (d.SessionID != sid || d.UserID != Caller(r.Context()).UserID)) {
+	if errors.Is(err, projections.ErrNotFound) || (err == nil && (d.SessionID != sid || d.UserID != app.Caller(r.Context()).UserID)) {
 		return httpapi.NotFound("verification job")
 	}
 	if err != nil {

@@ -6,8 +6,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/auth"
 	"github.com/codeset/codeset/shared/github"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -30,7 +33,7 @@ type gitHubOAuthResponse struct {
 // GithubOauth answers POST /auth/github: exchange the code with GitHub, read the account and its
 // primary verified email, register the user (with the sign-up credit) or log them in, and issue
 // tokens. The state parameter is the browser's CSRF check, done by the front end.
-func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
+func GithubOauth(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req gitHubOAuthRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
@@ -38,7 +41,7 @@ func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
 	if strings.TrimSpace(req.Code) == "" {
 		return httpapi.Invalid("string_too_short", "String should have at least 1 character", "body", "code")
 	}
-	id, err := identityOf(a)
+	id, err := a.Identities()
 	if err != nil {
 		return err
 	}
@@ -53,21 +56,21 @@ func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	ctx := r.Context()
-	token, err := id.github.Exchange(ctx, req.Code, redirect)
+	token, err := id.GitHub.Exchange(ctx, req.Code, redirect)
 	if err != nil {
 		return gitHubError(a, r, err)
 	}
-	gh, err := id.github.User(ctx, token)
+	gh, err := id.GitHub.User(ctx, token)
 	if err != nil {
 		return gitHubError(a, r, err)
 	}
-	email, err := id.github.PrimaryEmail(ctx, token, gh)
+	email, err := id.GitHub.PrimaryEmail(ctx, token, gh)
 	if err != nil {
 		return gitHubError(a, r, err)
 	}
 	githubID := strconv.FormatInt(gh.ID, 10)
 	userID := events.GitHubUserID(githubID)
-	sealed, err := id.sealer.Seal(token, userID)
+	sealed, err := id.Sealer.Seal(token, userID)
 	if err != nil {
 		return err
 	}
@@ -97,7 +100,7 @@ func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	access, refresh, expiresIn, err := id.issueTokens(u)
+	access, refresh, expiresIn, err := issueTokens(id, u)
 	if err != nil {
 		return err
 	}
@@ -110,7 +113,7 @@ func GithubOauth(a *App, w http.ResponseWriter, r *http.Request) error {
 // error: the caller learns whether to retry, log in again, or call the operator. Causes on
 // GitHub's or this server's side are logged (the github package's errors never carry a code or
 // a token).
-func gitHubError(a *App, r *http.Request, err error) error {
+func gitHubError(a *app.App, r *http.Request, err error) error {
 	if !errors.Is(err, github.ErrBadCode) && !errors.Is(err, github.ErrBadToken) {
 		a.Logger.WarnContext(r.Context(), "GitHub call failed", "error", err.Error())
 	}
@@ -125,4 +128,17 @@ func gitHubError(a *App, r *http.Request, err error) error {
 		return httpapi.BadRequest("GitHub could not be reached or failed; try again later")
 	}
 	return httpapi.BadRequest("GitHub answered unexpectedly; try again later")
+}
+
+// issueTokens issues the access and refresh tokens of a login.
+func issueTokens(id *app.Identity, u events.User) (access, refresh string, expiresIn int64, err error) {
+	access, ttl, err := id.Tokens.Issue(u.ID, auth.UseAccess, u.TokenGeneration)
+	if err != nil {
+		return "", "", 0, err
+	}
+	refresh, _, err = id.Tokens.Issue(u.ID, auth.UseRefresh, u.TokenGeneration)
+	if err != nil {
+		return "", "", 0, err
+	}
+	return access, refresh, int64(ttl / time.Second), nil
 }

@@ -4,11 +4,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/shared/httpapi"
 )
 
 // HealthCheck answers GET /health. It touches no storage: it says the process serves.
-func HealthCheck(a *App, w http.ResponseWriter, r *http.Request) error {
+func HealthCheck(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	httpapi.WriteJSON(w, http.StatusOK, health{
 		Status:    "healthy",
 		Service:   a.Config.Service,

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/logging"
 )
@@ -60,7 +61,7 @@ func benchGet(b *testing.B, path string) {
 	// status line and Content-Length read back), so it leaves the two CPUs to the server rather
 	// than to an HTTP client library.
 	host := strings.TrimPrefix(srv.URL, "http://")
-	request := []byte("GET " + Prefix + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: " + auth + "\r\n\r\n")
+	request := []byte("GET " + app.Prefix + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: " + auth + "\r\n\r\n")
 	type conn struct {
 		c net.Conn
 		r *bufio.Reader

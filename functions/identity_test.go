@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/auth"
@@ -47,7 +48,7 @@ func (b *syncBuffer) String() string {
 // idEnv is an embedded App in a temporary data dir, served over loopback, with a fake GitHub.
 type idEnv struct {
 	t    *testing.T
-	a    *App
+	a    *app.App
 	srv  *httptest.Server
 	gh   *fakeGitHub
 	logs *syncBuffer
@@ -559,7 +560,7 @@ func TestAuthRefused(t *testing.T) {
 	for name, tok := range bearer {
 		t.Run(name, func(t *testing.T) {
 			for _, op := range ops {
-				req, _ := http.NewRequest(op.method, e.srv.URL+Prefix+op.path, strings.NewReader(op.body))
+				req, _ := http.NewRequest(op.method, e.srv.URL+app.Prefix+op.path, strings.NewReader(op.body))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				check(t, req)
 			}
@@ -567,13 +568,13 @@ func TestAuthRefused(t *testing.T) {
 	}
 	for name, h := range headers {
 		t.Run(name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", e.srv.URL+Prefix+"/users/me/api-keys", strings.NewReader(`{}`))
+			req, _ := http.NewRequest("POST", e.srv.URL+app.Prefix+"/users/me/api-keys", strings.NewReader(`{}`))
 			req.Header.Set("Authorization", h)
 			check(t, req)
 		})
 	}
 	t.Run("no header", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", e.srv.URL+Prefix+"/users/me", nil)
+		req, _ := http.NewRequest("GET", e.srv.URL+app.Prefix+"/users/me", nil)
 		check(t, req)
 	})
 	// Refresh: an access token, a forged or expired refresh token.
@@ -584,7 +585,7 @@ func TestAuthRefused(t *testing.T) {
 		"refresh for another audience": forge(jwt.SigningMethodEdDSA, priv, kid, claims(jwt.MapClaims{"token_use": "refresh", "aud": "x"})),
 	} {
 		t.Run(name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", e.srv.URL+Prefix+"/auth/refresh", strings.NewReader(`{"refresh_token":"`+tok+`"}`))
+			req, _ := http.NewRequest("POST", e.srv.URL+app.Prefix+"/auth/refresh", strings.NewReader(`{"refresh_token":"`+tok+`"}`))
 			check(t, req)
 		})
 	}
@@ -696,8 +697,8 @@ func TestAPIKeyExpiryAndLastUsed(t *testing.T) {
 	if used == nil {
 		t.Fatal("no last_used_at after a use")
 	}
-	id, _ := identityOf(e.a)
-	if err := id.usage.FlushNow(context.Background()); err != nil {
+	id, _ := e.a.Identities()
+	if err := id.Usage.FlushNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	d, err := projections.Get[projections.UserDoc](context.Background(), e.a.Docs, projections.UsersCollection, me.UserID)
@@ -706,7 +707,7 @@ func TestAPIKeyExpiryAndLastUsed(t *testing.T) {
 	}
 	// The key expires an hour after its creation.
 	e.a.Clock = fakeClockAt(time.Now().Add(61 * time.Minute))
-	id.authn.Now = e.a.Clock.Now
+	id.Authn.Now = e.a.Clock.Now
 	e.want(e.call("GET", "/users/me", key, nil, nil), 401)
 }
 

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
-	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/dataset"
 )
 
@@ -63,7 +63,7 @@ func (e *InvalidRowsError) Error() string {
 // is appended, so an invalid row stops the whole import unless SkipInvalid. A concurrent import
 // into the same dataset makes the later one fail with events.ErrConcurrency; running it again
 // completes it, since what was already imported is unchanged.
-func ImportDataset(ctx context.Context, a *App, rows []dataset.Row, invalid []*dataset.RowError, opts ImportOptions) (ImportResult, error) {
+func ImportDataset(ctx context.Context, a *app.App, rows []dataset.Row, invalid []*dataset.RowError, opts ImportOptions) (ImportResult, error) {
 	if err := events.ValidDatasetName(opts.Dataset); err != nil {
 		return ImportResult{}, err
 	}
@@ -93,49 +93,54 @@ func ImportDataset(ctx context.Context, a *App, rows []dataset.Row, invalid []*d
 	}
 
 	stream := events.DatasetStream(opts.Dataset)
-	history, err := a.Events.Load(ctx, stream, 1)
-	if err != nil {
-		return ImportResult{}, fmt.Errorf("load %s: %w", stream, err)
-	}
-	var ds events.Dataset
-	for _, e := range history {
-		if err := ds.Apply(e); err != nil {
-			return ImportResult{}, err
-		}
-	}
 	contents := make([]events.SampleContent, len(valid))
 	for i, r := range valid {
 		contents[i] = r.Content
 	}
-	plan, err := events.DecideImport(&ds, opts.Dataset, opts.Description, opts.VersionDescription, contents, a.Clock.Now())
-	if err != nil {
-		return ImportResult{}, err
-	}
-	expected := ds.Version
-	for start, end := 0, 0; start < len(plan.Events); start = end {
-		size := 0
-		for end = start; end < len(plan.Events) && end-start < ImportBatch && (end == start || size+len(plan.Events[end].Data) <= ImportBatchBytes); end++ {
+	// The first batch is decided on the dataset as folded, with the whole plan; the others only
+	// check that nothing else was appended since (the import's own versions).
+	var (
+		plan     events.ImportPlan
+		planned  bool
+		expected int64
+		start    int
+	)
+	batch := func() []events.Envelope {
+		size, end := 0, start
+		for ; end < len(plan.Events) && end-start < ImportBatch && (end == start || size+len(plan.Events[end].Data) <= ImportBatchBytes); end++ {
 			size += len(plan.Events[end].Data)
 		}
-		batch := plan.Events[start:end]
-		stored, err := a.Events.Append(ctx, stream, expected, batch...)
+		return plan.Events[start:end]
+	}
+	moved := func(version int64) error {
+		return fmt.Errorf("import into %s after %d of %d events: another writer appended at version %d: %w", opts.Dataset, start, len(plan.Events), version, events.ErrConcurrency)
+	}
+	_, stored, err := app.Update(ctx, a, stream, events.DatasetOf, func(ds *events.Dataset) ([]events.Envelope, error) {
+		if planned {
+			return nil, moved(ds.Version)
+		}
+		p, err := events.DecideImport(ds, opts.Dataset, opts.Description, opts.VersionDescription, contents, a.Clock.Now())
+		plan, planned, expected = p, true, ds.Version
+		return batch(), err
+	})
+	for {
 		if err != nil {
 			return ImportResult{}, fmt.Errorf("import into %s after %d of %d events: %w", opts.Dataset, start, len(plan.Events), err)
 		}
+		start += len(stored)
 		expected += int64(len(stored))
-		// Project the batch before publishing it, so the bus's deliveries find it applied and
-		// skip it, instead of racing this projection on the same documents (which Firestore
-		// makes slow). The events are durable: a failure here is repaired by the bus, and one
-		// left unpublished by a crash is published by the outbox relay.
-		if err := projections.ApplyCatalog(ctx, a.Docs, a.Events, stored...); err != nil {
-			a.Logger.WarnContext(ctx, "catalog projection of an import batch failed; the bus will retry", "dataset", opts.Dataset, "error", err.Error())
+		if len(stored) > 0 {
+			progress("append", start, len(plan.Events))
 		}
-		if a.Log.Publisher != nil {
-			if err := a.Log.Publisher.Publish(context.WithoutCancel(ctx), stored...); err != nil {
-				a.Logger.WarnContext(ctx, "publish after commit failed; the relay will retry", "stream", stream, "error", err.Error())
+		if start >= len(plan.Events) {
+			break
+		}
+		_, stored, err = app.Update(ctx, a, stream, app.FoldHead, func(h *app.Head) ([]events.Envelope, error) {
+			if h.Version != expected {
+				return nil, moved(h.Version)
 			}
-		}
-		progress("append", start+len(batch), len(plan.Events))
+			return batch(), nil
+		}, app.From(&app.Head{Version: expected}))
 	}
 	return ImportResult{Rows: len(valid), New: plan.New, Versioned: plan.Versioned, Unchanged: plan.Unchanged, Invalid: invalid}, nil
 }

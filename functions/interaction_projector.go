@@ -6,22 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 )
-
-// The interaction projector keeps the interactions read model, inline like the session one, and
-// wakes the requests waiting on an interaction (GET ?wait=N) when it completes.
-func init() {
-	Consumers = append(Consumers, Consumer{
-		Name:   "ProjectInteractions",
-		Wants:  projections.IsInteractionEvent,
-		Inline: true,
-		// The document keeps its stream version: no runner checkpoint needed.
-		SelfVersioned: true,
-		Handle:        projectInteraction,
-	})
-}
 
 // execSettle is how long the projector lets a new command run before it writes its document.
 // Most commands an agent runs finish within it, and their request, claim and result then cost
@@ -29,7 +17,10 @@ func init() {
 // document meanwhile: until the document exists, GET interaction folds the stream itself.
 const execSettle = 20 * time.Millisecond
 
-func projectInteraction(ctx context.Context, a *App, e events.Envelope) error {
+// projectInteraction keeps the interactions read model, inline like the session one, and wakes
+// the requests waiting on an interaction (GET ?wait=N) when it completes. The document keeps its
+// stream version: no runner checkpoint needed.
+func projectInteraction(ctx context.Context, a *app.App, e events.Envelope) error {
 	id := strings.TrimPrefix(e.Stream, "interaction-")
 	settled := e.Type == events.ExecRequested
 	if settled {
@@ -58,7 +49,7 @@ func projectInteraction(ctx context.Context, a *App, e events.Envelope) error {
 		return err
 	}
 	if e.Type != events.ExecRequested && e.Type != events.ExecStarted {
-		completions.notify(id, nil)
+		a.Completions.Notify(id, nil)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -17,7 +18,7 @@ type datasetView struct {
 }
 
 // ListDatasets answers GET /datasets: every dataset by name, with its number of samples.
-func ListDatasets(a *App, w http.ResponseWriter, r *http.Request) error {
+func ListDatasets(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	docs, err := projections.Datasets(r.Context(), a.Docs)
 	if err != nil {
 		return err

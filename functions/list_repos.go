@@ -3,6 +3,7 @@ package functions
 import (
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/shared/httpapi"
 )
 
@@ -18,13 +19,13 @@ type gitHubReposResponse struct {
 
 // ListRepos answers GET /repos: every repository the caller can reach on GitHub, with the token
 // of their last GitHub login (stored sealed), all pages followed.
-func ListRepos(a *App, w http.ResponseWriter, r *http.Request) error {
+func ListRepos(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	id, err := identityOf(a)
+	id, err := a.Identities()
 	if err != nil {
 		return err
 	}
-	userID := Caller(ctx).UserID
+	userID := app.Caller(ctx).UserID
 	d, err := currentUser(ctx, a, userID, 0)
 	if err != nil {
 		return err
@@ -32,11 +33,11 @@ func ListRepos(a *App, w http.ResponseWriter, r *http.Request) error {
 	if d.GitHubToken == "" {
 		return httpapi.BadRequest("no GitHub token is stored for this user: log in with GitHub first")
 	}
-	token, err := id.sealer.Open(d.GitHubToken, userID)
+	token, err := id.Sealer.Open(d.GitHubToken, userID)
 	if err != nil {
 		return httpapi.BadRequest("the stored GitHub token can no longer be read; log in with GitHub again")
 	}
-	repos, err := id.github.Repos(ctx, token)
+	repos, err := id.GitHub.Repos(ctx, token)
 	if err != nil {
 		return gitHubError(a, r, err)
 	}

@@ -3,8 +3,8 @@ package functions
 import (
 	"math"
 	"net/http"
-	"sync"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -25,7 +25,7 @@ type sampleListView struct {
 // sample id, filtered by dataset and by a case-insensitive substring of instance_id. Without
 // page and page_size it returns every match; with either, one page (page defaults to 1,
 // page_size to the maximum, 100).
-func ListSamples(a *App, w http.ResponseWriter, r *http.Request) error {
+func ListSamples(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	page, pageGiven, err := httpapi.IntParam(r, "page", 1, math.MaxInt32)
 	if err != nil {
 		return err
@@ -46,7 +46,7 @@ func ListSamples(a *App, w http.ResponseWriter, r *http.Request) error {
 		}
 		offset, limit = (page-1)*size, size
 	}
-	found, total, err := sampleIndex(a).Find(r.Context(), a.Docs, filter, offset, limit)
+	found, total, err := a.Samples.Find(r.Context(), a.Docs, filter, offset, limit)
 	if err != nil {
 		return err
 	}
@@ -60,15 +60,4 @@ func ListSamples(a *App, w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// sampleIndexes holds each App's in-memory sample index (see projections.SampleIndex).
-var sampleIndexes sync.Map // *App -> *projections.SampleIndex
-
-func sampleIndex(a *App) *projections.SampleIndex {
-	v, loaded := sampleIndexes.LoadOrStore(a, &projections.SampleIndex{})
-	if !loaded {
-		a.closers = append(a.closers, func() error { sampleIndexes.Delete(a); return nil })
-	}
-	return v.(*projections.SampleIndex)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -13,10 +14,10 @@ import (
 const listSessionsPage = 100
 
 // ListSessions answers GET /sessions: the caller's sessions, newest first.
-func ListSessions(a *App, w http.ResponseWriter, r *http.Request) error {
+func ListSessions(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	docs, next, err := projections.List[projections.SessionDoc](ctx, a.Docs, projections.SessionCollection, projections.Query{
-		Where:   []projections.Filter{{Field: "user_id", Value: Caller(ctx).UserID}},
+		Where:   []projections.Filter{{Field: "user_id", Value: app.Caller(ctx).UserID}},
 		OrderBy: []projections.Order{{Field: "requested_us", Desc: true}},
 		Limit:   listSessionsPage,
 	})

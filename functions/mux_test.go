@@ -10,12 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/shared/config"
 )
 
 // bareApp is an App with no storage: enough to prove routing, which never touches the store.
-func bareApp() *App {
-	return &App{Config: config.Default(), Logger: discardLogger()}
+func bareApp() *app.App {
+	return &app.App{Config: config.Default(), Logger: discardLogger(), Wiring: Wiring()}
 }
 
 func TestEveryOperationIsRouted(t *testing.T) {
@@ -24,7 +25,7 @@ func TestEveryOperationIsRouted(t *testing.T) {
 	param := regexp.MustCompile(`\{[^}]+\}`)
 	for _, rt := range Routes {
 		path := param.ReplaceAllString(rt.Path, "x")
-		req, _ := http.NewRequest(rt.Method, srv.URL+Prefix+path, strings.NewReader("{}"))
+		req, _ := http.NewRequest(rt.Method, srv.URL+app.Prefix+path, strings.NewReader("{}"))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -43,7 +44,7 @@ func TestEveryOperationIsRouted(t *testing.T) {
 func TestContractAndDocsServed(t *testing.T) {
 	srv := httptest.NewServer(bareApp().Handler())
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + Prefix + "/openapi.json")
+	resp, err := http.Get(srv.URL + app.Prefix + "/openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestContractAndDocsServed(t *testing.T) {
 func TestUnknownPathIsJSON404(t *testing.T) {
 	srv := httptest.NewServer(bareApp().Handler())
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + Prefix + "/no/such/thing")
+	resp, err := http.Get(srv.URL + app.Prefix + "/no/such/thing")
 	if err != nil {
 		t.Fatal(err)
 	}

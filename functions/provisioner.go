@@ -7,26 +7,21 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/ids"
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
-// The provisioner starts the sandbox of a requested session and records it ready (billing starts)
+// provisioner starts the sandbox of a requested session and records it ready (billing starts)
 // or failed. It decides from the session's state, so a duplicate delivery of the request does
 // nothing once the session is ready, failed or ended; a session closed while its sandbox was
 // starting gets that sandbox stopped at once.
-func init() {
-	Consumers = append(Consumers, Consumer{
-		Name:   "Provisioner",
-		Wants:  func(e events.Envelope) bool { return e.Type == events.SessionRequested },
-		Handle: provision,
-	})
+type provisioner struct {
+	// starting holds the sessions whose sandbox this process is starting, so that a second
+	// delivery arriving meanwhile does not start another.
+	starting sync.Map
 }
-
-// provisioning holds the sessions whose sandbox this process is starting, so that a second
-// delivery arriving meanwhile does not start another.
-var provisioning sync.Map
 
 // Error codes of a session that could not start.
 const (
@@ -35,17 +30,17 @@ const (
 	codeNoRuntime    = "no_sandbox_runtime"
 )
 
-func provision(ctx context.Context, a *App, e events.Envelope) error {
+func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelope) error {
 	var req events.SessionRequestedData
 	if err := e.Decode(&req); err != nil {
 		return err
 	}
 	id := req.SessionID
-	if _, busy := provisioning.LoadOrStore(id, true); busy {
+	if _, busy := p.starting.LoadOrStore(id, true); busy {
 		return nil
 	}
-	defer provisioning.Delete(id)
-	s, ok, err := a.loadSession(ctx, id)
+	defer p.starting.Delete(id)
+	s, ok, err := loadSession(ctx, a, id)
 	if err != nil {
 		return err
 	}
@@ -53,14 +48,14 @@ func provision(ctx context.Context, a *App, e events.Envelope) error {
 		return nil
 	}
 	if a.Sandboxes == nil {
-		_, err := a.decideSession(ctx, id, func(s events.Session) ([]events.Envelope, error) {
+		_, err := updateSession(ctx, a, id, func(s events.Session) ([]events.Envelope, error) {
 			return s.Fail(ids.New(), a.Clock.Now(), codeNoRuntime, "this server has no sandbox runtime configured")
 		})
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, a.Config.SessionStartTimeout)
 	defer cancel()
-	info, err := a.Sandboxes.Start(startCtx, a.sandboxSpec(s, s.Env))
+	info, err := a.Sandboxes.Start(startCtx, sandboxSpec(a, s, s.Env))
 	if err != nil && ctx.Err() != nil {
 		// The server is shutting down, not the sandbox failing: the request stays in the log
 		// and is delivered again after the restart.
@@ -71,13 +66,13 @@ func provision(ctx context.Context, a *App, e events.Envelope) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			code = codeStartTimeout
 		}
-		_, ferr := a.decideSession(ctx, id, func(s events.Session) ([]events.Envelope, error) {
+		_, ferr := updateSession(ctx, a, id, func(s events.Session) ([]events.Envelope, error) {
 			return s.Fail(ids.New(), a.Clock.Now(), code, fmt.Sprintf("the sandbox could not be started: %v", err))
 		})
 		return ferr
 	}
 	took := false
-	after, err := a.decideSession(ctx, id, func(s events.Session) ([]events.Envelope, error) {
+	after, err := updateSession(ctx, a, id, func(s events.Session) ([]events.Envelope, error) {
 		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), info)
 		took = len(evs) > 0
 		return evs, err
@@ -91,16 +86,19 @@ func provision(ctx context.Context, a *App, e events.Envelope) error {
 		return err
 	}
 	if after.Done() {
-		a.stopSandbox(ctx, after)
+		stopSandbox(ctx, a, after)
 	}
 	return nil
 }
 
 // sandboxSpec is what a session's sandbox is started from, in env (the session's environment);
 // its oracle sandboxes are built from the same.
-func (a *App) sandboxSpec(s events.Session, env sandbox.Environment) sandbox.Spec {
+func sandboxSpec(a *app.App, s events.Session, env sandbox.Environment) sandbox.Spec {
 	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
 		env.Archive = filepath.Join(a.Config.DataDir, filepath.FromSlash(env.Archive))
 	}
 	return sandbox.Spec{SessionID: s.SessionID, UserID: s.UserID, Dataset: s.Dataset, SampleID: s.SampleID, Env: env, ExpiresAt: s.ExpiresAt}
 }
+
+// wantsSessionRequest: the provisioner's events.
+func wantsSessionRequest(e events.Envelope) bool { return e.Type == events.SessionRequested }

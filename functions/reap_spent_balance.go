@@ -4,40 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 )
 
 // The spent-balance reaper stops a user's ready sessions when the user's balance minus the usage
 // those sessions have accrued so far reaches zero, billing them up to that moment (the session's
-// end event carries the usage, so the balance then shows it). Locally it is a ticker beside the
-// expiry reaper; on GCP the same Cloud Scheduler job calls ReapSpentBalances.
-func init() {
-	Loops = append(Loops, Task{Name: "spent-balance reaper", Run: func(ctx context.Context, a *App) error {
-		every := a.Config.ReaperInterval
-		if every <= 0 {
-			every = time.Second
-		}
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			if _, err := ReapSpentBalances(ctx, a); err != nil && ctx.Err() == nil {
-				a.Logger.ErrorContext(ctx, "spent-balance reaper pass failed", "error", err.Error())
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
-		}
-	}})
-}
+// end event carries the usage, so the balance then shows it). A scheduled job (entry point
+// SpentBalanceReaper), on the expiry reaper's period.
 
 // ReapSpentBalances makes one pass over the ready sessions and returns the ids of those it
 // ended.
-func ReapSpentBalances(ctx context.Context, a *App) ([]string, error) {
+func ReapSpentBalances(ctx context.Context, a *app.App) ([]string, error) {
 	now := a.Clock.Now()
 	running := map[string][]events.Session{} // by user
 	var errs []error
@@ -45,7 +25,7 @@ func ReapSpentBalances(ctx context.Context, a *App) ([]string, error) {
 		if d.Status != events.StatusReady {
 			return
 		}
-		s, ok, err := a.loadSession(ctx, d.SessionID)
+		s, ok, err := loadSession(ctx, a, d.SessionID)
 		if err != nil {
 			errs = append(errs, err)
 			return
@@ -68,11 +48,11 @@ func ReapSpentBalances(ctx context.Context, a *App) ([]string, error) {
 		for _, s := range sessions {
 			accrued += events.ChargeCents(s.DurationSeconds(now), s.CentsPerMinute)
 		}
-		if !projections.Spent(b.BalanceCents, accrued) {
+		if !events.Spent(b.BalanceCents, accrued) {
 			continue
 		}
 		for _, s := range sessions {
-			if _, err := a.endSession(ctx, s.SessionID, events.EndBalanceExhausted, now); err != nil {
+			if _, err := endSession(ctx, a, s.SessionID, events.EndBalanceExhausted, now); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -80,4 +60,10 @@ func ReapSpentBalances(ctx context.Context, a *App) ([]string, error) {
 		}
 	}
 	return ended, errors.Join(errs...)
+}
+
+// reapSpentBalances is ReapSpentBalances as a scheduled job: it answers the sessions it ended.
+func reapSpentBalances(ctx context.Context, a *app.App) (any, error) {
+	ended, err := ReapSpentBalances(ctx, a)
+	return map[string][]string{"ended": ended}, err
 }

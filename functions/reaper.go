@@ -6,37 +6,23 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/ids"
 )
 
-// The reaper ends sessions at their expires_at (terminated, billed up to that moment) and fails
-// sessions whose sandbox never became ready. Locally it is a ticker; on GCP a Cloud Scheduler job
-// calls Reap.
-func init() {
-	Loops = append(Loops, Task{Name: "reaper", Run: func(ctx context.Context, a *App) error {
-		tick := time.NewTicker(a.Config.ReaperInterval)
-		defer tick.Stop()
-		for {
-			if err := Reap(ctx, a); err != nil && ctx.Err() == nil {
-				a.Logger.ErrorContext(ctx, "reaper pass failed", "error", err.Error())
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
-		}
-	}})
-}
+// The reaper ends sessions at their expires_at (terminated, billed up to that moment), fails
+// sessions whose sandbox never became ready, and records lost commands. A scheduled job (entry
+// point Reaper): Cloud Scheduler calls it on GCP, a ticker every --reaper-interval locally.
 
 // startGrace is how long past the start timeout the reaper waits before failing a session still
 // creating: the provisioner normally records the failure itself.
 const startGrace = 30 * time.Second
 
 // Reap makes one pass over the active sessions.
-func Reap(ctx context.Context, a *App) error {
+func Reap(ctx context.Context, a *app.App) error {
 	now := a.Clock.Now()
 	var errs []error
 	err := eachActiveSession(ctx, a, func(d projections.SessionDoc) {
@@ -44,9 +30,9 @@ func Reap(ctx context.Context, a *App) error {
 		switch {
 		case !now.Before(d.ExpiresAt):
 			// A session is billed to its expiry, however late the reaper comes.
-			_, err = a.endSession(ctx, d.SessionID, events.EndExpired, d.ExpiresAt)
+			_, err = endSession(ctx, a, d.SessionID, events.EndExpired, d.ExpiresAt)
 		case d.Status == events.StatusCreating && now.Sub(d.RequestedAt) > a.Config.SessionStartTimeout+startGrace:
-			_, err = a.decideSession(ctx, d.SessionID, func(s events.Session) ([]events.Envelope, error) {
+			_, err = updateSession(ctx, a, d.SessionID, func(s events.Session) ([]events.Envelope, error) {
 				return s.Fail(ids.New(), now, codeStartTimeout, fmt.Sprintf("the sandbox was not ready within %s", a.Config.SessionStartTimeout))
 			})
 		}
@@ -65,7 +51,7 @@ const lostMargin = 30 * time.Second
 // allows and still without a result: their executor stopped. Locally a restart finds them too;
 // on GCP an executor's instance can vanish mid-command, and the redelivery that follows finds
 // the claim and must leave it to its owner, which may still be running it.
-func reapLostCommands(ctx context.Context, a *App, now time.Time) error {
+func reapLostCommands(ctx context.Context, a *app.App, now time.Time) error {
 	docs, err := listAll[projections.InteractionDoc](ctx, a, projections.InteractionCollection,
 		projections.Filter{Field: "status", Value: events.InteractionProcessing})
 	if err != nil {
@@ -91,13 +77,13 @@ func reapLostCommands(ctx context.Context, a *App, now time.Time) error {
 		if !ok || it.Status != events.InteractionProcessing || now.Sub(it.StartedAt) < limit {
 			continue // completed meanwhile, or claimed again since
 		}
-		errs = append(errs, a.interrupt(ctx, it, lostToSilence))
+		errs = append(errs, interrupt(ctx, a, it, lostToSilence))
 	}
 	return errors.Join(errs...)
 }
 
 // listAll reads every document of coll matching where, a page at a time.
-func listAll[T any](ctx context.Context, a *App, coll string, where ...projections.Filter) ([]T, error) {
+func listAll[T any](ctx context.Context, a *app.App, coll string, where ...projections.Filter) ([]T, error) {
 	var all []T
 	q := projections.Query{Where: where, Limit: 500}
 	for {
@@ -114,7 +100,7 @@ func listAll[T any](ctx context.Context, a *App, coll string, where ...projectio
 }
 
 // eachActiveSession calls fn for every session creating or ready.
-func eachActiveSession(ctx context.Context, a *App, fn func(projections.SessionDoc)) error {
+func eachActiveSession(ctx context.Context, a *app.App, fn func(projections.SessionDoc)) error {
 	all, err := listAll[projections.SessionDoc](ctx, a, projections.SessionCollection, projections.Filter{Field: "active", Value: true})
 	if err != nil {
 		return fmt.Errorf("active sessions: %w", err)
@@ -127,4 +113,12 @@ func eachActiveSession(ctx context.Context, a *App, fn func(projections.SessionD
 		fn(d)
 	}
 	return nil
+}
+
+// reaperEvery is the local period of the reapers.
+func reaperEvery(cfg config.Config) time.Duration { return cfg.ReaperInterval }
+
+// reap is Reap as a scheduled job.
+func reap(ctx context.Context, a *app.App) (any, error) {
+	return map[string]any{}, Reap(ctx, a)
 }

@@ -3,6 +3,7 @@ package functions
 import (
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/shared/auth"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -19,23 +20,23 @@ type tokenRefreshResponse struct {
 
 // RefreshToken answers POST /auth/refresh: a new access token for a valid refresh token of an
 // active user whose tokens were not revoked since. Anything else is a 401.
-func RefreshToken(a *App, w http.ResponseWriter, r *http.Request) error {
+func RefreshToken(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req tokenRefreshRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
 	}
-	id, err := identityOf(a)
+	id, err := a.Identities()
 	if err != nil {
 		return err
 	}
-	c, err := id.tokens.Parse(req.RefreshToken, auth.UseRefresh)
+	c, err := id.Tokens.Parse(req.RefreshToken, auth.UseRefresh)
 	if err != nil {
 		return httpapi.Unauthorized("invalid or expired refresh token")
 	}
-	if err := id.authn.CheckUser(r.Context(), c); err != nil {
+	if err := id.Authn.CheckUser(r.Context(), c); err != nil {
 		return err
 	}
-	access, ttl, err := id.tokens.Issue(c.Subject, auth.UseAccess, c.Generation)
+	access, ttl, err := id.Tokens.Issue(c.Subject, auth.UseAccess, c.Generation)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package functions
 import (
 	"net/http"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 )
@@ -18,13 +19,13 @@ type apiKeyRevokeResponse struct {
 
 // RevokeApiKey answers DELETE /users/me/api-keys: the key stops authenticating at once. Another
 // user's key id is a 404, like an unknown one; revoking a revoked key answers 200 again.
-func RevokeApiKey(a *App, w http.ResponseWriter, r *http.Request) error {
+func RevokeApiKey(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req apiKeyRevokeRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
 	}
 	ctx := r.Context()
-	_, err := changeUser(ctx, a, Caller(ctx).UserID, func(u events.User) ([]events.Envelope, error) {
+	_, err := changeUser(ctx, a, app.Caller(ctx).UserID, func(u events.User) ([]events.Envelope, error) {
 		return events.RevokeAPIKey(u, newEventID(), req.KeyID, a.Clock.Now())
 	})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/codeset/codeset/app"
 )
 
 // specOperations reads "METHOD /path" and whether it is secured from an OpenAPI file.
@@ -47,7 +49,7 @@ func TestRoutesCoverExactlyTheSpec(t *testing.T) {
 		if _, dup := got[key]; dup {
 			t.Errorf("route %s twice in the table", key)
 		}
-		got[key] = rt.Auth == Bearer
+		got[key] = rt.Auth == app.Bearer
 	}
 	var missing, extra, auth []string
 	for op, secured := range want {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 )
@@ -13,12 +14,9 @@ import (
 // whose sandbox still answers is reattached (its agent is reached from the address recorded in the
 // session), any other is ended and billed up to now; commands that were running when the server
 // stopped are recorded as interrupted.
-func init() {
-	Startup = append(Startup, Task{Name: "sandbox-recovery", Run: RecoverSandboxes})
-}
 
 // RecoverSandboxes reattaches or ends the ready sessions of a previous run.
-func RecoverSandboxes(ctx context.Context, a *App) error {
+func RecoverSandboxes(ctx context.Context, a *app.App) error {
 	if d, ok := a.Sandboxes.(interface{ Describe() string }); ok {
 		a.Logger.InfoContext(ctx, "sandboxes: "+d.Describe())
 	}
@@ -40,7 +38,7 @@ func RecoverSandboxes(ctx context.Context, a *App) error {
 		if !now.Before(d.ExpiresAt) {
 			at, reason = d.ExpiresAt, events.EndExpired
 		}
-		if _, err := a.endSession(ctx, d.SessionID, reason, at); err != nil {
+		if _, err := endSession(ctx, a, d.SessionID, reason, at); err != nil {
 			errs = append(errs, err)
 			return
 		}
@@ -55,7 +53,7 @@ func RecoverSandboxes(ctx context.Context, a *App) error {
 
 // interruptCommands records as failed the commands that were running when the server stopped:
 // their processes died with the agent or were orphaned, and their result is lost.
-func interruptCommands(ctx context.Context, a *App) error {
+func interruptCommands(ctx context.Context, a *app.App) error {
 	// The claim may not be projected yet ("pending" in the read model): the stream decides.
 	var docs []projections.InteractionDoc
 	for _, status := range []string{events.InteractionPending, events.InteractionProcessing} {
@@ -75,7 +73,7 @@ func interruptCommands(ctx context.Context, a *App) error {
 		if err != nil || !ok || it.Status != events.InteractionProcessing {
 			continue
 		}
-		if err := a.interrupt(ctx, it, lostToRestart); err != nil {
+		if err := interrupt(ctx, a, it, lostToRestart); err != nil {
 			return err
 		}
 	}

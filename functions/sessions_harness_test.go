@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/clock"
@@ -28,7 +29,7 @@ import (
 
 type sessionHarness struct {
 	t    *testing.T
-	a    *App
+	a    *app.App
 	srv  *httptest.Server
 	cfg  config.Config
 	stop func()
@@ -197,10 +198,10 @@ func (h *sessionHarness) credit(user string, cents int64) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.a.Record(ctx, events.AccountStream(user), events.Any, e); err != nil {
+	if _, err := record(ctx, h.a, events.AccountStream(user), events.Any, e); err != nil {
 		h.t.Fatal(err)
 	}
-	if err := h.a.RequirePositiveBalance(ctx, user); err != nil {
+	if err := RequirePositiveBalance(ctx, h.a, user); err != nil {
 		h.t.Fatalf("after a credit of %d: %v", cents, err)
 	}
 }
@@ -334,7 +335,7 @@ func sampleArchive(t *testing.T) string {
 // ran in its directory.
 func (h *sessionHarness) expectStopped(sid string) {
 	h.t.Helper()
-	s, _, err := h.a.loadSession(context.Background(), sid)
+	s, _, err := loadSession(context.Background(), h.a, sid)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -311,9 +311,9 @@ func TestUnreachableSandboxIsExitMinus1000(t *testing.T) {
 	h.addSample(sandbox.Environment{})
 	h.credit("fay", 100)
 	sid := h.openSession("fay")
-	s, _, _ := h.a.loadSession(context.Background(), sid)
+	s, _, _ := loadSession(context.Background(), h.a, sid)
 	rt.Stop(context.Background(), s.Sandbox) // behind the session's back
-	forgetClient(sid)
+	h.a.ForgetSandboxClient(sid)
 	it := h.run("fay", sid, "true", 10)
 	if *it.ExitCode != sandbox.InfraExitCode || *it.Success || !strings.Contains(*it.Message, "could not be reached") {
 		t.Fatalf("%+v %s", it, *it.Message)
@@ -365,11 +365,12 @@ func TestDuplicateDeliveriesRunOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	x := &executor{}
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := execute(ctx, a, stored[0]); err != nil {
+			if err := x.execute(ctx, a, stored[0]); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -382,8 +383,9 @@ func TestDuplicateDeliveriesRunOnce(t *testing.T) {
 	// A redelivered session request starts nothing more.
 	starts := rt.starts
 	req, _ := a.Events.Load(ctx, events.SessionStream(sid), 1)
+	p := &provisioner{}
 	for range 3 {
-		if err := provision(ctx, a, req[0]); err != nil {
+		if err := p.provision(ctx, a, req[0]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -454,7 +456,7 @@ func TestRestartReattachesOrEndsReadySessions(t *testing.T) {
 	alive := h1.openSession("kim")
 	lost := h1.openSession("kim")
 	h1.run("kim", alive, "echo before > state.txt", 10)
-	sl, _, err := h1.a.loadSession(context.Background(), lost)
+	sl, _, err := loadSession(context.Background(), h1.a, lost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,8 +465,6 @@ func TestRestartReattachesOrEndsReadySessions(t *testing.T) {
 		t.Fatal("a sandbox died with the server")
 	}
 	sandboxtest.Kill(sl.Sandbox.PID) // this one dies while the server is down
-	forgetClient(alive)
-	forgetClient(lost)
 
 	h2 := newSessionHarness(t, dir, nil, nil) // its start-up reattaches or ends
 	h2.waitStatus("kim", alive, "ready")
@@ -541,11 +541,11 @@ func TestReaperInterruptsCommandsWhoseExecutorVanished(t *testing.T) {
 	if err := Reap(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	lost, err := a.interaction(ctx, "int_vanished", true)
+	lost, err := interaction(ctx, a, "int_vanished", true)
 	if err != nil || lost.Status != events.InteractionCompleted || *lost.ExitCode != sandbox.InfraExitCode || !strings.Contains(*lost.Message, "executor stopped") {
 		t.Fatalf("vanished executor's command: %+v %v", lost, err)
 	}
-	running, err := a.interaction(ctx, "int_running", true)
+	running, err := interaction(ctx, a, "int_running", true)
 	if err != nil || running.Status != events.InteractionProcessing {
 		t.Fatalf("a command claimed a minute ago: %+v %v", running, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
@@ -19,8 +20,8 @@ type verifyStartResponse struct {
 // StartVerification answers POST /sessions/{session_id}/verify: it records the job and answers
 // 202 with its id; the verifier runs the sample's oracle in the session's sandbox and records the
 // graded result. The operation takes no body.
-func StartVerification(a *App, w http.ResponseWriter, r *http.Request) error {
-	s, err := a.callerSession(r, r.PathValue("session_id"))
+func StartVerification(a *app.App, w http.ResponseWriter, r *http.Request) error {
+	s, err := callerSession(a, r, r.PathValue("session_id"))
 	if err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func StartVerification(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	stored, err := a.Record(r.Context(), events.VerificationStream(id), 0, e)
+	stored, err := app.Create(r.Context(), a, events.VerificationStream(id), []events.Envelope{e})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
@@ -23,7 +24,7 @@ const editTimeout = 60 * time.Second
 // of str_to_replace in the file (relative paths resolve against the sample's work directory) and
 // answers at once; no occurrence or several is success=false with the reason. It is also recorded
 // as an interaction.
-func StringReplace(a *App, w http.ResponseWriter, r *http.Request) error {
+func StringReplace(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req stringReplaceRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
 		return err
@@ -34,7 +35,7 @@ func StringReplace(a *App, w http.ResponseWriter, r *http.Request) error {
 	if req.StrToReplace == "" {
 		return httpapi.Invalid("string_too_short", "String should have at least 1 character", "body", "str_to_replace")
 	}
-	s, err := a.callerSession(r, r.PathValue("session_id"))
+	s, err := callerSession(a, r, r.PathValue("session_id"))
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func StringReplace(a *App, w http.ResponseWriter, r *http.Request) error {
 	}
 	start := time.Now()
 	var res events.InteractionResult
-	c, err := a.sandboxClient(s)
+	c, err := a.SandboxClient(s)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), editTimeout)
 		var ok bool
@@ -64,7 +65,7 @@ func StringReplace(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.Record(r.Context(), events.InteractionStream(id), 0, e); err != nil {
+	if _, err := app.Create(r.Context(), a, events.InteractionStream(id), []events.Envelope{e}); err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"success": res.Success, "message": res.Message, "interaction_id": id})

@@ -10,6 +10,7 @@ import (
 
 	stripego "github.com/stripe/stripe-go/v76"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -26,7 +27,7 @@ const webhookLimit = 64 << 10
 // a refund debits the growth of the charge's refunded amount. Anything unsigned, badly signed,
 // too old or of another API version is a 400 and records nothing; other event types are 200 and
 // ignored.
-func StripeWebhook(a *App, w http.ResponseWriter, r *http.Request) error {
+func StripeWebhook(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, webhookLimit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -47,7 +48,7 @@ func StripeWebhook(a *App, w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return httpapi.BadRequest("the webhook payload is not a Stripe event")
 	}
-	res, err := a.handleStripeEvent(r, ev)
+	res, err := handleStripeEvent(a, r, ev)
 	if err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func StripeWebhook(a *App, w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *App) handleStripeEvent(r *http.Request, ev stripego.Event) (map[string]any, error) {
+func handleStripeEvent(a *app.App, r *http.Request, ev stripego.Event) (map[string]any, error) {
 	ctx := r.Context()
 	at := time.Unix(ev.Created, 0).UTC()
 	if ev.Created == 0 {
@@ -77,7 +78,7 @@ func (a *App) handleStripeEvent(r *http.Request, ev stripego.Event) (map[string]
 			return map[string]any{"ignored": "not a Codeset deposit"}, nil
 		}
 		if ev.Type == "checkout.session.async_payment_failed" {
-			stored, err := a.DecideAccount(ctx, userID, func(acct *events.Account) ([]events.Envelope, error) {
+			stored, err := updateAccount(ctx, a, userID, func(acct *events.Account) ([]events.Envelope, error) {
 				return acct.FailDeposit(events.DepositFailedData{DepositID: cs.Metadata["deposit_id"], CheckoutSessionID: cs.ID, StripeEventID: ev.ID}, at)
 			})
 			return map[string]any{"recorded": len(stored) > 0}, err
@@ -94,7 +95,7 @@ func (a *App) handleStripeEvent(r *http.Request, ev stripego.Event) (map[string]
 		if cs.PaymentIntent != nil {
 			d.PaymentIntentID = cs.PaymentIntent.ID
 		}
-		stored, err := a.DecideAccount(ctx, userID, func(acct *events.Account) ([]events.Envelope, error) {
+		stored, err := updateAccount(ctx, a, userID, func(acct *events.Account) ([]events.Envelope, error) {
 			return acct.SucceedDeposit(d, at)
 		})
 		return map[string]any{"credited": len(stored) > 0}, err
@@ -112,11 +113,11 @@ func (a *App) handleStripeEvent(r *http.Request, ev stripego.Event) (map[string]
 				d.RefundIDs = append(d.RefundIDs, rf.ID)
 			}
 		}
-		userID, err := a.chargeOwner(r, ch.Metadata["user_id"], d.PaymentIntentID)
+		userID, err := chargeOwner(a, r, ch.Metadata["user_id"], d.PaymentIntentID)
 		if err != nil || userID == "" {
 			return map[string]any{"ignored": "not a Codeset payment"}, err
 		}
-		stored, err := a.DecideAccount(ctx, userID, func(acct *events.Account) ([]events.Envelope, error) {
+		stored, err := updateAccount(ctx, a, userID, func(acct *events.Account) ([]events.Envelope, error) {
 			return acct.RefundPayment(d, at)
 		})
 		return map[string]any{"debited": len(stored) > 0}, err
@@ -126,7 +127,7 @@ func (a *App) handleStripeEvent(r *http.Request, ev stripego.Event) (map[string]
 
 // chargeOwner finds whose payment a charge is: the user id the deposit put in the
 // PaymentIntent's metadata, or the deposit that recorded the PaymentIntent.
-func (a *App) chargeOwner(r *http.Request, metadataUser, paymentIntentID string) (string, error) {
+func chargeOwner(a *app.App, r *http.Request, metadataUser, paymentIntentID string) (string, error) {
 	if metadataUser != "" || paymentIntentID == "" {
 		return metadataUser, nil
 	}

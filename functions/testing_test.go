@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codeset/codeset/app"
+	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 )
 
@@ -18,12 +20,12 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // tokenAuth takes the bearer token as the user id: the tests' callers, without identity.
 type tokenAuth struct{}
 
-func (tokenAuth) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+func (tokenAuth) Authenticate(ctx context.Context, r *http.Request) (app.Principal, error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
-		return Principal{}, httpapi.Unauthorized("no bearer token")
+		return app.Principal{}, httpapi.Unauthorized("no bearer token")
 	}
-	return Principal{UserID: tok}, nil
+	return app.Principal{UserID: tok}, nil
 }
 
 // callAPI sends a request to the API served at base, with body as JSON (when not nil) and the
@@ -39,7 +41,7 @@ func callAPI(t testing.TB, base, bearer, method, path string, body any) (resp *h
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, base+Prefix+path, rd)
+	req, err := http.NewRequest(method, base+app.Prefix+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,4 +72,15 @@ func callJSON(t testing.TB, base, bearer, method, path string, body, out any) in
 		}
 	}
 	return resp.StatusCode
+}
+
+// record writes evs to stream through the write path at expected (events.Any: at the stream's
+// head), as a command would: inline projectors, then the bus.
+func record(ctx context.Context, a *app.App, stream string, expected int64, evs ...events.Envelope) ([]events.Envelope, error) {
+	var opts []app.Option
+	if expected != events.Any {
+		opts = append(opts, app.From(&app.Head{Version: expected}))
+	}
+	_, stored, err := app.Update(ctx, a, stream, app.FoldHead, func(*app.Head) ([]events.Envelope, error) { return evs, nil }, opts...)
+	return stored, err
 }

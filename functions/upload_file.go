@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
@@ -32,7 +33,7 @@ const uploadBodyLimit = MaxUploadBytes/3*4 + 64<<10
 // file_path (relative paths resolve against the sample's work directory; parents are created),
 // optionally executable, and answers at once. It is also recorded as an interaction (without the
 // content).
-func UploadFile(a *App, w http.ResponseWriter, r *http.Request) error {
+func UploadFile(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req uploadRequest
 	if err := httpapi.Decode(r, uploadBodyLimit, &req); err != nil {
 		return err
@@ -47,7 +48,7 @@ func UploadFile(a *App, w http.ResponseWriter, r *http.Request) error {
 	if len(content) > MaxUploadBytes {
 		return httpapi.Errorf(http.StatusRequestEntityTooLarge, "file of %d bytes is over the upload limit of %d bytes", len(content), MaxUploadBytes)
 	}
-	s, err := a.callerSession(r, r.PathValue("session_id"))
+	s, err := callerSession(a, r, r.PathValue("session_id"))
 	if err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func UploadFile(a *App, w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	var res events.InteractionResult
 	var size int64
-	c, err := a.sandboxClient(s)
+	c, err := a.SandboxClient(s)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), editTimeout)
 		size, err = c.Upload(ctx, req.FilePath, content, req.MakeExecutable)
@@ -83,7 +84,7 @@ func UploadFile(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.Record(r.Context(), events.InteractionStream(id), 0, e); err != nil {
+	if _, err := app.Create(r.Context(), a, events.InteractionStream(id), []events.Envelope{e}); err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{

@@ -62,7 +62,7 @@ func BenchmarkVerificationOverhead(b *testing.B) {
 			// The sandbox's share: the same verification asked of the runtime directly (read the
 			// session's changes, start the oracle sandbox, apply the changes and the test patch,
 			// run, collect the report), less the run.
-			s, _, err := e.a.loadSession(context.Background(), sid)
+			s, _, err := loadSession(context.Background(), e.a, sid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -73,7 +73,7 @@ func BenchmarkVerificationOverhead(b *testing.B) {
 			var agent []float64
 			for range min(b.N, 40) {
 				t0 := time.Now()
-				res, err := e.a.Sandboxes.Verify(context.Background(), s.Sandbox, e.a.sandboxSpec(s, s.Env), sandbox.VerifyRequest{
+				res, err := e.a.Sandboxes.Verify(context.Background(), s.Sandbox, sandboxSpec(e.a, s, s.Env), sandbox.VerifyRequest{
 					TestPatch: sample.TestPatch, Command: s.Env.VerifierCommand, ReportPaths: s.Env.ReportPaths,
 					Protected: s.Env.ProtectedPaths, Timeout: time.Minute})
 				if err != nil {

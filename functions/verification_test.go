@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/demo"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/config"
@@ -35,7 +36,7 @@ import (
 
 type verifyEnv struct {
 	t       testing.TB
-	a       *App
+	a       *app.App
 	srv     *httptest.Server
 	samples map[string]dataset.Row
 	dataset map[string]string // sample id -> its dataset, when not the demo's
@@ -110,12 +111,7 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 	// The bus is the one background task verification needs; the other startup tasks (the
 	// bootstrap user, recoveries) belong to other capabilities.
 	var wg sync.WaitGroup
-	for _, task := range Loops {
-		if task.Name == "bus" {
-			wg.Add(1)
-			go func() { defer wg.Done(); task.Run(ctx, a) }()
-		}
-	}
+	wg.Go(func() { a.RunBus(ctx) })
 	rows, err := demo.Rows()
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +131,7 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 		// Sessions the test left open are ended, so that no sandbox outlives it.
 		sessions, _ := os.ReadDir(filepath.Join(cfg.DataDir, "sandboxes"))
 		for _, s := range sessions {
-			a.endSession(context.Background(), s.Name(), events.EndClosed, time.Now())
+			endSession(context.Background(), a, s.Name(), events.EndClosed, time.Now())
 		}
 		cancel()
 		wg.Wait()
@@ -171,11 +167,11 @@ func (e *verifyEnv) credit(user string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.a.Record(context.Background(), events.AccountStream(user), events.Any, ev); err != nil {
+	if _, err := record(context.Background(), e.a, events.AccountStream(user), events.Any, ev); err != nil {
 		e.t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for e.a.RequirePositiveBalance(context.Background(), user) != nil {
+	for RequirePositiveBalance(context.Background(), e.a, user) != nil {
 		if time.Now().After(deadline) {
 			e.t.Fatal("the credit never reached the balance")
 		}
@@ -646,9 +642,11 @@ func TestVerifierRunsAJobOnce(t *testing.T) {
 	if err != nil || len(evs) == 0 {
 		t.Fatal(err)
 	}
-	c, err := consumer("Verifier")
-	if err != nil {
-		t.Fatal(err)
+	var c app.Consumer // the App's own verifier, with its in-flight state
+	for _, k := range env.a.Wiring.Consumers {
+		if k.Name == "Verifier" {
+			c = k
+		}
 	}
 	var wg sync.WaitGroup
 	for range 4 {
@@ -701,11 +699,11 @@ func TestVerificationRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Record(ctx, events.VerificationStream(job), 0, req); err != nil {
+		if _, err := record(ctx, a, events.VerificationStream(job), 0, req); err != nil {
 			t.Fatal(err)
 		}
 		for _, step := range steps {
-			if _, _, err := a.decideVerification(ctx, job, step); err != nil {
+			if _, _, err := updateVerification(ctx, a, job, nil, step); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -723,7 +721,7 @@ func TestVerificationRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	for job, want := range map[string]string{"pending": events.JobPending, "starting": events.JobError, "running": events.JobError, "completed": events.JobCompleted} {
-		v, _, err := a.loadVerification(ctx, job)
+		v, _, err := loadVerification(ctx, a, job)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/grading"
@@ -15,31 +16,30 @@ import (
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
-// The verifier is the process manager of verification jobs. On a request it claims the job
+// verifier is the process manager of verification jobs. On a request it claims the job
 // (verification started, at the stream's version: a duplicate delivery finds the claim or loses
 // the race and never runs the oracle twice), has the runtime run the oracle on the session's
 // changes in a fresh sandbox of its own (the session's sandbox is only read), then parses and
-// grades the reports and records the result, or an error with a code. When a session ends, its unfinished jobs are cancelled and a
-// verifier still running for it is stopped.
-func init() {
-	Consumers = append(Consumers, Consumer{
-		Name: "Verifier",
-		Wants: func(e events.Envelope) bool {
-			return e.Type == events.VerificationRequested || e.Type == events.SessionEnded
-		},
-		Handle: func(ctx context.Context, a *App, e events.Envelope) error {
-			if e.Type == events.SessionEnded {
-				return cancelVerifications(ctx, a, strings.TrimPrefix(e.Stream, "session-"))
-			}
-			return runVerification(ctx, a, strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix))
-		},
-	})
-	Startup = append(Startup, Task{Name: "verification-recovery", Run: recoverVerifications})
+// grades the reports and records the result, or an error with a code. When a session ends, its
+// unfinished jobs are cancelled and a verifier still running for it is stopped.
+type verifier struct {
+	// running holds the cancel function of every verifier call under way in this process, by
+	// job id, so that the end of a session stops its verifier at once.
+	running sync.Map
 }
 
-// running holds the cancel function of every verifier call under way in this process, by job id,
-// so that the end of a session stops its verifier at once.
-var running sync.Map
+// handle is the verifier's consumer: a request runs the job, a session's end cancels its jobs.
+func (vf *verifier) handle(ctx context.Context, a *app.App, e events.Envelope) error {
+	if e.Type == events.SessionEnded {
+		return vf.cancelVerifications(ctx, a, strings.TrimPrefix(e.Stream, "session-"))
+	}
+	return vf.runVerification(ctx, a, strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix))
+}
+
+// wantsVerifier: the verifier's events.
+func wantsVerifier(e events.Envelope) bool {
+	return e.Type == events.VerificationRequested || e.Type == events.SessionEnded
+}
 
 // errSessionEnded is the cause of a verifier call cancelled because its session ended.
 var errSessionEnded = errors.New("the session ended")
@@ -49,28 +49,28 @@ var errSessionEnded = errors.New("the session ended")
 // errors with VERIFIER_TIMEOUT.
 const verifyGrace = 2 * time.Minute
 
-func runVerification(ctx context.Context, a *App, jobID string) error {
-	v, ok, err := a.loadVerification(ctx, jobID)
+func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID string) error {
+	v, ok, err := loadVerification(ctx, a, jobID)
 	if err != nil || !ok || v.Status != events.JobPending {
 		return err // nothing to do: unknown, or already claimed by an earlier delivery
 	}
 	// What can still be retried is read before the claim; after it, every outcome is recorded.
-	s, found, err := a.loadSession(ctx, v.SessionID)
+	s, found, err := loadSession(ctx, a, v.SessionID)
 	if err != nil {
 		return err
 	}
 	now := a.Clock.Now()
 	switch {
 	case found && s.Done():
-		return a.cancelJob(ctx, jobID, fmt.Sprintf("the session ended (status %s) before the verification ran", s.Status))
+		return cancelJob(ctx, a, jobID, fmt.Sprintf("the session ended (status %s) before the verification ran", s.Status))
 	case found && errors.Is(s.CanRun(now), events.ErrSessionExpired):
-		return a.cancelJob(ctx, jobID, "the session expired before the verification ran")
+		return cancelJob(ctx, a, jobID, "the session expired before the verification ran")
 	case !found || s.Status != events.StatusReady:
-		return a.failJob(ctx, jobID, events.CodeSandboxUnreachable, "the session's sandbox is not running")
+		return failJob(ctx, a, jobID, events.CodeSandboxUnreachable, "the session's sandbox is not running")
 	}
 	sample, err := projections.SampleVersion(ctx, a.Docs, s.Dataset, s.SampleID, s.SampleVersion)
 	if errors.Is(err, projections.ErrNotFound) {
-		return a.failJob(ctx, jobID, events.CodeSampleNotFound, fmt.Sprintf("sample %s/%s version %d is not in the catalog: %v", s.Dataset, s.SampleID, s.SampleVersion, err))
+		return failJob(ctx, a, jobID, events.CodeSampleNotFound, fmt.Sprintf("sample %s/%s version %d is not in the catalog: %v", s.Dataset, s.SampleID, s.SampleVersion, err))
 	}
 	if err != nil {
 		return err
@@ -81,14 +81,14 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 		env = sample.Environment
 	}
 
-	v, claimed, err := a.decideVerificationFrom(ctx, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
+	v, claimed, err := updateVerification(ctx, a, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
 		return v.Start(ids.New(), a.Clock.Now())
 	})
 	if err != nil || !claimed {
 		return err
 	}
 	if a.Sandboxes == nil {
-		return a.failJob(ctx, jobID, events.CodeSandboxUnreachable, "this server has no sandbox runtime configured")
+		return failJob(ctx, a, jobID, events.CodeSandboxUnreachable, "this server has no sandbox runtime configured")
 	}
 
 	timeout := time.Duration(v.TimeoutSeconds) * time.Second
@@ -96,7 +96,7 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 		timeout = a.Config.VerifyTimeout
 	}
 	callCtx, cancel := context.WithCancelCause(ctx)
-	running.Store(jobID, cancel)
+	vf.running.Store(jobID, cancel)
 	callCtx, stop := context.WithTimeout(callCtx, timeout+verifyGrace)
 	// The running mark is recorded while the sandbox prepares the run, off the critical path; the
 	// result is recorded after it, so the stream keeps its order.
@@ -106,24 +106,24 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	}
 	marked := make(chan mark, 1)
 	go func(v events.Verification) {
-		v, _, err := a.decideVerificationFrom(ctx, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
+		v, _, err := updateVerification(ctx, a, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
 			return v.Run(ids.New(), a.Clock.Now())
 		})
 		marked <- mark{v, err}
 	}(v)
-	res, err := a.Sandboxes.Verify(callCtx, s.Sandbox, a.sandboxSpec(s, env), sandbox.VerifyRequest{
+	res, err := a.Sandboxes.Verify(callCtx, s.Sandbox, sandboxSpec(a, s, env), sandbox.VerifyRequest{
 		TestPatch: sample.TestPatch, Command: env.VerifierCommand, ReportPaths: env.ReportPaths,
 		Protected: env.ProtectedPaths, Timeout: timeout,
 	})
 	cause := context.Cause(callCtx)
 	stop()
-	running.Delete(jobID)
+	vf.running.Delete(jobID)
 	cancel(nil)
 	m := <-marked
 	if m.err != nil && ctx.Err() == nil {
 		// Without its running mark the job cannot complete; try once more, then let the
 		// delivery fail (the job is then left to the restart recovery).
-		if m.v, _, m.err = a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+		if m.v, _, m.err = updateVerification(ctx, a, jobID, nil, func(v events.Verification) ([]events.Envelope, error) {
 			return v.Run(ids.New(), a.Clock.Now())
 		}); m.err != nil {
 			return m.err
@@ -135,34 +135,34 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	var rejected *sandbox.Rejection
 	switch {
 	case errors.Is(cause, errSessionEnded):
-		return a.cancelJob(rec, jobID, "the session ended while the verifier ran")
+		return cancelJob(rec, a, jobID, "the session ended while the verifier ran")
 	case ctx.Err() != nil:
-		return a.failJob(rec, jobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification")
+		return failJob(rec, a, jobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification")
 	case err != nil && errors.As(err, &rejected):
 		code := events.CodeVerifierRejected
 		if rejected.Reason == sandbox.RejectTestPatch {
 			code = events.CodeTestPatchFailed
 		}
-		return a.failJob(rec, jobID, code, rejected.Message)
+		return failJob(rec, a, jobID, code, rejected.Message)
 	case err != nil && errors.Is(cause, context.DeadlineExceeded):
-		return a.failJob(rec, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the sandbox did not answer within the verifier's timeout of %s", timeout+verifyGrace))
+		return failJob(rec, a, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the sandbox did not answer within the verifier's timeout of %s", timeout+verifyGrace))
 	case err != nil:
 		// A sandbox that went away with its session is a cancellation, not a failure.
-		if s, found, lerr := a.loadSession(rec, v.SessionID); lerr == nil && found && s.Done() {
-			return a.cancelJob(rec, jobID, fmt.Sprintf("the session ended (status %s) while the verifier ran", s.Status))
+		if s, found, lerr := loadSession(rec, a, v.SessionID); lerr == nil && found && s.Done() {
+			return cancelJob(rec, a, jobID, fmt.Sprintf("the session ended (status %s) while the verifier ran", s.Status))
 		}
-		return a.failJob(rec, jobID, events.CodeSandboxUnreachable, err.Error())
+		return failJob(rec, a, jobID, events.CodeSandboxUnreachable, err.Error())
 	case res.TimedOut:
-		return a.failJob(rec, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the verifier ran past its timeout of %s and was stopped", timeout))
+		return failJob(rec, a, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the verifier ran past its timeout of %s and was stopped", timeout))
 	}
 
 	rep, err := grading.Parse(env.ReportFormat, grading.Sources{Stdout: res.Stdout, ReportPaths: env.ReportPaths, Reports: res.Reports})
 	var bad *grading.Error
 	if errors.As(err, &bad) {
-		return a.failJob(rec, jobID, bad.Code, bad.Message+"; "+verifierTail(res))
+		return failJob(rec, a, jobID, bad.Code, bad.Message+"; "+verifierTail(res))
 	}
 	if err != nil {
-		return a.failJob(rec, jobID, grading.CodeReportMalformed, err.Error())
+		return failJob(rec, a, jobID, grading.CodeReportMalformed, err.Error())
 	}
 	result := grading.Grade(rep, grading.Expectation{FailToPass: sample.FailToPass, PassToPass: sample.PassToPass, FailToFail: sample.FailToFail},
 		grading.Run{Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration})
@@ -171,7 +171,7 @@ func runVerification(ctx context.Context, a *App, jobID string) error {
 	if m.err == nil {
 		known = &m.v // the state after the running mark: no need to read the stream again
 	}
-	_, _, err = a.decideVerificationFrom(rec, jobID, known, func(v events.Verification) ([]events.Envelope, error) {
+	_, _, err = updateVerification(rec, a, jobID, known, func(v events.Verification) ([]events.Envelope, error) {
 		return v.Complete(ids.New(), a.Clock.Now(), result)
 	})
 	return err
@@ -199,7 +199,7 @@ func verifierTail(res sandbox.VerifyResult) string {
 
 // cancelVerifications cancels the unfinished jobs of a session that ended, and stops the
 // verifier of any of them running in this process.
-func cancelVerifications(ctx context.Context, a *App, sessionID string) error {
+func (vf *verifier) cancelVerifications(ctx context.Context, a *app.App, sessionID string) error {
 	jobs, _, err := projections.List[projections.VerificationDoc](ctx, a.Docs, projections.VerificationCollection,
 		projections.Query{Where: []projections.Filter{{Field: "session_id", Value: sessionID}}})
 	if err != nil {
@@ -209,10 +209,10 @@ func cancelVerifications(ctx context.Context, a *App, sessionID string) error {
 		if j.Status == events.JobCompleted || j.Status == events.JobError || j.Status == events.JobCancelled {
 			continue
 		}
-		if c, ok := running.Load(j.JobID); ok {
+		if c, ok := vf.running.Load(j.JobID); ok {
 			c.(context.CancelCauseFunc)(errSessionEnded)
 		}
-		if err := a.cancelJob(ctx, j.JobID, "the session ended before the verification finished"); err != nil {
+		if err := cancelJob(ctx, a, j.JobID, "the session ended before the verification finished"); err != nil {
 			return err
 		}
 	}
@@ -222,7 +222,7 @@ func cancelVerifications(ctx context.Context, a *App, sessionID string) error {
 // recoverVerifications runs when the server starts: on the embedded default one process runs
 // every job, so a job left starting or running was being run by the process that stopped, and
 // nothing will finish it. (On GCP another instance may still be running it.)
-func recoverVerifications(ctx context.Context, a *App) error {
+func recoverVerifications(ctx context.Context, a *app.App) error {
 	if a.Config.Backend != "embedded" {
 		return nil
 	}
@@ -233,7 +233,7 @@ func recoverVerifications(ctx context.Context, a *App) error {
 			return fmt.Errorf("interrupted verifications: %w", err)
 		}
 		for _, j := range jobs {
-			if err := a.failJob(ctx, j.JobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification"); err != nil {
+			if err := failJob(ctx, a, j.JobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification"); err != nil {
 				return err
 			}
 		}
@@ -241,7 +241,7 @@ func recoverVerifications(ctx context.Context, a *App) error {
 	return nil
 }
 
-func (a *App) loadVerification(ctx context.Context, jobID string) (events.Verification, bool, error) {
+func loadVerification(ctx context.Context, a *app.App, jobID string) (events.Verification, bool, error) {
 	evs, err := a.Events.Load(ctx, events.VerificationStream(jobID), 1)
 	if err != nil {
 		return events.Verification{}, false, fmt.Errorf("load verification %s: %w", jobID, err)
@@ -249,59 +249,36 @@ func (a *App) loadVerification(ctx context.Context, jobID string) (events.Verifi
 	return events.FoldVerification(evs)
 }
 
-// decideVerification loads a job, asks decide for events and records them at the version it
-// loaded, deciding again when another writer got there first. recorded says whether this call
-// recorded anything.
-func (a *App) decideVerification(ctx context.Context, jobID string, decide func(v events.Verification) ([]events.Envelope, error)) (v events.Verification, recorded bool, err error) {
-	return a.decideVerificationFrom(ctx, jobID, nil, decide)
-}
-
-// decideVerificationFrom is decideVerification starting from a state the caller already holds
-// (nil: load it); the stream is read again only when another writer got there first.
-func (a *App) decideVerificationFrom(ctx context.Context, jobID string, known *events.Verification, decide func(v events.Verification) ([]events.Envelope, error)) (events.Verification, bool, error) {
-	for attempt := 0; ; attempt++ {
-		var (
-			v   events.Verification
-			ok  = true
-			err error
-		)
-		if attempt == 0 && known != nil {
-			v = *known
-		} else {
-			v, ok, err = a.loadVerification(ctx, jobID)
-		}
-		if err != nil || !ok {
-			return v, false, err
-		}
-		evs, err := decide(v)
-		if err != nil || len(evs) == 0 {
-			return v, false, err
-		}
-		stored, err := a.Record(ctx, events.VerificationStream(jobID), v.Version, evs...)
-		if errors.Is(err, events.ErrConcurrency) && attempt < 20 {
-			continue
-		}
-		if err != nil {
-			return v, false, fmt.Errorf("record verification %s: %w", jobID, err)
-		}
-		for _, e := range stored {
-			if err := v.Apply(e); err != nil {
-				return v, true, err
-			}
-		}
-		return v, true, nil
+// updateVerification changes a job through the write path, deciding first on known when the
+// caller holds the job's state (nil: load it). recorded says whether this call recorded
+// anything; an unknown job decides nothing.
+func updateVerification(ctx context.Context, a *app.App, jobID string, known *events.Verification, decide func(v events.Verification) ([]events.Envelope, error)) (events.Verification, bool, error) {
+	var opts []app.Option
+	if known != nil {
+		k := *known
+		opts = append(opts, app.From(&k))
 	}
+	v, stored, err := app.Update(ctx, a, events.VerificationStream(jobID), events.VerificationOf, func(v *events.Verification) ([]events.Envelope, error) {
+		if v.Version == 0 {
+			return nil, nil
+		}
+		return decide(*v)
+	}, opts...)
+	if err != nil {
+		return *v, len(stored) > 0, fmt.Errorf("record verification %s: %w", jobID, err)
+	}
+	return *v, len(stored) > 0, nil
 }
 
-func (a *App) failJob(ctx context.Context, jobID, code, message string) error {
-	_, _, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+func failJob(ctx context.Context, a *app.App, jobID, code, message string) error {
+	_, _, err := updateVerification(ctx, a, jobID, nil, func(v events.Verification) ([]events.Envelope, error) {
 		return v.Fail(ids.New(), a.Clock.Now(), code, message)
 	})
 	return err
 }
 
-func (a *App) cancelJob(ctx context.Context, jobID, reason string) error {
-	_, _, err := a.decideVerification(ctx, jobID, func(v events.Verification) ([]events.Envelope, error) {
+func cancelJob(ctx context.Context, a *app.App, jobID, reason string) error {
+	_, _, err := updateVerification(ctx, a, jobID, nil, func(v events.Verification) ([]events.Envelope, error) {
 		return v.Cancel(ids.New(), a.Clock.Now(), reason)
 	})
 	return err

@@ -128,10 +128,6 @@ func FoldBalance(userID, customerID string, entries []LedgerEntry) Balance {
 	return b
 }
 
-// Spent reports whether a balance is used up once the usage accrued by the user's running
-// sessions is counted: the reaper stops those sessions then.
-func Spent(balanceCents, accruedCents int64) bool { return balanceCents-accruedCents <= 0 }
-
 // WantsBalance reports whether e moves a balance: account events and session ends.
 func WantsBalance(e events.Envelope) bool {
 	return e.Type == events.SessionEnded || strings.HasPrefix(e.Stream, "account-")

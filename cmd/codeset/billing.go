@@ -13,8 +13,6 @@ import (
 	"github.com/codeset/codeset/shared/config"
 )
 
-func init() { commands["billing replay"] = billingReplay }
-
 // errDifferences makes the command exit 1 when the read models disagree with the log.
 var errDifferences = errors.New("the balance read model differs from the event log")
 

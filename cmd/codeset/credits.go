@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/functions"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/ids"
 )
-
-func init() { commands["credits grant"] = creditsGrant }
 
 // creditsGrant gives a user free credit: the operator's way to fund accounts where Stripe is not
 // configured. The grant is an event on the user's account stream, like the sign-up credit.
@@ -52,9 +51,10 @@ func creditsGrant(args []string) error {
 		return err
 	}
 	defer a.Close()
-	if _, err := a.DecideAccount(ctx, *user, func(acct *events.Account) ([]events.Envelope, error) {
+	_, _, err = app.Update(ctx, a, events.AccountStream(*user), events.AccountOf(*user), func(acct *events.Account) ([]events.Envelope, error) {
 		return acct.GrantCredit(events.CreditGrantedData{CreditID: *id, AmountCents: *cents, Reason: *reason}, a.Clock.Now())
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("grant: %w", err)
 	}
 	b, err := projections.Get[projections.Balance](ctx, a.Docs, projections.BalanceCollection, *user)

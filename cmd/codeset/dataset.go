@@ -17,8 +17,6 @@ import (
 	"github.com/codeset/codeset/shared/dataset"
 )
 
-func init() { commands["dataset import"] = datasetImport }
-
 // datasetImport loads SWE-bench-style JSONL (plain or gzipped) into a dataset: every row checked
 // first (a bad row names its line and field, and stops the import unless --skip-invalid), then
 // one new version per sample whose content changed. A progress bar on a terminal, a plain

@@ -13,9 +13,16 @@ import (
 	"sort"
 )
 
-// commands maps a subcommand path ("serve", "dataset import") to its entry point. Each file of
-// this package adds its own from init.
-var commands = map[string]func(args []string) error{}
+// commands maps a subcommand path ("serve", "dataset import") to its entry point, each in a file
+// of its own.
+var commands = map[string]func(args []string) error{
+	"serve":          serve,
+	"sandboxd":       sandboxd,
+	"dataset import": datasetImport,
+	"billing replay": billingReplay,
+	"credits grant":  creditsGrant,
+	"users":          users,
+}
 
 func main() {
 	args := os.Args[1:]

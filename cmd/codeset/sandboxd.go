@@ -22,8 +22,6 @@ import (
 	"github.com/codeset/codeset/shared/sandbox/agent"
 )
 
-func init() { commands["sandboxd"] = sandboxd }
-
 // sandboxd is the agent inside a sandbox: exec, str_replace, upload and verify over HTTP, for
 // whoever holds the session's secret.
 func sandboxd(args []string) error {

@@ -12,11 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/functions"
 	"github.com/codeset/codeset/shared/config"
 )
-
-func init() { commands["serve"] = serve }
 
 // serve runs the whole system in one process: every function at its real path, the bus, the
 // consumers and the scheduled jobs.
@@ -49,7 +48,7 @@ func serve(args []string) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	a.Logger.Info("serving", "addr", "http://"+ln.Addr().String()+functions.Prefix, "backend", cfg.Backend, "data", cfg.DataDir)
+	a.Logger.Info("serving", "addr", "http://"+ln.Addr().String()+app.Prefix, "backend", cfg.Backend, "data", cfg.DataDir)
 
 	wg, err := a.Start(ctx)
 	if err != nil {

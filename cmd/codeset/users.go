@@ -13,8 +13,6 @@ import (
 	"github.com/codeset/codeset/shared/config"
 )
 
-func init() { commands["users"] = users }
-
 // users runs an operator action on one user: deactivate, reactivate or revoke-tokens. A running
 // server sees the change within CODESET_AUTH_CACHE_TTL.
 func users(args []string) error {

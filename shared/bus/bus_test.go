@@ -134,7 +134,7 @@ func TestDeliversEachEventOnceInStreamOrder(t *testing.T) {
 		{Name: "also", Deliver: j.recorder("also")},
 		{Name: "onlyb", Wants: onlyB, Deliver: j.recorder("onlyb")},
 	}, bus.Options{Poll: time.Hour, Batch: 7, Logger: quiet}) // Poll: only Publish wakes it
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	runBus(t, d)
 
 	const streams, perStream = 12, 15
@@ -218,7 +218,7 @@ func TestSlowConsumerBlocksOnlyItsOwnStream(t *testing.T) {
 		{Name: "slow", Deliver: slow},
 		{Name: "fast", Deliver: j.recorder("fast")},
 	}, bus.Options{Poll: time.Hour, Logger: quiet})
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	runBus(t, d)
 	ctx := context.Background()
 	for v := range 3 {
@@ -275,7 +275,7 @@ func TestRedeliversAfterAnErrorKeepingOrder(t *testing.T) {
 		return nil
 	}
 	d := bus.New(s, []bus.Consumer{{Name: "flaky", Deliver: flaky}}, bus.Options{Poll: time.Hour, Backoff: time.Millisecond, Logger: quiet})
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	runBus(t, d)
 	for v := range 4 {
 		if _, err := log.Append(context.Background(), "s", int64(v), newEvent(t, "test.a")); err != nil {
@@ -297,7 +297,7 @@ func TestShutdownStopsBlockedDeliveriesAndKeepsThemUnpublished(t *testing.T) {
 		return ctx.Err()
 	}
 	d := bus.New(s, []bus.Consumer{{Name: "blocked", Deliver: blocked}}, bus.Options{Poll: time.Hour, Logger: quiet})
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	stop := runBus(t, d)
 	if _, err := log.Append(context.Background(), "s", 0, newEvent(t, "test.a")); err != nil {
 		t.Fatal(err)
@@ -315,7 +315,7 @@ func TestEventsNobodyWantsArePublishedToo(t *testing.T) {
 	var j journal
 	d := bus.New(s, []bus.Consumer{{Name: "onlyb", Wants: func(e events.Envelope) bool { return e.Type == "test.b" }, Deliver: j.recorder("onlyb")}},
 		bus.Options{Poll: time.Hour, Logger: quiet})
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	runBus(t, d)
 	for v, typ := range []string{"test.a", "test.b", "test.a"} {
 		if _, err := log.Append(context.Background(), "s", int64(v), newEvent(t, typ)); err != nil {
@@ -326,4 +326,19 @@ func TestEventsNobodyWantsArePublishedToo(t *testing.T) {
 	if got := j.versions("onlyb", "s"); !slices.Equal(got, []int64{2}) {
 		t.Fatalf("onlyb got %v, want only version 2", got)
 	}
+}
+
+// outbox appends as the write path does, for the dispatcher's tests: append (stored
+// unpublished), then publish what was stored.
+type outbox struct {
+	store events.Store
+	pub   events.Publisher
+}
+
+func (o *outbox) Append(ctx context.Context, stream string, expected int64, evs ...events.Envelope) ([]events.Envelope, error) {
+	stored, err := o.store.Append(ctx, stream, expected, evs...)
+	if err != nil {
+		return nil, err
+	}
+	return stored, o.pub.Publish(context.WithoutCancel(ctx), stored...)
 }

@@ -23,7 +23,7 @@ import (
 )
 
 // The crash test re-executes the test binary as a child process (crashChildEnv names its data
-// file). The child appends through events.Log and runs the dispatcher, and is SIGKILLed while:
+// file). The child appends through an outbox (append, then publish) and runs the dispatcher, and is SIGKILLed while:
 // appenders are blocked in Publish after their commit; a consumer is in the middle of delivering
 // the "held" stream; other deliveries and MarkPublished calls are under way. The parent then opens
 // the same file, runs the dispatcher, and checks that every event the child committed is
@@ -103,7 +103,7 @@ func crashChild(path string) {
 	held := func(e events.Envelope) bool { return e.Stream == "held" }
 	d := bus.New(es, []bus.Consumer{seenConsumer(es, ds, held)}, bus.Options{Poll: 20 * time.Millisecond, Logger: quiet})
 	go d.Run(context.Background())
-	log := &events.Log{Store: es, Publisher: &printingPublisher{d: d}}
+	log := &outbox{store: es, pub: &printingPublisher{d: d}}
 	ctx := context.Background()
 	for i := range crashAppenders {
 		go func() {

@@ -38,7 +38,7 @@ func TestPublishDeliversWithoutReadingTheOutbox(t *testing.T) {
 	runBus(t, d)
 	waitFor(t, "the start-up read", func() bool { return s.reads.Load() > 0 })
 	before := s.reads.Load()
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	for v := range 20 {
 		if _, err := log.Append(context.Background(), "s", int64(v), newEvent(t, "test.a")); err != nil {
 			t.Fatal(err)
@@ -60,7 +60,7 @@ func TestHandledEventsAreMarkedTogether(t *testing.T) {
 	var j journal
 	d := bus.New(s, []bus.Consumer{{Name: "c", Deliver: j.recorder("c")}}, bus.Options{Poll: time.Hour, MarkDelay: 50 * time.Millisecond, Logger: quiet})
 	runBus(t, d)
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	for i := range 20 {
 		if _, err := log.Append(context.Background(), fmt.Sprintf("s%d", i), 0, newEvent(t, "test.a")); err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestPublishBeyondMaxInflightFallsBackToTheOutbox(t *testing.T) {
 	}
 	d := bus.New(s, []bus.Consumer{{Name: "slow", Deliver: slow}}, bus.Options{Poll: time.Hour, MaxInflight: 4, Logger: quiet})
 	runBus(t, d)
-	log := &events.Log{Store: s, Publisher: d}
+	log := &outbox{store: s, pub: d}
 	for v := range 30 {
 		if _, err := log.Append(context.Background(), "s", int64(v), newEvent(t, "test.a")); err != nil {
 			t.Fatal(err)

@@ -1,13 +1,15 @@
-// Package functions is the HTTP and event edge of the system: one file per endpoint and one per
-// event consumer or scheduled job. It translates requests and events into calls on the domain
-// (events/) and the read models (projections/), and nothing more.
-package functions
+// Package app is the running application: the App that every function receives, Open (the
+// embedded or the GCP backend), the write path (Update), the consumer pipeline and the entry
+// points of a Cloud Functions process. What it runs (routes, consumers, startup tasks,
+// scheduled jobs) is handed to it as a Wiring by package functions; it imports no handler.
+package app
 
 import (
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
@@ -17,19 +19,32 @@ import (
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
-// App is everything a function needs, assembled once per process by Open.
+// App is everything a function needs, assembled once per process by Open. Functions read the
+// event store (Events) and the read models (Docs); they write only through Update.
 type App struct {
 	Config config.Config
-	Log    *events.Log // append + publish
 	Events events.Store
 	Docs   projections.DocStore
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Auth   Authenticator
+	// Identity is the identity services (tokens, GitHub, the sealer) when Open built them.
+	Identity *Identity
 	// Sandboxes runs the sessions' sandboxes (local processes, or Cloud Run services).
 	Sandboxes sandbox.Runtime
+	// Samples is the in-memory index behind GET /samples (see projections.SampleIndex).
+	Samples *projections.SampleIndex
+	// Completions wakes the requests waiting on an interaction when it completes.
+	Completions *projections.Completions
 
-	closers []func() error
+	// Wiring is what this App runs: its routes, consumers, startup tasks and scheduled jobs.
+	Wiring Wiring
+
+	publisher events.Publisher // the bus: Pub/Sub, or the in-process dispatcher
+	pipeline  *pipeline
+	clients   sync.Map // session id -> cachedClient
+	userLocks sync.Map // user id -> *sync.Mutex
+	closers   []func() error
 }
 
 // Close releases what Open acquired, in reverse order.
@@ -60,9 +75,10 @@ func Caller(ctx context.Context) Principal {
 	return p
 }
 
-// Handler is an endpoint: it writes its success response itself and returns any error, which
-// the route wrapper writes in the spec's shape.
-type Handler func(a *App, w http.ResponseWriter, r *http.Request) error
+// WithCaller returns ctx as a Bearer route's handler sees it when p called.
+func WithCaller(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
 
 // serve wraps a route's handler with authentication and error writing.
 func (a *App) serve(rt Route) http.HandlerFunc {
@@ -77,7 +93,7 @@ func (a *App) serve(rt Route) http.HandlerFunc {
 				a.writeError(r, w, err)
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+			r = r.WithContext(WithCaller(r.Context(), p))
 		}
 		if err := rt.Handler(a, w, r); err != nil {
 			a.writeError(r, w, err)
@@ -92,15 +108,16 @@ func (a *App) writeError(r *http.Request, w http.ResponseWriter, err error) {
 	httpapi.WriteError(w, err)
 }
 
-// Mux serves every route at its real path under /api/v1, plus the docs page, the consumer push
-// endpoints and anything extra (the GCP backend's push handler) registered by Open.
+// Mux serves every route at its real path under /api/v1, the wiring's pages (the contract and
+// its docs), the consumer push endpoints, and a 404 in the spec's shape for anything else.
 func (a *App) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	for _, rt := range Routes {
+	for _, rt := range a.Wiring.Routes {
 		mux.Handle(rt.Method+" "+Prefix+rt.Path, a.serve(rt))
 	}
-	mux.HandleFunc("GET "+Prefix+"/openapi.json", serveSpec)
-	mux.HandleFunc("GET /docs", serveDocs)
+	for pattern, h := range a.Wiring.Pages {
+		mux.HandleFunc(pattern, h)
+	}
 	a.mountConsumers(mux)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs", http.StatusFound)
@@ -114,4 +131,12 @@ func (a *App) Mux() *http.ServeMux {
 // Handler is the whole HTTP surface with the request middleware.
 func (a *App) Handler() http.Handler {
 	return httpapi.Wrap(a.Logger, a.Config.Project, a.Mux())
+}
+
+// LockUser serialises session creation per user in this process, so that two concurrent
+// requests cannot both pass the active-sessions limit; call the returned function to unlock.
+func (a *App) LockUser(userID string) (unlock func()) {
+	mu, _ := a.userLocks.LoadOrStore(userID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock
 }

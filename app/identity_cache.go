@@ -1,4 +1,4 @@
-package functions
+package app
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"github.com/codeset/codeset/shared/auth"
 )
 
-// identityCache keeps recently read API-key index entries and user documents in memory, so an
+// IdentityCache keeps recently read API-key index entries and user documents in memory, so an
 // authenticated request costs no storage read. Every user event projected in this process
-// clears it (see user_projector.go), which covers every write on the embedded default; the TTL
+// clears it (see functions/user_projector.go), which covers every write on the embedded default; the TTL
 // bounds how long a change made by another process (another Cloud Functions instance) can go
 // unseen here. A read that raced with a clear is not cached (the epoch check).
-type identityCache struct {
+type IdentityCache struct {
 	ttl   time.Duration
 	epoch atomic.Uint64
 
@@ -33,13 +33,13 @@ type cacheEntry[T any] struct {
 // maxCached bounds each map; past it the map starts over (entries are cheap to reload).
 const maxCached = 50_000
 
-func newIdentityCache(ttl time.Duration) *identityCache {
-	return &identityCache{ttl: ttl, keys: map[string]cacheEntry[projections.KeyIndexDoc]{},
+func NewIdentityCache(ttl time.Duration) *IdentityCache {
+	return &IdentityCache{ttl: ttl, keys: map[string]cacheEntry[projections.KeyIndexDoc]{},
 		users: map[string]cacheEntry[projections.UserDoc]{}}
 }
 
-// invalidate forgets everything, and makes reads already in flight not cache what they read.
-func (c *identityCache) invalidate() {
+// Invalidate forgets everything, and makes reads already in flight not cache what they read.
+func (c *IdentityCache) Invalidate() {
 	if c == nil {
 		return
 	}
@@ -50,7 +50,7 @@ func (c *identityCache) invalidate() {
 	c.mu.Unlock()
 }
 
-func cached[T any](c *identityCache, m func() map[string]cacheEntry[T], id string, load func() (T, error)) (T, error) {
+func cached[T any](c *IdentityCache, m func() map[string]cacheEntry[T], id string, load func() (T, error)) (T, error) {
 	if c == nil || c.ttl <= 0 {
 		return load()
 	}
@@ -78,13 +78,14 @@ func cached[T any](c *identityCache, m func() map[string]cacheEntry[T], id strin
 	return v, nil
 }
 
-func (c *identityCache) user(ctx context.Context, a *App, userID string) (projections.UserDoc, error) {
+// User reads userID's document through the cache.
+func (c *IdentityCache) User(ctx context.Context, a *App, userID string) (projections.UserDoc, error) {
 	return cached(c, func() map[string]cacheEntry[projections.UserDoc] { return c.users }, userID, func() (projections.UserDoc, error) {
 		return projections.Get[projections.UserDoc](ctx, a.Docs, projections.UsersCollection, userID)
 	})
 }
 
-func (c *identityCache) key(ctx context.Context, a *App, hash string) (projections.KeyIndexDoc, error) {
+func (c *IdentityCache) key(ctx context.Context, a *App, hash string) (projections.KeyIndexDoc, error) {
 	return cached(c, func() map[string]cacheEntry[projections.KeyIndexDoc] { return c.keys }, hash, func() (projections.KeyIndexDoc, error) {
 		return projections.Get[projections.KeyIndexDoc](ctx, a.Docs, projections.APIKeysCollection, hash)
 	})
@@ -93,7 +94,7 @@ func (c *identityCache) key(ctx context.Context, a *App, hash string) (projectio
 // cachedLookup is the Authenticator's read side, through the cache.
 type cachedLookup struct {
 	a     *App
-	cache *identityCache
+	cache *IdentityCache
 }
 
 func (l cachedLookup) KeyByHash(ctx context.Context, hash string) (auth.KeyRecord, error) {
@@ -108,7 +109,7 @@ func (l cachedLookup) KeyByHash(ctx context.Context, hash string) (auth.KeyRecor
 }
 
 func (l cachedLookup) User(ctx context.Context, userID string) (auth.UserRecord, error) {
-	u, err := l.cache.user(ctx, l.a, userID)
+	u, err := l.cache.User(ctx, l.a, userID)
 	if errors.Is(err, projections.ErrNotFound) {
 		return auth.UserRecord{}, auth.ErrUnknown
 	}

@@ -1,10 +1,9 @@
-package functions
+package app
 
 import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -19,7 +18,7 @@ func ConsumerPath(name string) string { return "/_consumers/" + name }
 func (a *App) mountConsumers(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+ConsumerPath("{name}"), func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if _, err := consumer(name); err != nil {
+		if _, err := a.Wiring.consumer(name); err != nil {
 			// Not the message's fault: keep it (Pub/Sub retries, then dead-letters it).
 			httpapi.WriteError(w, httpapi.NotFound("consumer"))
 			return
@@ -47,30 +46,4 @@ func (a *App) deliverPushed(ctx context.Context, name string, e events.Envelope)
 		return fmt.Errorf("%s@%d (id %s) is not in the event store: %w", e.Stream, e.Version, e.ID, pubsub.ErrUndeliverable)
 	}
 	return a.Deliver(ctx, name, stored[0])
-}
-
-// ConsumerFunction serves the push deliveries of consumer name as a standalone function, on the
-// process's App (built on the first delivery).
-func ConsumerFunction(name string) http.HandlerFunc {
-	var (
-		once sync.Once
-		h    http.Handler
-	)
-	return func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() {
-			a, err := Default()
-			if err != nil {
-				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					httpapi.WriteError(w, err) // a 500: Pub/Sub redelivers once the function is fixed
-				})
-				return
-			}
-			h = httpapi.Wrap(a.Logger, a.Config.Project, a.pushHandler(name))
-		})
-		if r.Method != http.MethodPost {
-			httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "method not allowed"))
-			return
-		}
-		h.ServeHTTP(w, r)
-	}
 }

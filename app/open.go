@@ -1,4 +1,4 @@
-package functions
+package app
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/codeset/codeset/events"
 	evsqlite "github.com/codeset/codeset/events/sqlite"
+	"github.com/codeset/codeset/projections"
 	docsqlite "github.com/codeset/codeset/projections/sqlite"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
@@ -19,10 +19,10 @@ import (
 	"github.com/codeset/codeset/shared/sqlitedb"
 )
 
-// Open assembles the App for cfg: the embedded default (one SQLite file in the data dir, the
-// in-process bus) or the GCP backend (Firestore, Pub/Sub). Clients are created here, not in init,
-// so a Cloud Function's cold start pays only for what it uses.
-func Open(ctx context.Context, cfg config.Config) (*App, error) {
+// Open assembles the App for cfg running w: the embedded default (one SQLite file in the data
+// dir, the in-process bus) or the GCP backend (Firestore, Pub/Sub). Clients are created here,
+// not in init, so a Cloud Function's cold start pays only for what it uses.
+func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 	if cfg.DataDir != "" {
 		// Absolute once and for all: paths under it (environment archives, sandboxes) are
 		// joined and handed to other processes, whose working directory is not this one's. The
@@ -34,7 +34,8 @@ func Open(ctx context.Context, cfg config.Config) (*App, error) {
 		}
 		cfg.DataDir = abs
 	}
-	a := &App{Config: cfg, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel))}
+	a := &App{Config: cfg, Wiring: w, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel)),
+		Samples: &projections.SampleIndex{}, Completions: projections.NewCompletions()}
 	var err error
 	switch cfg.Backend {
 	case "embedded":
@@ -80,7 +81,7 @@ func (a *App) openEmbedded(ctx context.Context) error {
 		return err
 	}
 	a.Events, a.Docs = es, ds
-	a.Log = &events.Log{Store: es, Logger: a.Logger}
+	a.openPipeline()
 	a.startBus()
 	return nil
 }

@@ -1,4 +1,4 @@
-package functions
+package app
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestIdentityCache(t *testing.T) {
-	c := newIdentityCache(time.Hour)
+	c := NewIdentityCache(time.Hour)
 	users := func() map[string]cacheEntry[projections.UserDoc] { return c.users }
 	loads := 0
 	load := func(v int64) func() (projections.UserDoc, error) {
@@ -25,16 +25,16 @@ func TestIdentityCache(t *testing.T) {
 	if d, _ := cached(c, users, "u", load(2)); d.Version != 1 || loads != 1 {
 		t.Fatal("a cached read went to storage")
 	}
-	c.invalidate()
+	c.Invalidate()
 	if d, _ := cached(c, users, "u", load(2)); d.Version != 2 || loads != 2 {
 		t.Fatal("a read after a clear was served from the cache")
 	}
 	// A clear during a read (a projection landing while the old document was being read) must
 	// keep that read out of the cache.
-	c.invalidate()
+	c.Invalidate()
 	stale := func() (projections.UserDoc, error) {
 		d, err := load(2)()
-		c.invalidate()
+		c.Invalidate()
 		return d, err
 	}
 	cached(c, users, "u", stale)
@@ -42,7 +42,7 @@ func TestIdentityCache(t *testing.T) {
 		t.Fatal("a read that raced with a clear was cached")
 	}
 	// Expired entries are read again.
-	short := newIdentityCache(time.Millisecond)
+	short := NewIdentityCache(time.Millisecond)
 	sUsers := func() map[string]cacheEntry[projections.UserDoc] { return short.users }
 	cached(short, sUsers, "u", load(3))
 	time.Sleep(5 * time.Millisecond)
@@ -50,7 +50,7 @@ func TestIdentityCache(t *testing.T) {
 		t.Fatal("an expired entry was served")
 	}
 	// No cache at all with a zero TTL.
-	off := newIdentityCache(0)
+	off := NewIdentityCache(0)
 	oUsers := func() map[string]cacheEntry[projections.UserDoc] { return off.users }
 	cached(off, oUsers, "u", load(5))
 	if d, _ := cached(off, oUsers, "u", load(6)); d.Version != 6 {

@@ -1,11 +1,10 @@
-package functions
+package app
 
 import (
 	"context"
 	"fmt"
 	"strings"
 
-	"github.com/codeset/codeset/events"
 	evfirestore "github.com/codeset/codeset/events/firestore"
 	docfirestore "github.com/codeset/codeset/projections/firestore"
 	"github.com/codeset/codeset/shared/firestoredb"
@@ -29,9 +28,10 @@ func (a *App) openGCP(ctx context.Context) error {
 	a.closers = append(a.closers, ps.Close)
 	es := evfirestore.New(fs)
 	a.Events, a.Docs = es, docfirestore.New(fs)
+	a.openPipeline()
 	pub := ps.Publisher(a.Config.Topic, es)
 	a.closers = append(a.closers, func() error { pub.Stop(); return nil }) // before the client closes
-	a.Log = &events.Log{Store: es, Publisher: pub, Logger: a.Logger}
+	a.publisher = pub
 	if a.Config.ConsumerBase != "" {
 		return a.subscribeConsumers(ctx, ps)
 	}
@@ -56,7 +56,7 @@ func (a *App) subscribeConsumers(ctx context.Context, ps *pubsub.Client) error {
 		return err
 	}
 	base := strings.TrimRight(a.Config.ConsumerBase, "/")
-	for _, c := range Consumers {
+	for _, c := range a.Wiring.Consumers {
 		err := ps.EnsurePushSubscription(ctx, pubsub.Subscription{
 			Name: c.Name, Topic: topic, Endpoint: base + ConsumerPath(c.Name), DeadLetterTopic: dead,
 		})
@@ -64,6 +64,6 @@ func (a *App) subscribeConsumers(ctx context.Context, ps *pubsub.Client) error {
 			return fmt.Errorf("consumer %s: %w", c.Name, err)
 		}
 	}
-	a.Logger.Info("push subscriptions ready", "topic", topic, "consumers", len(Consumers), "endpoint", base+ConsumerPath("{name}"))
+	a.Logger.Info("push subscriptions ready", "topic", topic, "consumers", len(a.Wiring.Consumers), "endpoint", base+ConsumerPath("{name}"))
 	return nil
 }

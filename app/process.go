@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/codeset/codeset/shared/config"
+	"github.com/codeset/codeset/shared/httpapi"
+)
+
+// Process is a Cloud Functions process: it registers one entry point per route, consumer and
+// scheduled job (the root package does, with functions-framework-go), and builds its App from
+// the environment on the first request that needs it, so a cold start pays for nothing else.
+type Process struct {
+	wiring Wiring
+	once   sync.Once
+	app    *App
+	err    error
+}
+
+// NewProcess returns the process that serves w.
+func NewProcess(w Wiring) *Process { return &Process{wiring: w} }
+
+// App is the process's App, built from the environment once, on first use.
+func (p *Process) App() (*App, error) {
+	p.once.Do(func() {
+		cfg, err := config.FromEnv()
+		if err != nil {
+			p.err = err
+			return
+		}
+		p.app, p.err = Open(context.Background(), cfg, p.wiring)
+	})
+	return p.app, p.err
+}
+
+// lazy serves with the handler build returns for the process's App, built on the first request;
+// when the App cannot be built, every request answers a 500 that does not leak the
+// configuration error (Pub/Sub and the scheduler retry once the function is fixed).
+func (p *Process) lazy(build func(a *App) http.Handler) http.HandlerFunc {
+	var (
+		once sync.Once
+		h    http.Handler
+	)
+	return func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() {
+			a, err := p.App()
+			if err != nil {
+				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { httpapi.WriteError(w, err) })
+				return
+			}
+			h = httpapi.Wrap(a.Logger, a.Config.Project, build(a))
+		})
+		h.ServeHTTP(w, r)
+	}
+}
+
+// RouteFunction serves one route as a standalone function (FUNCTION_TARGET=CreateSession serves
+// exactly that operation): at its real path (behind the load balancer, which forwards
+// /api/v1/...), at its path without the prefix, and, when the path has no parameters, at "/".
+func (p *Process) RouteFunction(rt Route) http.HandlerFunc {
+	return p.lazy(func(a *App) http.Handler {
+		mux := http.NewServeMux()
+		mux.Handle(rt.Method+" "+Prefix+rt.Path, a.serve(rt))
+		mux.Handle(rt.Method+" "+rt.Path, a.serve(rt))
+		if !strings.Contains(rt.Path, "{") {
+			mux.Handle(rt.Method+" /{$}", a.serve(rt))
+		}
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "this function serves %s %s%s", rt.Method, Prefix, rt.Path))
+		})
+		return mux
+	})
+}
+
+// ConsumerFunction serves the Pub/Sub push deliveries of consumer name.
+func (p *Process) ConsumerFunction(name string) http.HandlerFunc {
+	return postOnly(p.lazy(func(a *App) http.Handler { return a.pushHandler(name) }))
+}
+
+// JobFunction runs one pass of scheduled job j per call (Cloud Scheduler's) and answers its
+// result; a failed pass is a 500, and the scheduler tries again on its next run.
+func (p *Process) JobFunction(j Job) http.HandlerFunc {
+	return postOnly(p.lazy(func(a *App) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			res, err := j.Run(r.Context(), a)
+			if err != nil {
+				httpapi.WriteError(w, err)
+				return
+			}
+			httpapi.WriteJSON(w, http.StatusOK, res)
+		})
+	}))
+}
+
+func postOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "method not allowed"))
+			return
+		}
+		h(w, r)
+	}
+}
