@@ -76,6 +76,7 @@ func TestSandboxBoundary(t *testing.T) {
 		{"enter a new mount namespace", "unshare --mount true 2>/dev/null && echo escaped", "escaped"},
 		{"enter a new user namespace (root in it needs no capability)", "unshare --user --map-root-user true 2>/dev/null && echo escaped", "escaped"},
 		{"use the host's kernel keyring", fmt.Sprintf(`python3 -c "import ctypes; l = ctypes.CDLL(None); print('key', l.syscall(%d, b'user', b'x', b'y', 1, -4))" 2>/dev/null | grep -v 'key -1'`, addKeySyscall()), "key"},
+		{"regain root through a setuid binary as another user", "cp /usr/bin/id /tmp/suid-id && chmod 4755 /tmp/suid-id && echo \"euid=$(setpriv --reuid=1000 --regid=1000 --clear-groups /tmp/suid-id -u)\"", "euid=0"},
 		{"undo the read-only root", "mount -o remount,rw / 2>/dev/null && echo remounted", "remounted"},
 		{"reach the host's devices", "ls /dev/sda /dev/vda /dev/nvme0n1 /dev/mem /dev/kmsg 2>/dev/null", "/dev/"},
 	}
