@@ -192,6 +192,44 @@ func TestDatadirFixtureLoads(t *testing.T) {
 			t.Errorf("the fixture has no %s stream", kind)
 		}
 	}
+	// The payloads whose types are the events' own decode and encode to the same JSON: the
+	// stored schema did not move.
+	payloads := map[string]func() any{
+		events.SessionRequested:      func() any { return &events.SessionRequestedData{} },
+		events.SessionReady:          func() any { return &events.SessionReadyData{} },
+		events.VerificationCompleted: func() any { return &events.VerificationCompletedData{} },
+		events.SampleVersionAdded:    func() any { return &events.SampleVersionAddedData{} },
+	}
+	seen := map[string]int{}
+	for _, evs := range streams {
+		for _, e := range evs {
+			newData, ok := payloads[e.Type]
+			if !ok {
+				continue
+			}
+			seen[e.Type]++
+			d := newData()
+			if err := e.Decode(d); err != nil {
+				t.Fatalf("%s %s: %v", e.Type, e.ID, err)
+			}
+			again, _ := json.Marshal(d)
+			var got, stored any
+			json.Unmarshal(again, &got)
+			json.Unmarshal(e.Data, &stored)
+			if !reflect.DeepEqual(got, stored) {
+				t.Errorf("%s %s encodes otherwise now:\n got %s\nwant %s", e.Type, e.ID, again, e.Data)
+			}
+			if v, ok := d.(*events.SampleVersionAddedData); ok && v.SampleContent.Hash() != v.ContentHash {
+				t.Errorf("sample %s: content hash %s, stored %s", v.SampleID, v.SampleContent.Hash(), v.ContentHash)
+			}
+		}
+	}
+	for typ := range payloads {
+		if seen[typ] == 0 {
+			t.Errorf("the fixture has no %s event", typ)
+		}
+	}
+
 	s, _, err := events.FoldSession(streams[events.SessionStream(want.IDs.SessionID)])
 	if err != nil || s.Status != events.StatusClosed || s.Env.ReportFormat != "junit" || s.Sandbox.Name != want.IDs.SessionID || s.Sandbox.URL == "" || s.Ended == nil || s.Ended.ChargeCents < 1 {
 		t.Errorf("the fixture's session folds to %+v (%v)", s, err)

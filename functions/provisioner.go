@@ -73,7 +73,7 @@ func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelo
 	}
 	took := false
 	after, err := updateSession(ctx, a, id, func(s events.Session) ([]events.Envelope, error) {
-		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), info)
+		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), app.SandboxRecord(info))
 		took = len(evs) > 0
 		return evs, err
 	})
@@ -93,7 +93,8 @@ func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelo
 
 // sandboxSpec is what a session's sandbox is started from, in env (the session's environment);
 // its oracle sandboxes are built from the same.
-func sandboxSpec(a *app.App, s events.Session, env sandbox.Environment) sandbox.Spec {
+func sandboxSpec(a *app.App, s events.Session, sampleEnv events.Environment) sandbox.Spec {
+	env := app.SandboxEnvironment(sampleEnv)
 	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
 		env.Archive = filepath.Join(a.Config.DataDir, filepath.FromSlash(env.Archive))
 	}
