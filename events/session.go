@@ -71,15 +71,20 @@ type SessionReadyData struct {
 }
 
 // Sandbox is what a session's running sandbox is known by, enough to reach it again after a
-// restart and from any process.
+// restart and from any process. It holds no secret: the agent's secret is derived from a key
+// the servers hold, SecretKeyID and SecretNonce (app.NewSandboxSecret).
 type Sandbox struct {
-	Name      string    `json:"name"`     // container or service name
-	URL       string    `json:"url"`      // http(s)://... or unix:///path/to.sock
-	Secret    string    `json:"secret"`   // the per-session secret the agent checks
-	Location  string    `json:"location"` // "local" or the GCP region
-	WorkDir   string    `json:"work_dir"` // the repository inside the sandbox
-	CreatedAt time.Time `json:"created_at"`
-	PID       int       `json:"pid,omitempty"` // local runtime: the agent's process
+	Name string `json:"name"` // container or service name
+	URL  string `json:"url"`  // http(s)://... or unix:///path/to.sock
+	// LegacySecret is the agent's secret as ready events stored it before secrets were derived;
+	// it is read from them, never written.
+	LegacySecret string    `json:"secret,omitempty"`
+	Location     string    `json:"location"` // "local" or the GCP region
+	WorkDir      string    `json:"work_dir"` // the repository inside the sandbox
+	CreatedAt    time.Time `json:"created_at"`
+	PID          int       `json:"pid,omitempty"`           // local runtime: the agent's process
+	SecretKeyID  string    `json:"secret_key_id,omitempty"` // the kid of the key the secret derives from
+	SecretNonce  string    `json:"secret_nonce,omitempty"`  // the secret's nonce (not secret)
 }
 
 // ErrorInfo is the spec's error detail: a code for programs and a message for people.

@@ -234,6 +234,10 @@ func TestDatadirFixtureLoads(t *testing.T) {
 	if err != nil || s.Status != events.StatusClosed || s.Env.ReportFormat != "junit" || s.Sandbox.Name != want.IDs.SessionID || s.Sandbox.URL == "" || s.Ended == nil || s.Ended.ChargeCents < 1 {
 		t.Errorf("the fixture's session folds to %+v (%v)", s, err)
 	}
+	// A sandbox of an earlier version is reached with the secret its ready event stored.
+	if info := old.SandboxInfo(s.SessionID, s.Sandbox); info.Secret == "" || info.Secret != s.Sandbox.LegacySecret {
+		t.Errorf("the fixture's sandbox maps to secret %q, its ready event holds %q", info.Secret, s.Sandbox.LegacySecret)
+	}
 	v, _, err := events.FoldVerification(streams[events.VerificationStream(want.IDs.JobID)])
 	if err != nil || v.Status != events.JobCompleted || v.Result == nil || v.Result.Total == 0 || v.Result.Resolution != "NO" {
 		t.Errorf("the fixture's verification folds to %+v (%v)", v, err)

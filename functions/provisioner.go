@@ -53,9 +53,15 @@ func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelo
 		})
 		return err
 	}
+	sec, err := a.NewSandboxSecret(s.SessionID)
+	if err != nil {
+		return err
+	}
+	spec := sandboxSpec(a, s, s.Env)
+	spec.Secret = sec.Secret
 	startCtx, cancel := context.WithTimeout(ctx, a.Config.SessionStartTimeout)
 	defer cancel()
-	info, err := a.Sandboxes.Start(startCtx, sandboxSpec(a, s, s.Env))
+	info, err := a.Sandboxes.Start(startCtx, spec)
 	if err != nil && ctx.Err() != nil {
 		// The server is shutting down, not the sandbox failing: the request stays in the log
 		// and is delivered again after the restart.
@@ -73,7 +79,7 @@ func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelo
 	}
 	took := false
 	after, err := updateSession(ctx, a, id, func(s events.Session) ([]events.Envelope, error) {
-		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), app.SandboxRecord(info))
+		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), app.SandboxRecord(info, sec))
 		took = len(evs) > 0
 		return evs, err
 	})

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
@@ -313,7 +312,7 @@ func TestUnreachableSandboxIsExitMinus1000(t *testing.T) {
 	h.credit("fay", 100)
 	sid := h.openSession("fay")
 	s, _, _ := loadSession(context.Background(), h.a, sid)
-	rt.Stop(context.Background(), app.SandboxInfo(s.Sandbox)) // behind the session's back
+	rt.Stop(context.Background(), h.a.SandboxInfo(s.SessionID, s.Sandbox)) // behind the session's back
 	h.a.ForgetSandboxClient(sid)
 	it := h.run("fay", sid, "true", 10)
 	if *it.ExitCode != sandbox.InfraExitCode || *it.Success || !strings.Contains(*it.Message, "could not be reached") {

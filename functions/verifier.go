@@ -111,7 +111,7 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 		})
 		marked <- mark{v, err}
 	}(v)
-	res, err := a.Sandboxes.Verify(callCtx, app.SandboxInfo(s.Sandbox), sandboxSpec(a, s, env), sandbox.VerifyRequest{
+	res, err := a.Sandboxes.Verify(callCtx, a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(a, s, env), sandbox.VerifyRequest{
 		TestPatch: sample.TestPatch, Command: env.VerifierCommand, ReportPaths: env.ReportPaths,
 		Protected: env.ProtectedPaths, Timeout: timeout,
 	})
