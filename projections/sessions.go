@@ -41,7 +41,7 @@ type SessionDoc struct {
 
 	RequestedUS int64           `json:"requested_us"`      // requested_at in unix microseconds: the listing's order
 	Active      bool            `json:"active"`            // creating or ready
-	Sandbox     *events.Sandbox `json:"sandbox,omitempty"` // internal: never served as is (it holds the agent's secret)
+	Sandbox     *events.Sandbox `json:"sandbox,omitempty"` // internal: how to reach the agent, never served as is
 	Version     int64           `json:"version"`
 }
 
