@@ -16,8 +16,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // DatasetStream is the stream of a dataset.
@@ -36,7 +34,7 @@ const (
 // Verifier kinds, as the spec's VerificationTool names them.
 var VerifierKinds = []string{"test_suite", "static_analysis", "linter", "custom"}
 
-// Report formats a sample's verifier may produce (sandbox.Environment.ReportFormat).
+// Report formats a sample's verifier may produce (Environment.ReportFormat).
 var ReportFormats = []string{"junit", "go-test-json", "pytest-rA"}
 
 // ErrBadDatasetName: dataset names become stream names, document ids and URL path segments.
@@ -67,23 +65,23 @@ type DatasetDescribedData struct {
 // SampleContent is what a sample is: the SWE-bench fields, Codeset's fields and the environment
 // it runs in. Two imports with equal content are the same version.
 type SampleContent struct {
-	SampleID               string              `json:"sample_id"`
-	InstanceID             string              `json:"instance_id"`
-	Repo                   string              `json:"repo"`
-	BaseCommit             string              `json:"base_commit"`
-	Patch                  string              `json:"patch"`
-	TestPatch              string              `json:"test_patch"`
-	ProblemStatement       string              `json:"problem_statement"`
-	HintsText              string              `json:"hints_text"`
-	EnvironmentSetupCommit string              `json:"environment_setup_commit"`
-	FailToPass             []string            `json:"fail_to_pass"`
-	PassToPass             []string            `json:"pass_to_pass"`
-	FailToFail             []string            `json:"fail_to_fail"`
-	Language               string              `json:"language"`
-	Verifier               string              `json:"verifier"`
-	NonCodePatch           string              `json:"non_code_patch"`
-	Description            string              `json:"description"`
-	Environment            sandbox.Environment `json:"environment"`
+	SampleID               string      `json:"sample_id"`
+	InstanceID             string      `json:"instance_id"`
+	Repo                   string      `json:"repo"`
+	BaseCommit             string      `json:"base_commit"`
+	Patch                  string      `json:"patch"`
+	TestPatch              string      `json:"test_patch"`
+	ProblemStatement       string      `json:"problem_statement"`
+	HintsText              string      `json:"hints_text"`
+	EnvironmentSetupCommit string      `json:"environment_setup_commit"`
+	FailToPass             []string    `json:"fail_to_pass"`
+	PassToPass             []string    `json:"pass_to_pass"`
+	FailToFail             []string    `json:"fail_to_fail"`
+	Language               string      `json:"language"`
+	Verifier               string      `json:"verifier"`
+	NonCodePatch           string      `json:"non_code_patch"`
+	Description            string      `json:"description"`
+	Environment            Environment `json:"environment"`
 	// EnvironmentDigest is the sha256 of the environment's archive ("" for an image), so that
 	// a rebuilt archive with other content is a change even at the same path.
 	EnvironmentDigest string `json:"environment_digest"`
@@ -94,6 +92,18 @@ func (c SampleContent) Hash() string {
 	raw, _ := json.Marshal(c) // a struct of strings and slices always encodes
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// Environment is where a sample runs, as the catalog and each session store it. The field order
+// is part of the stored schema: SampleContent.Hash encodes it.
+type Environment struct {
+	Image           string   `json:"image,omitempty"`        // container image
+	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, relative to the data dir's blobs
+	WorkDir         string   `json:"work_dir"`               // the repository inside the sandbox
+	VerifierCommand string   `json:"verifier_command"`       // run from WorkDir by the oracle
+	ReportFormat    string   `json:"report_format"`          // one of ReportFormats
+	ReportPaths     []string `json:"report_paths,omitempty"` // files the verifier writes; empty: its stdout
+	ProtectedPaths  []string `json:"protected_paths,omitempty"`
 }
 
 // SampleVersionAddedData is the data of SampleVersionAdded: version N of a sample, which is

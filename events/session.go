@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // SessionStream is the stream of a session.
@@ -54,22 +52,39 @@ var (
 // SessionRequestedData is the data of SessionRequested. The sample's environment and the price
 // are copied in so that neither a later catalog change nor a price change rewrites the session.
 type SessionRequestedData struct {
-	SessionID      string              `json:"session_id"`
-	UserID         string              `json:"user_id"`
-	Dataset        string              `json:"dataset"`
-	SampleID       string              `json:"sample_id"`
-	SampleVersion  int                 `json:"sample_version"`
-	TTLMinutes     int                 `json:"ttl_minutes"`
-	RequestedAt    time.Time           `json:"requested_at"`
-	ExpiresAt      time.Time           `json:"expires_at"`
-	CentsPerMinute int64               `json:"cents_per_minute"`
-	Env            sandbox.Environment `json:"environment"`
+	SessionID      string      `json:"session_id"`
+	UserID         string      `json:"user_id"`
+	Dataset        string      `json:"dataset"`
+	SampleID       string      `json:"sample_id"`
+	SampleVersion  int         `json:"sample_version"`
+	TTLMinutes     int         `json:"ttl_minutes"`
+	RequestedAt    time.Time   `json:"requested_at"`
+	ExpiresAt      time.Time   `json:"expires_at"`
+	CentsPerMinute int64       `json:"cents_per_minute"`
+	Env            Environment `json:"environment"`
 }
 
 // SessionReadyData is the data of SessionReady: billing starts at ReadyAt.
 type SessionReadyData struct {
-	ReadyAt time.Time    `json:"ready_at"`
-	Sandbox sandbox.Info `json:"sandbox"`
+	ReadyAt time.Time `json:"ready_at"`
+	Sandbox Sandbox   `json:"sandbox"`
+}
+
+// Sandbox is what a session's running sandbox is known by, enough to reach it again after a
+// restart and from any process. It holds no secret: the agent's secret is derived from a key
+// the servers hold, SecretKeyID and SecretNonce (app.NewSandboxSecret).
+type Sandbox struct {
+	Name string `json:"name"` // container or service name
+	URL  string `json:"url"`  // http(s)://... or unix:///path/to.sock
+	// LegacySecret is the agent's secret as ready events stored it before secrets were derived;
+	// it is read from them, never written.
+	LegacySecret string    `json:"secret,omitempty"`
+	Location     string    `json:"location"` // "local" or the GCP region
+	WorkDir      string    `json:"work_dir"` // the repository inside the sandbox
+	CreatedAt    time.Time `json:"created_at"`
+	PID          int       `json:"pid,omitempty"`           // local runtime: the agent's process
+	SecretKeyID  string    `json:"secret_key_id,omitempty"` // the kid of the key the secret derives from
+	SecretNonce  string    `json:"secret_nonce,omitempty"`  // the secret's nonce (not secret)
 }
 
 // ErrorInfo is the spec's error detail: a code for programs and a message for people.
@@ -90,7 +105,7 @@ type Session struct {
 	SessionRequestedData
 	Status  string
 	ReadyAt time.Time
-	Sandbox sandbox.Info
+	Sandbox Sandbox
 	Error   *ErrorInfo
 	Ended   *SessionEndedData
 }
@@ -179,11 +194,11 @@ func RequestSession(eventID string, d SessionRequestedData) (Envelope, error) {
 // MarkReady decides that the sandbox answered. Only a creating session becomes ready; for any
 // other it decides nothing (a duplicate delivery, or a session closed while it was starting),
 // and the caller must stop the sandbox it started if the session did not take it.
-func (s Session) MarkReady(eventID string, at time.Time, info sandbox.Info) ([]Envelope, error) {
+func (s Session) MarkReady(eventID string, at time.Time, sb Sandbox) ([]Envelope, error) {
 	if s.Status != StatusCreating {
 		return nil, nil
 	}
-	e, err := New(eventID, s.UserID, SessionReady, at, SessionReadyData{ReadyAt: at.UTC().Truncate(time.Microsecond), Sandbox: info})
+	e, err := New(eventID, s.UserID, SessionReady, at, SessionReadyData{ReadyAt: at.UTC().Truncate(time.Microsecond), Sandbox: sb})
 	return []Envelope{e}, err
 }
 

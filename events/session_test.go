@@ -4,8 +4,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -56,7 +54,7 @@ func TestRequestSessionTTL(t *testing.T) {
 func TestSessionLifecycleBillsOnce(t *testing.T) {
 	s := requested(t)
 	ready := t0.Add(2 * time.Second)
-	evs, err := s.MarkReady("e2", ready, sandbox.Info{Name: "sb", URL: "unix:///x"})
+	evs, err := s.MarkReady("e2", ready, Sandbox{Name: "sb", URL: "unix:///x"})
 	if err != nil || len(evs) != 1 {
 		t.Fatal(evs, err)
 	}
@@ -64,7 +62,7 @@ func TestSessionLifecycleBillsOnce(t *testing.T) {
 	if s.Status != StatusReady || !s.ReadyAt.Equal(ready) || s.Sandbox.Name != "sb" {
 		t.Fatalf("after ready: %+v", s)
 	}
-	if again, _ := s.MarkReady("e2b", ready, sandbox.Info{}); again != nil {
+	if again, _ := s.MarkReady("e2b", ready, Sandbox{}); again != nil {
 		t.Fatal("ready twice decided an event")
 	}
 	if err := s.CanRun(ready); err != nil {
@@ -99,7 +97,7 @@ func TestSessionLifecycleBillsOnce(t *testing.T) {
 func TestSessionEndReasons(t *testing.T) {
 	for reason, status := range map[string]string{EndClosed: StatusClosed, EndExpired: StatusTerminated, EndTerminated: StatusTerminated, EndBalanceExhausted: StatusTerminated, EndError: StatusTerminated} {
 		s := requested(t)
-		evs, _ := s.MarkReady("r", t0, sandbox.Info{})
+		evs, _ := s.MarkReady("r", t0, Sandbox{})
 		apply(t, &s, evs)
 		evs, _ = s.End("e", t0.Add(time.Second), reason)
 		apply(t, &s, evs)
@@ -117,7 +115,7 @@ func TestSessionClosedWhileCreatingIsFree(t *testing.T) {
 		t.Fatalf("%+v", s.Ended)
 	}
 	// The sandbox that was starting must not make it ready again.
-	if evs, _ := s.MarkReady("r", t0.Add(2*time.Minute), sandbox.Info{}); evs != nil {
+	if evs, _ := s.MarkReady("r", t0.Add(2*time.Minute), Sandbox{}); evs != nil {
 		t.Fatal("an ended session became ready")
 	}
 }
@@ -136,7 +134,7 @@ func TestSessionFailed(t *testing.T) {
 
 func TestSessionEndNeverBeforeReady(t *testing.T) {
 	s := requested(t)
-	evs, _ := s.MarkReady("r", t0.Add(time.Minute), sandbox.Info{})
+	evs, _ := s.MarkReady("r", t0.Add(time.Minute), Sandbox{})
 	apply(t, &s, evs)
 	evs, _ = s.End("e", t0, EndError)
 	apply(t, &s, evs)

@@ -5,11 +5,7 @@ package events
 // (running), and ends once: completed with its graded result, in error with a code, or
 // cancelled when its session ended first.
 
-import (
-	"time"
-
-	"github.com/codeset/codeset/shared/grading"
-)
+import "time"
 
 // VerificationStream is the stream of a verification job.
 func VerificationStream(jobID string) string { return "verification-" + jobID }
@@ -37,7 +33,7 @@ const (
 	JobCancelled = "cancelled"
 )
 
-// Error codes of a verification job in error, besides the report codes of shared/grading.
+// Error codes of a verification job in error, besides the grader's report codes.
 const (
 	CodeVerifierTimeout     = "VERIFIER_TIMEOUT"     // the verifier ran past its timeout
 	CodeTestPatchFailed     = "TEST_PATCH_FAILED"    // the sandbox refused to apply the sample's test patch
@@ -73,8 +69,43 @@ type VerificationRunningData struct {
 
 // VerificationCompletedData is the data of VerificationCompleted: the graded result.
 type VerificationCompletedData struct {
-	CompletedAt time.Time      `json:"completed_at"`
-	Result      grading.Result `json:"result"`
+	CompletedAt time.Time          `json:"completed_at"`
+	Result      VerificationResult `json:"result"`
+}
+
+// VerificationResult is a graded verification: the spec's TestSuiteResult plus SWE-bench's
+// resolution and the listed tests that went wrong.
+type VerificationResult struct {
+	Tool                     string       `json:"tool"`
+	IsSuccess                bool         `json:"is_success"`
+	ExecutionDurationSeconds float64      `json:"execution_duration_seconds"`
+	Total                    int          `json:"total"`
+	Passed                   int          `json:"passed"`
+	Failed                   int          `json:"failed"`
+	Skipped                  int          `json:"skipped"`
+	Passes                   []TestDetail `json:"passes"`
+	Failures                 []TestDetail `json:"failures"`
+	Skips                    []TestDetail `json:"skips"`
+	Stdout                   string       `json:"stdout"`
+	Stderr                   string       `json:"stderr"`
+
+	Resolution       string   `json:"resolution"` // FULL, PARTIAL or NO
+	FailToPassFailed []string `json:"fail_to_pass_failed"`
+	PassToPassFailed []string `json:"pass_to_pass_failed"`
+	FailToFailPassed []string `json:"fail_to_fail_passed"`
+	NotFound         []string `json:"not_found"`
+	UnlistedPassed   []string `json:"unlisted_passed"`
+	UnlistedFailed   []string `json:"unlisted_failed"`
+	IgnoredChanges   []string `json:"ignored_changes,omitempty"` // the agent's changes not graded (protected paths)
+}
+
+// TestDetail is one entry of a result's passes, failures and skips.
+type TestDetail struct {
+	Name            string  `json:"name"`
+	Details         string  `json:"details"`
+	Kind            string  `json:"kind,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Count           int     `json:"count,omitempty"` // one entry standing for several tests
 }
 
 // VerificationFailedData is the data of VerificationFailed.
@@ -96,7 +127,7 @@ type Verification struct {
 	Status      string
 	StartedAt   time.Time
 	CompletedAt time.Time // when it completed, failed or was cancelled
-	Result      *grading.Result
+	Result      *VerificationResult
 	Error       *ErrorInfo
 }
 
@@ -184,7 +215,7 @@ func (v Verification) Run(eventID string, at time.Time) ([]Envelope, error) {
 
 // Complete decides the graded result of a running job; a job that has ended (cancelled while
 // its verifier ran) keeps its end.
-func (v Verification) Complete(eventID string, at time.Time, r grading.Result) ([]Envelope, error) {
+func (v Verification) Complete(eventID string, at time.Time, r VerificationResult) ([]Envelope, error) {
 	if v.Status != JobRunning {
 		return nil, nil
 	}

@@ -3,8 +3,6 @@ package events
 import (
 	"testing"
 	"time"
-
-	"github.com/codeset/codeset/shared/grading"
 )
 
 // storeVerification gives decided events the stream position a store would.
@@ -38,7 +36,7 @@ func requestedVerification(t *testing.T) Verification {
 func TestVerificationLifecycle(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC)
-	result := grading.Result{Tool: grading.ToolTestSuite, IsSuccess: true, Total: 1, Passed: 1, Resolution: grading.ResolvedFull}
+	result := VerificationResult{Tool: "test_suite", IsSuccess: true, Total: 1, Passed: 1, Resolution: "FULL"}
 	type step func(v Verification) ([]Envelope, error)
 	start := func(v Verification) ([]Envelope, error) { return v.Start("s", at) }
 	run := func(v Verification) ([]Envelope, error) { return v.Run("r", at) }

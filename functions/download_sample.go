@@ -12,16 +12,16 @@ import (
 	"strconv"
 
 	"github.com/codeset/codeset/app"
+	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
 	"github.com/codeset/codeset/shared/httpapi"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // downloadView is a downloaded sample: the spec's Sample plus the environment it runs in (less
 // the archive's location, which is this server's business).
 type downloadView struct {
 	projections.SampleView
-	Environment sandbox.Environment `json:"environment"`
+	Environment events.Environment `json:"environment"`
 }
 
 var unsafeFileChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

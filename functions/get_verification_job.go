@@ -8,7 +8,6 @@ import (
 	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	"github.com/codeset/codeset/shared/grading"
 	"github.com/codeset/codeset/shared/httpapi"
 )
 
@@ -21,7 +20,7 @@ type verificationJobView struct {
 	CreatedAt     time.Time                  `json:"created_at"`
 	StartedAt     *time.Time                 `json:"started_at"`
 	CompletedAt   *time.Time                 `json:"completed_at"`
-	Result        *grading.Result            `json:"result"`
+	Result        *events.VerificationResult `json:"result"`
 	Error         *events.ErrorInfo          `json:"error"`
 	ContainerInfo *projections.ContainerInfo `json:"container_info"`
 }

@@ -174,7 +174,7 @@ func TestImageSampleRunsLocally(t *testing.T) {
 	env.expect(http.StatusOK, "alice", "POST", "/sessions/"+sid+"/str_replace", map[string]any{
 		"file_path": "calc.sh", "str_to_replace": "add() { echo $(( $1 - $2 ))", "str_to_insert": "add() { echo $(( $1 + $2 ))"}, nil)
 	j = env.verify("alice", sid)
-	if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
+	if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != string(grading.ResolvedFull) {
 		t.Fatalf("fixed: %s", j.raw)
 	}
 }

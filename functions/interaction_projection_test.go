@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // countingDocs counts the read-model writes (Update) per collection.
@@ -42,7 +42,7 @@ func TestQuickExecProjectsItsInteractionOnce(t *testing.T) {
 	docs := &countingDocs{DocStore: h.a.Docs, updates: map[string]int{}}
 	h.a.Docs = docs
 	h.start()
-	h.addSample(sandbox.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
+	h.addSample(events.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
 	h.credit("pia", 100_000)
 	sid := h.openSession("pia")
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/config"
-	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/local"
 	"github.com/codeset/codeset/shared/sandbox/runtimes"
 )
@@ -33,7 +33,7 @@ func TestInteractionUsageAndLimits(t *testing.T) {
 	}
 	t.Log(how)
 	h := newSessionHarness(t, dataDir, stopAtEnd(t, rt), nil)
-	h.addSample(sandbox.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
+	h.addSample(events.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
 	h.credit("dora", 100)
 	sid := h.openSession("dora")
 

@@ -53,9 +53,15 @@ func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelo
 		})
 		return err
 	}
+	sec, err := a.NewSandboxSecret(s.SessionID)
+	if err != nil {
+		return err
+	}
+	spec := sandboxSpec(a, s, s.Env)
+	spec.Secret = sec.Secret
 	startCtx, cancel := context.WithTimeout(ctx, a.Config.SessionStartTimeout)
 	defer cancel()
-	info, err := a.Sandboxes.Start(startCtx, sandboxSpec(a, s, s.Env))
+	info, err := a.Sandboxes.Start(startCtx, spec)
 	if err != nil && ctx.Err() != nil {
 		// The server is shutting down, not the sandbox failing: the request stays in the log
 		// and is delivered again after the restart.
@@ -73,7 +79,7 @@ func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelo
 	}
 	took := false
 	after, err := updateSession(ctx, a, id, func(s events.Session) ([]events.Envelope, error) {
-		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), info)
+		evs, err := s.MarkReady(ids.New(), a.Clock.Now(), app.SandboxRecord(info, sec))
 		took = len(evs) > 0
 		return evs, err
 	})
@@ -93,7 +99,8 @@ func (p *provisioner) provision(ctx context.Context, a *app.App, e events.Envelo
 
 // sandboxSpec is what a session's sandbox is started from, in env (the session's environment);
 // its oracle sandboxes are built from the same.
-func sandboxSpec(a *app.App, s events.Session, env sandbox.Environment) sandbox.Spec {
+func sandboxSpec(a *app.App, s events.Session, sampleEnv events.Environment) sandbox.Spec {
+	env := app.SandboxEnvironment(sampleEnv)
 	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
 		env.Archive = filepath.Join(a.Config.DataDir, filepath.FromSlash(env.Archive))
 	}

@@ -30,7 +30,7 @@ func RecoverSandboxes(ctx context.Context, a *app.App) error {
 		if d.Status != events.StatusReady || d.Sandbox == nil {
 			return // creating: the provisioner's redelivery or the reaper settles it
 		}
-		if now.Before(d.ExpiresAt) && a.Sandboxes != nil && a.Sandboxes.Alive(ctx, *d.Sandbox) {
+		if now.Before(d.ExpiresAt) && a.Sandboxes != nil && a.Sandboxes.Alive(ctx, a.SandboxInfo(d.SessionID, *d.Sandbox)) {
 			reattached++
 			return
 		}

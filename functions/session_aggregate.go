@@ -87,7 +87,7 @@ func stopSandbox(ctx context.Context, a *app.App, s events.Session) {
 	if s.Sandbox.Name == "" || a.Sandboxes == nil || s.Active() {
 		return
 	}
-	if err := a.Sandboxes.Stop(context.WithoutCancel(ctx), s.Sandbox); err != nil {
+	if err := a.Sandboxes.Stop(context.WithoutCancel(ctx), a.SandboxInfo(s.SessionID, s.Sandbox)); err != nil {
 		a.Logger.WarnContext(ctx, "stopping a sandbox failed", "session_id", s.SessionID, "sandbox", s.Sandbox.Name, "error", err.Error())
 	}
 }

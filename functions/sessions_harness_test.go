@@ -177,7 +177,7 @@ func (r *trackingRuntime) Start(ctx context.Context, spec sandbox.Spec) (sandbox
 }
 
 // addSample puts a dataset and one sample running in env into the catalog read model.
-func (h *sessionHarness) addSample(env sandbox.Environment) {
+func (h *sessionHarness) addSample(env events.Environment) {
 	h.t.Helper()
 	ctx := context.Background()
 	if err := projections.Put(ctx, h.a.Docs, projections.DatasetsCollection, testDataset, projections.DatasetDoc{Name: testDataset, SampleCount: 1, CreatedAt: time.Now()}); err != nil {

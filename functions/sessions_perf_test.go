@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/config"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // The session figures of docs/PERFORMANCE.md:
@@ -80,7 +80,7 @@ func TestSessionPerformance(t *testing.T) {
 		t.Skip("set CODESET_BENCH=1 to measure")
 	}
 	h := newSessionHarness(t, "", nil, func(c *config.Config) { c.MaxActiveSessions = 1000 })
-	h.addSample(sandbox.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
+	h.addSample(events.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
 	h.credit("bench", 1_000_000)
 	h.credit("many", 1_000_000)
 	if d, ok := h.a.Sandboxes.(interface{ Describe() string }); ok {
@@ -128,7 +128,7 @@ func TestManySessionsAtOnce(t *testing.T) {
 		n = v
 	}
 	h := newSessionHarness(t, "", nil, func(c *config.Config) { c.MaxActiveSessions = int64(n) })
-	h.addSample(sandbox.Environment{Archive: sampleArchive(t)})
+	h.addSample(events.Environment{Archive: sampleArchive(t)})
 	h.credit("many", 1_000_000)
 	manySessions(t, h, n)
 }

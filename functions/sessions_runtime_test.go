@@ -54,7 +54,7 @@ func (r *agentRuntime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.In
 		return sandbox.Info{}, err
 	}
 	sock := filepath.Join(r.dir, spec.SessionID, "agent.sock")
-	secret := "secret-" + spec.SessionID
+	secret := sandbox.SecretOf(spec)
 	srv, err := agent.New(agent.Options{WorkDir: wd, Secret: secret, Grace: 200 * time.Millisecond})
 	if err != nil {
 		return sandbox.Info{}, err

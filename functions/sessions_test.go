@@ -22,7 +22,7 @@ import (
 
 func TestSessionLifecycleOverHTTP(t *testing.T) {
 	h := newSessionHarness(t, "", nil, nil)
-	h.addSample(sandbox.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
+	h.addSample(events.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
 	h.credit("alice", 500)
 	sid := h.openSession("alice")
 
@@ -131,7 +131,7 @@ func TestSessionLifecycleOverHTTP(t *testing.T) {
 
 func TestOtherUsersAndUnknownIDsAre404(t *testing.T) {
 	h := newSessionHarness(t, "", newAgentRuntime(t), nil)
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("alice", 500)
 	sid := h.openSession("alice")
 	it := h.run("alice", sid, "true", 10)
@@ -171,7 +171,7 @@ func TestOtherUsersAndUnknownIDsAre404(t *testing.T) {
 
 func TestCreateSessionRules(t *testing.T) {
 	h := newSessionHarness(t, "", newAgentRuntime(t), func(c *config.Config) { c.MaxActiveSessions = 2 })
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	body := func(ttl any) map[string]any {
 		return map[string]any{"dataset": testDataset, "sample_id": testSample, "ttl_minutes": ttl}
 	}
@@ -220,7 +220,7 @@ func (g *gatedRuntime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.In
 func TestExecRulesAndSessionClosedWhileCreating(t *testing.T) {
 	rt := &gatedRuntime{agentRuntime: newAgentRuntime(t), gate: make(chan struct{})}
 	h := newSessionHarness(t, "", rt, func(c *config.Config) { c.MaxCommandTimeout = 3600 })
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("carol", 100)
 	var created struct {
 		SessionID string `json:"session_id"`
@@ -258,7 +258,7 @@ func TestExecRulesAndSessionClosedWhileCreating(t *testing.T) {
 
 func TestUploadLimits(t *testing.T) {
 	h := newSessionHarness(t, "", newAgentRuntime(t), nil)
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("dan", 100)
 	sid := h.openSession("dan")
 	var v struct {
@@ -282,7 +282,7 @@ func TestUploadLimits(t *testing.T) {
 
 func TestConcurrentExecsInOneSession(t *testing.T) {
 	h := newSessionHarness(t, "", nil, nil)
-	h.addSample(sandbox.Environment{Archive: sampleArchive(t)})
+	h.addSample(events.Environment{Archive: sampleArchive(t)})
 	h.credit("erin", 100)
 	sid := h.openSession("erin")
 	const n = 40
@@ -308,11 +308,11 @@ func TestConcurrentExecsInOneSession(t *testing.T) {
 func TestUnreachableSandboxIsExitMinus1000(t *testing.T) {
 	rt := newAgentRuntime(t)
 	h := newSessionHarness(t, "", rt, nil)
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("fay", 100)
 	sid := h.openSession("fay")
 	s, _, _ := loadSession(context.Background(), h.a, sid)
-	rt.Stop(context.Background(), s.Sandbox) // behind the session's back
+	rt.Stop(context.Background(), h.a.SandboxInfo(s.SessionID, s.Sandbox)) // behind the session's back
 	h.a.ForgetSandboxClient(sid)
 	it := h.run("fay", sid, "true", 10)
 	if *it.ExitCode != sandbox.InfraExitCode || *it.Success || !strings.Contains(*it.Message, "could not be reached") {
@@ -329,7 +329,7 @@ func TestStartFailureIsErrorStatus(t *testing.T) {
 	rt := newAgentRuntime(t)
 	rt.failStart = errors.New("no space left on device")
 	h := newSessionHarness(t, "", rt, nil)
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("gus", 100)
 	var created struct {
 		SessionID string `json:"session_id"`
@@ -353,7 +353,7 @@ func TestStartFailureIsErrorStatus(t *testing.T) {
 func TestDuplicateDeliveriesRunOnce(t *testing.T) {
 	rt := newAgentRuntime(t)
 	h := newSessionHarness(t, "", rt, nil)
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("hal", 100)
 	sid := h.openSession("hal")
 	// Record an exec request without publishing, then deliver it many times at once.
@@ -398,7 +398,7 @@ func TestReaperExpiresSessionsWithFakeClock(t *testing.T) {
 	rt := newAgentRuntime(t)
 	fake := clock.NewFake(time.Now())
 	h := newSessionHarnessAt(t, "", rt, fake, nil)
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("ivy", 100)
 	var created struct {
 		SessionID string `json:"session_id"`
@@ -432,7 +432,7 @@ func TestReaperFailsSessionsStuckCreating(t *testing.T) {
 	defer close(rt.gate)
 	fake := clock.NewFake(time.Now())
 	h := newSessionHarnessAt(t, "", rt, fake, func(c *config.Config) { c.SessionStartTimeout = time.Minute })
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("jon", 100)
 	var created struct {
 		SessionID string `json:"session_id"`
@@ -451,7 +451,7 @@ func TestReaperFailsSessionsStuckCreating(t *testing.T) {
 func TestRestartReattachesOrEndsReadySessions(t *testing.T) {
 	dir := t.TempDir()
 	h1 := newSessionHarness(t, dir, nil, nil)
-	h1.addSample(sandbox.Environment{Archive: sampleArchive(t)})
+	h1.addSample(events.Environment{Archive: sampleArchive(t)})
 	h1.credit("kim", 100)
 	alive := h1.openSession("kim")
 	lost := h1.openSession("kim")
@@ -482,7 +482,7 @@ func TestRestartReattachesOrEndsReadySessions(t *testing.T) {
 
 func TestRestartInterruptsClaimedCommands(t *testing.T) {
 	h := newSessionHarness(t, "", newAgentRuntime(t), nil)
-	h.addSample(sandbox.Environment{})
+	h.addSample(events.Environment{})
 	h.credit("lou", 100)
 	sid := h.openSession("lou")
 	ctx := context.Background()
@@ -574,7 +574,7 @@ func TestRelativeDataDirStartsSessions(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(".codeset", rel), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.addSample(sandbox.Environment{Archive: rel, WorkDir: "/workspace/repo"})
+	h.addSample(events.Environment{Archive: rel, WorkDir: "/workspace/repo"})
 	h.credit("rel", 100)
 	sid := h.openSession("rel")
 	if it := h.run("rel", sid, "cat README", 10); *it.ExitCode != 0 || !strings.Contains(*it.Stdout, "hello") {

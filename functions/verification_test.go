@@ -278,7 +278,7 @@ func (e *verifyEnv) passesWithGold(user, sid, sampleID string) jobView {
 	e.t.Helper()
 	e.applyGold(user, sid, sampleID)
 	j := e.verify(user, sid)
-	if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
+	if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != string(grading.ResolvedFull) {
 		e.t.Fatalf("the gold patch: %s", j.raw)
 	}
 	return j
@@ -286,16 +286,16 @@ func (e *verifyEnv) passesWithGold(user, sid, sampleID string) jobView {
 
 // jobView is the spec's VerificationJob as a client reads it.
 type jobView struct {
-	JobID         string            `json:"job_id"`
-	SampleID      string            `json:"sample_id"`
-	SessionID     string            `json:"session_id"`
-	Status        string            `json:"status"`
-	CreatedAt     time.Time         `json:"created_at"`
-	StartedAt     *time.Time        `json:"started_at"`
-	CompletedAt   *time.Time        `json:"completed_at"`
-	Result        *grading.Result   `json:"result"`
-	Error         *events.ErrorInfo `json:"error"`
-	ContainerInfo map[string]any    `json:"container_info"`
+	JobID         string                     `json:"job_id"`
+	SampleID      string                     `json:"sample_id"`
+	SessionID     string                     `json:"session_id"`
+	Status        string                     `json:"status"`
+	CreatedAt     time.Time                  `json:"created_at"`
+	StartedAt     *time.Time                 `json:"started_at"`
+	CompletedAt   *time.Time                 `json:"completed_at"`
+	Result        *events.VerificationResult `json:"result"`
+	Error         *events.ErrorInfo          `json:"error"`
+	ContainerInfo map[string]any             `json:"container_info"`
 	raw           []byte
 }
 
@@ -346,7 +346,7 @@ func (e *verifyEnv) verify(user, sid string) jobView {
 	return e.waitJob(user, sid, e.startVerify(user, sid), nil)
 }
 
-func detailNames(ds []grading.TestDetail) []string {
+func detailNames(ds []events.TestDetail) []string {
 	out := make([]string, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, d.Name)
@@ -438,7 +438,7 @@ func checkDemoSamples(t *testing.T, env *verifyEnv) {
 				t.Fatalf("untouched: %s %+v", j.Status, j.Error)
 			}
 			r := j.Result
-			if r.IsSuccess || r.Resolution != grading.ResolvedNo || j.SampleID != id || j.SessionID != sid {
+			if r.IsSuccess || r.Resolution != string(grading.ResolvedNo) || j.SampleID != id || j.SessionID != sid {
 				t.Fatalf("untouched: is_success %v resolution %s", r.IsSuccess, r.Resolution)
 			}
 			failed := detailNames(r.Failures)
@@ -463,7 +463,7 @@ func checkDemoSamples(t *testing.T, env *verifyEnv) {
 			e.applyGold("alice", sid, id)
 			j = e.verify("alice", sid)
 			checkJobSchema(t, j)
-			if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != grading.ResolvedFull {
+			if j.Status != events.JobCompleted || !j.Result.IsSuccess || j.Result.Resolution != string(grading.ResolvedFull) {
 				t.Fatalf("gold: %s %+v %s", j.Status, j.Error, j.raw)
 			}
 			if want := sortedUnion(c.FailToPass, c.PassToPass); !slices.Equal(detailNames(j.Result.Passes), want) {
@@ -711,7 +711,7 @@ func TestVerificationRecovery(t *testing.T) {
 	start := func(v events.Verification) ([]events.Envelope, error) { return v.Start(ids.New(), at) }
 	run := func(v events.Verification) ([]events.Envelope, error) { return v.Run(ids.New(), at) }
 	done := func(v events.Verification) ([]events.Envelope, error) {
-		return v.Complete(ids.New(), at, grading.Result{Tool: grading.ToolTestSuite})
+		return v.Complete(ids.New(), at, events.VerificationResult{Tool: grading.ToolTestSuite})
 	}
 	record("pending")
 	record("starting", start)

@@ -111,7 +111,7 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 		})
 		marked <- mark{v, err}
 	}(v)
-	res, err := a.Sandboxes.Verify(callCtx, s.Sandbox, sandboxSpec(a, s, env), sandbox.VerifyRequest{
+	res, err := a.Sandboxes.Verify(callCtx, a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(a, s, env), sandbox.VerifyRequest{
 		TestPatch: sample.TestPatch, Command: env.VerifierCommand, ReportPaths: env.ReportPaths,
 		Protected: env.ProtectedPaths, Timeout: timeout,
 	})
@@ -172,7 +172,7 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 		known = &m.v // the state after the running mark: no need to read the stream again
 	}
 	_, _, err = updateVerification(rec, a, jobID, known, func(v events.Verification) ([]events.Envelope, error) {
-		return v.Complete(ids.New(), a.Clock.Now(), result)
+		return v.Complete(ids.New(), a.Clock.Now(), verificationResult(result))
 	})
 	return err
 }
@@ -282,4 +282,27 @@ func cancelJob(ctx context.Context, a *app.App, jobID, reason string) error {
 		return v.Cancel(ids.New(), a.Clock.Now(), reason)
 	})
 	return err
+}
+
+// verificationResult is what a completed verification records of the grader's result.
+func verificationResult(r grading.Result) events.VerificationResult {
+	details := func(ds []grading.TestDetail) []events.TestDetail {
+		if ds == nil {
+			return nil
+		}
+		out := make([]events.TestDetail, len(ds))
+		for i, d := range ds {
+			out[i] = events.TestDetail{Name: d.Name, Details: d.Details, Kind: d.Kind, DurationSeconds: d.DurationSeconds, Count: d.Count}
+		}
+		return out
+	}
+	return events.VerificationResult{
+		Tool: r.Tool, IsSuccess: r.IsSuccess, ExecutionDurationSeconds: r.ExecutionDurationSeconds,
+		Total: r.Total, Passed: r.Passed, Failed: r.Failed, Skipped: r.Skipped,
+		Passes: details(r.Passes), Failures: details(r.Failures), Skips: details(r.Skips),
+		Stdout: r.Stdout, Stderr: r.Stderr, Resolution: string(r.Resolution),
+		FailToPassFailed: r.FailToPassFailed, PassToPassFailed: r.PassToPassFailed,
+		FailToFailPassed: r.FailToFailPassed, NotFound: r.NotFound,
+		UnlistedPassed: r.UnlistedPassed, UnlistedFailed: r.UnlistedFailed, IgnoredChanges: r.IgnoredChanges,
+	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/codeset/codeset/events"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // Collections of the catalog read model.
@@ -49,7 +48,7 @@ type SampleDoc struct {
 
 // Env returns the sample's environment with the archive path resolved against dataDir, so a
 // runtime can open it whatever its working directory.
-func (s SampleDoc) Env(dataDir string) sandbox.Environment {
+func (s SampleDoc) Env(dataDir string) events.Environment {
 	env := s.Environment
 	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
 		env.Archive = filepath.Join(dataDir, filepath.FromSlash(env.Archive))

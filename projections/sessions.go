@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/codeset/codeset/events"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // SessionCollection holds one SessionDoc per session, keyed by session id.
@@ -40,10 +39,10 @@ type SessionDoc struct {
 	ContainerInfo   *ContainerInfo    `json:"container_info"`
 	Error           *events.ErrorInfo `json:"error"`
 
-	RequestedUS int64         `json:"requested_us"`      // requested_at in unix microseconds: the listing's order
-	Active      bool          `json:"active"`            // creating or ready
-	Sandbox     *sandbox.Info `json:"sandbox,omitempty"` // internal: never served as is (it holds the agent's secret)
-	Version     int64         `json:"version"`
+	RequestedUS int64           `json:"requested_us"`      // requested_at in unix microseconds: the listing's order
+	Active      bool            `json:"active"`            // creating or ready
+	Sandbox     *events.Sandbox `json:"sandbox,omitempty"` // internal: how to reach the agent, never served as is
+	Version     int64           `json:"version"`
 }
 
 // ApplySession folds one event of a session's stream into its document. It is pure: the

@@ -7,7 +7,6 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	"github.com/codeset/codeset/shared/sandbox"
 )
 
 // sessionStream decides a whole session life and gives the events their versions.
@@ -31,7 +30,7 @@ func sessionStream(t *testing.T) []events.Envelope {
 	}
 	req, err := events.RequestSession("e1", events.SessionRequestedData{SessionID: "s1", UserID: "u1", Dataset: "d", SampleID: "x", TTLMinutes: 10, RequestedAt: t0, CentsPerMinute: 6})
 	add([]events.Envelope{req}, err)
-	add(s.MarkReady("e2", t0.Add(time.Second), sandbox.Info{Name: "sb-s1", URL: "unix:///tmp/s1.sock", Location: "local", Secret: "k"}))
+	add(s.MarkReady("e2", t0.Add(time.Second), events.Sandbox{Name: "sb-s1", URL: "unix:///tmp/s1.sock", Location: "local", SecretNonce: "n"}))
 	add(s.End("e3", t0.Add(91*time.Second), events.EndClosed))
 	return out
 }

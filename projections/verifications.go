@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/codeset/codeset/events"
-	"github.com/codeset/codeset/shared/grading"
 )
 
 // VerificationCollection holds one VerificationDoc per verification job, keyed by job id.
@@ -14,17 +13,17 @@ const VerificationCollection = "verifications"
 // VerificationDoc is the verification job read model: the spec's VerificationJob fields, who
 // owns the job, and the stream version applied.
 type VerificationDoc struct {
-	JobID       string            `json:"job_id"`
-	SessionID   string            `json:"session_id"`
-	UserID      string            `json:"user_id"`
-	Dataset     string            `json:"dataset"`
-	SampleID    string            `json:"sample_id"`
-	Status      string            `json:"status"`
-	CreatedAt   time.Time         `json:"created_at"`
-	StartedAt   *time.Time        `json:"started_at"`
-	CompletedAt *time.Time        `json:"completed_at"`
-	Result      *grading.Result   `json:"result"`
-	Error       *events.ErrorInfo `json:"error"`
+	JobID       string                     `json:"job_id"`
+	SessionID   string                     `json:"session_id"`
+	UserID      string                     `json:"user_id"`
+	Dataset     string                     `json:"dataset"`
+	SampleID    string                     `json:"sample_id"`
+	Status      string                     `json:"status"`
+	CreatedAt   time.Time                  `json:"created_at"`
+	StartedAt   *time.Time                 `json:"started_at"`
+	CompletedAt *time.Time                 `json:"completed_at"`
+	Result      *events.VerificationResult `json:"result"`
+	Error       *events.ErrorInfo          `json:"error"`
 
 	Version int64 `json:"version"`
 }

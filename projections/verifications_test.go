@@ -8,7 +8,6 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	"github.com/codeset/codeset/shared/grading"
 )
 
 // verificationStream decides a job's life with end(v) as its last decision and versions the events.
@@ -40,8 +39,8 @@ func verificationStream(t *testing.T, end func(v events.Verification, at time.Ti
 
 func TestVerificationProjection(t *testing.T) {
 	t.Parallel()
-	result := grading.Grade(grading.Report{Tests: []grading.Test{{Name: "t", Outcome: grading.Failed, Kind: grading.KindFailure, Details: "boom", Count: 1}}},
-		grading.Expectation{FailToPass: []string{"t"}}, grading.Run{Duration: time.Second})
+	result := events.VerificationResult{Tool: "test_suite", Total: 1, Failed: 1, Resolution: "NO",
+		Failures: []events.TestDetail{{Name: "t", Kind: "failure", Details: "boom", Count: 1}}, FailToPassFailed: []string{"t"}}
 	cases := []struct {
 		name   string
 		end    func(v events.Verification, at time.Time) ([]events.Envelope, error)
@@ -52,7 +51,7 @@ func TestVerificationProjection(t *testing.T) {
 			return v.Complete("e4", at, result)
 		}, events.JobCompleted,
 			func(t *testing.T, d projections.VerificationDoc) {
-				if d.Result == nil || d.Result.IsSuccess || d.Result.Resolution != grading.ResolvedNo || len(d.Result.Failures) != 1 || d.Error != nil {
+				if d.Result == nil || d.Result.IsSuccess || d.Result.Resolution != "NO" || len(d.Result.Failures) != 1 || d.Error != nil {
 					t.Fatalf("result %+v error %+v", d.Result, d.Error)
 				}
 			}},

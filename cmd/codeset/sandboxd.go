@@ -76,6 +76,11 @@ func sandboxd(args []string) error {
 		}
 	}
 	if *asInit {
+		// On Cloud Run this is the container's first process and the secret is in its
+		// environment: /proc/1/environ is for no command (see the agent's own below).
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			return fmt.Errorf("sandboxd: not dumpable: %w", err)
+		}
 		self, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("find own binary: %w", err)

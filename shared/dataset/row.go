@@ -20,7 +20,6 @@ import (
 	"strings"
 
 	"github.com/codeset/codeset/events"
-	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/changes"
 )
 
@@ -281,9 +280,9 @@ type rawEnvironment struct {
 	ProtectedPaths  *[]string `json:"protected_paths"`
 }
 
-func parseEnvironment(line int, raw json.RawMessage, base fs.FS, row *Row) (sandbox.Environment, *RowError) {
-	bad := func(field, format string, a ...any) (sandbox.Environment, *RowError) {
-		return sandbox.Environment{}, &RowError{Line: line, Field: "environment" + field, Msg: fmt.Sprintf(format, a...)}
+func parseEnvironment(line int, raw json.RawMessage, base fs.FS, row *Row) (events.Environment, *RowError) {
+	bad := func(field, format string, a ...any) (events.Environment, *RowError) {
+		return events.Environment{}, &RowError{Line: line, Field: "environment" + field, Msg: fmt.Sprintf(format, a...)}
 	}
 	if len(raw) == 0 || string(raw) == "null" {
 		return bad("", "is required: an object with image or archive or source_dir, work_dir, verifier_command, report_format and report_paths")
@@ -334,7 +333,7 @@ func parseEnvironment(line int, raw json.RawMessage, base fs.FS, row *Row) (sand
 		}
 		return *p
 	}
-	env := sandbox.Environment{Image: val(r.Image), WorkDir: val(r.WorkDir), VerifierCommand: val(r.VerifierCommand), ReportFormat: val(r.ReportFormat)}
+	env := events.Environment{Image: val(r.Image), WorkDir: val(r.WorkDir), VerifierCommand: val(r.VerifierCommand), ReportFormat: val(r.ReportFormat)}
 	if r.ReportPaths != nil {
 		env.ReportPaths = *r.ReportPaths
 	}

@@ -5,6 +5,8 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -42,14 +44,27 @@ type Spec struct {
 	SampleID  string
 	Env       Environment
 	ExpiresAt time.Time
+	// Secret is what the agent will ask of every request: the caller derives it (it is stored
+	// nowhere). Empty: the runtime makes a random one, for a sandbox nobody reaches again.
+	Secret string
 }
 
-// Info is what a running sandbox is known by; it is recorded in the session's ready event, so
-// it must be enough to reach the sandbox again after a restart.
+// SecretOf is the secret a runtime gives the sandbox of spec: the caller's, or a random one.
+func SecretOf(spec Spec) string {
+	if spec.Secret != "" {
+		return spec.Secret
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Info is what a running sandbox is known by: with the secret, enough to reach it again after a
+// restart.
 type Info struct {
 	Name      string    `json:"name"`     // container / service name
 	URL       string    `json:"url"`      // http(s)://… or unix:///path/to.sock
-	Secret    string    `json:"secret"`   // per-session secret the agent checks
+	Secret    string    `json:"secret"`   // per-session secret the agent checks (Spec.Secret)
 	Location  string    `json:"location"` // "local" or the GCP region
 	WorkDir   string    `json:"work_dir"` // absolute path of the repository inside the sandbox
 	CreatedAt time.Time `json:"created_at"`

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -138,6 +139,13 @@ func Setup(opts InitOptions) error {
 		}
 		// Last: the set-up above needs the calls the filter denies.
 		return restrictSyscalls()
+	}
+	// Without a root of its own (Cloud Run: the agent is the container's root, its secret in
+	// the environment of the container's first process), commands still lose CAP_SYS_PTRACE and
+	// the rest, so that none may read a non-dumpable agent's memory or environment. An agent
+	// not allowed to narrow them (unprivileged: the local process runtime) has none to give.
+	if err := dropCaps(); err != nil && !errors.Is(err, unix.EPERM) {
+		fmt.Fprintln(os.Stderr, "sandbox: the commands keep the agent's capabilities:", err)
 	}
 	return nil
 }

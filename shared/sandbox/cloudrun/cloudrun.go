@@ -217,11 +217,9 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, serviceID, role 
 	if spec.Env.Image == "" {
 		return sandbox.Info{}, fmt.Errorf("start sandbox %s: the sample has no image", spec.SessionID)
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
 	info := sandbox.Info{
 		Name:     r.parent() + "/services/" + serviceID,
-		Secret:   hex.EncodeToString(secret),
+		Secret:   sandbox.SecretOf(spec),
 		Location: r.opts.Region,
 		WorkDir:  spec.Env.WorkDir,
 	}
@@ -263,7 +261,10 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 	}
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	oracle, err := r.start(ctx, spec, OracleServiceID(spec.SessionID, hex.EncodeToString(suffix)), roleOracle)
+	// The oracle runs the graded code as root in its container: it gets a secret of its own.
+	oracleSpec := spec
+	oracleSpec.Secret = ""
+	oracle, err := r.start(ctx, oracleSpec, OracleServiceID(spec.SessionID, hex.EncodeToString(suffix)), roleOracle)
 	if err != nil {
 		return sandbox.VerifyResult{}, fmt.Errorf("%w: %v", sandbox.ErrUnreachable, err)
 	}

@@ -7,8 +7,6 @@ package local
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -315,9 +313,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 	}
 	info.WorkDir = tree.WorkDir
 
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	info.Secret = hex.EncodeToString(secret)
+	info.Secret = sandbox.SecretOf(spec)
 	logFile, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return info, err
