@@ -43,7 +43,6 @@ type App struct {
 	publisher events.Publisher // the bus: Pub/Sub, or the in-process dispatcher
 	pipeline  *pipeline
 	clients   sync.Map // session id -> cachedClient
-	userLocks sync.Map // user id -> *sync.Mutex
 	closers   []func() error
 }
 
@@ -131,12 +130,4 @@ func (a *App) Mux() *http.ServeMux {
 // Handler is the whole HTTP surface with the request middleware.
 func (a *App) Handler() http.Handler {
 	return httpapi.Wrap(a.Logger, a.Config.Project, a.Mux())
-}
-
-// LockUser serialises session creation per user in this process, so that two concurrent
-// requests cannot both pass the active-sessions limit; call the returned function to unlock.
-func (a *App) LockUser(userID string) (unlock func()) {
-	mu, _ := a.userLocks.LoadOrStore(userID, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	return mu.(*sync.Mutex).Unlock
 }

@@ -206,14 +206,19 @@ func TestCreateSessionRules(t *testing.T) {
 	h.expect(http.StatusCreated, "bob", "POST", "/sessions", body(5), nil)
 }
 
-// gatedRuntime holds every Start until the gate opens.
+// gatedRuntime holds every Start until the gate opens (or the start is cancelled, as when the
+// application stops).
 type gatedRuntime struct {
 	*agentRuntime
 	gate chan struct{}
 }
 
 func (g *gatedRuntime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, error) {
-	<-g.gate
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return sandbox.Info{}, ctx.Err()
+	}
 	return g.agentRuntime.Start(ctx, spec)
 }
 
