@@ -6,28 +6,12 @@ import (
 	"time"
 )
 
-// slotsFolder folds the events a decision returned into s, numbering them as the store would.
-func slotsFolder(t *testing.T, s *SessionSlots) func([]Envelope, error) {
-	return func(evs []Envelope, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range evs {
-			e.Version = s.Version + 1
-			if err := s.Apply(e); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
 func TestSessionSlots(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	expires := now.Add(30 * time.Minute)
 	var s SessionSlots
-	apply := slotsFolder(t, &s)
+	apply := folder(t, &s)
 
 	apply(s.Reserve("e1", "u", "s1", now, expires, 2))
 	apply(s.Reserve("e2", "u", "s2", now, expires, 2))
