@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -27,7 +28,10 @@ type App struct {
 	Docs   projections.DocStore
 	Clock  clock.Clock
 	Logger *slog.Logger
-	Auth   Authenticator
+	// Console is where what an operator must read but the log must never carry is printed (the
+	// bootstrap API key): stdout for `codeset serve`; tests keep it out of their output.
+	Console io.Writer
+	Auth    Authenticator
 	// Identity is the identity services (tokens, GitHub, the sealer) when Open built them.
 	Identity *Identity
 	// Sandboxes runs the sessions' sandboxes (local processes, or Cloud Run services).

@@ -20,6 +20,7 @@ import (
 // user spread over both, and exactly the limit of them get a session; the others get 429. A
 // close on one frees a slot for a create on the other.
 func TestSessionLimitAcrossApplications(t *testing.T) {
+	t.Parallel()
 	const limit, creates = 3, 20
 	dir := t.TempDir()
 	tune := func(c *config.Config) { c.MaxActiveSessions = limit }
@@ -40,7 +41,7 @@ func TestSessionLimitAcrossApplications(t *testing.T) {
 	for i := range creates {
 		wg.Go(func() {
 			h := apps[i%2]
-			resp, raw := callAPI(t, h.srv.URL, "erin", "POST", "/sessions", map[string]any{"dataset": testDataset, "sample_id": testSample})
+			resp, raw := callAPI(t, h.url, "erin", "POST", "/sessions", map[string]any{"dataset": testDataset, "sample_id": testSample})
 			mu.Lock()
 			defer mu.Unlock()
 			switch resp.StatusCode {
@@ -74,6 +75,7 @@ func TestSessionLimitAcrossApplications(t *testing.T) {
 // is released on the user's slots stream (not merely lapsed: the clock stays short of the
 // reservation's held_until) and a new session may be created.
 func TestSessionEndsFreeSlots(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		runtme func(t *testing.T) sandbox.Runtime
