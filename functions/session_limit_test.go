@@ -76,6 +76,7 @@ func TestSessionLimitAcrossApplications(t *testing.T) {
 // reservation's held_until) and a new session may be created.
 func TestSessionEndsFreeSlots(t *testing.T) {
 	t.Parallel()
+	var failGate chan struct{} // the "failed" case's
 	cases := []struct {
 		name   string
 		runtme func(t *testing.T) sandbox.Runtime
@@ -87,10 +88,11 @@ func TestSessionEndsFreeSlots(t *testing.T) {
 			h.expect(http.StatusOK, "fay", "DELETE", "/sessions/"+sid, nil, nil)
 		}},
 		{"failed", func(t *testing.T) sandbox.Runtime {
-			rt := newAgentRuntime(t)
-			rt.failStart = errors.New("no space left on device")
+			// It fails once the gate opens: until then the session holds its slot.
+			rt := &gatedRuntime{agentRuntime: newAgentRuntime(t), gate: make(chan struct{})}
+			rt.failStart, failGate = errors.New("no space left on device"), rt.gate
 			return rt
-		}, "error", func(*testing.T, *sessionHarness, *clock.Fake, string) {}},
+		}, "error", func(*testing.T, *sessionHarness, *clock.Fake, string) { close(failGate) }},
 		{"timeout", func(t *testing.T) sandbox.Runtime {
 			return &gatedRuntime{agentRuntime: newAgentRuntime(t), gate: make(chan struct{})} // never opens
 		}, "error", func(t *testing.T, h *sessionHarness, fake *clock.Fake, sid string) {
