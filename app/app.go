@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -27,7 +28,10 @@ type App struct {
 	Docs   projections.DocStore
 	Clock  clock.Clock
 	Logger *slog.Logger
-	Auth   Authenticator
+	// Console is where what an operator must read but the log must never carry is printed (the
+	// bootstrap API key): stdout for `codeset serve`; tests keep it out of their output.
+	Console io.Writer
+	Auth    Authenticator
 	// Identity is the identity services (tokens, GitHub, the sealer) when Open built them.
 	Identity *Identity
 	// Sandboxes runs the sessions' sandboxes (local processes, or Cloud Run services).
@@ -43,7 +47,6 @@ type App struct {
 	publisher events.Publisher // the bus: Pub/Sub, or the in-process dispatcher
 	pipeline  *pipeline
 	clients   sync.Map // session id -> cachedClient
-	userLocks sync.Map // user id -> *sync.Mutex
 	closers   []func() error
 }
 
@@ -131,12 +134,4 @@ func (a *App) Mux() *http.ServeMux {
 // Handler is the whole HTTP surface with the request middleware.
 func (a *App) Handler() http.Handler {
 	return httpapi.Wrap(a.Logger, a.Config.Project, a.Mux())
-}
-
-// LockUser serialises session creation per user in this process, so that two concurrent
-// requests cannot both pass the active-sessions limit; call the returned function to unlock.
-func (a *App) LockUser(userID string) (unlock func()) {
-	mu, _ := a.userLocks.LoadOrStore(userID, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	return mu.(*sync.Mutex).Unlock
 }

@@ -34,7 +34,7 @@ func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 		}
 		cfg.DataDir = abs
 	}
-	a := &App{Config: cfg, Wiring: w, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel)),
+	a := &App{Config: cfg, Wiring: w, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel)), Console: os.Stdout,
 		Samples: &projections.SampleIndex{}, Completions: projections.NewCompletions()}
 	var err error
 	switch cfg.Backend {

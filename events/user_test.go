@@ -6,17 +6,20 @@ import (
 	"time"
 )
 
-// folder returns a function folding the events a decision returned into u, numbering them as
-// the store would.
-func folder(t *testing.T, u *User) func([]Envelope, error) {
+// folder returns a function folding the events a decision returned into s (an aggregate's
+// state), numbering them as the store would.
+func folder[S interface {
+	Apply(Envelope) error
+	StreamVersion() int64
+}](t *testing.T, s S) func([]Envelope, error) {
 	return func(evs []Envelope, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range evs {
-			e.Version = u.Version + 1
-			if err := u.Apply(e); err != nil {
+			e.Version = s.StreamVersion() + 1
+			if err := s.Apply(e); err != nil {
 				t.Fatal(err)
 			}
 		}

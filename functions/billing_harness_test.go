@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -30,7 +29,7 @@ const billingSecret = "whsec_billingtestbillingtest"
 type billingHarness struct {
 	t   *testing.T
 	a   *app.App
-	srv *httptest.Server
+	url string // where it is served
 }
 
 func newBillingHarness(t testing.TB, tune func(*config.Config)) *billingHarness {
@@ -42,38 +41,24 @@ func newBillingHarness(t testing.TB, tune func(*config.Config)) *billingHarness 
 // on their emulators, pushing to the harness's own server).
 func newBillingHarnessOn(t testing.TB, backend string, tune func(*config.Config)) *billingHarness {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil) // listening already, so its URL can be the push target
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = memDir(t), true, "error"
-	cfg.StripeWebhookSecret = billingSecret
-	cfg.CostPerMinuteCents, cfg.MinimumDepositCents = 10, 500
-	if tune != nil {
-		tune(&cfg)
-	}
-	if backend == "gcp" {
-		useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
-	}
-	a, err := Open(context.Background(), cfg)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	a.Logger = discardLogger()
-	a.Auth = tokenAuth{}
-	srv.Config.Handler = a.Handler()
-	srv.Start()
-	h := &billingHarness{a: a, srv: srv}
+	a := openApp(t, appSpec{Backend: backend, DataDir: memDir(t), Serve: true, Tune: func(cfg *config.Config) {
+		cfg.StripeWebhookSecret = billingSecret
+		cfg.CostPerMinuteCents, cfg.MinimumDepositCents = 10, 500
+		if tune != nil {
+			tune(cfg)
+		}
+	}})
+	h := &billingHarness{a: a.App, url: a.URL}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}
-	t.Cleanup(func() { h.srv.Close(); a.Close() })
 	return h
 }
 
 // do sends a JSON request as user ("" for none) and decodes the answer into out.
 func (h *billingHarness) do(user, method, path string, body any, out any) int {
 	h.t.Helper()
-	return callJSON(h.t, h.srv.URL, user, method, path, body, out)
+	return callJSON(h.t, h.url, user, method, path, body, out)
 }
 
 // webhook posts a Stripe event signed with secret (the harness's when empty).
@@ -86,7 +71,7 @@ func (h *billingHarness) webhook(payload []byte, secret string) (int, string) {
 }
 
 func (h *billingHarness) postWebhook(payload []byte, sig string) (int, string) {
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+app.Prefix+"/billing/webhook", bytes.NewReader(payload))
+	req, _ := http.NewRequest(http.MethodPost, h.url+app.Prefix+"/billing/webhook", bytes.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
 	if sig != "" {
 		req.Header.Set("Stripe-Signature", sig)

@@ -17,6 +17,7 @@ import (
 )
 
 func TestBillingPricingAndBalance(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	var p map[string]any
 	if st := h.do("", "GET", "/billing/pricing", nil, &p); st != 200 {
@@ -64,6 +65,7 @@ func TestBillingPricingAndBalance(t *testing.T) {
 }
 
 func TestBillingSessionRounding(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	h.grant("u", "g", 1_000_000)
 	want := int64(1_000_000)
@@ -146,6 +148,7 @@ func webhookCreditsOnce(t *testing.T, h *billingHarness) {
 }
 
 func TestBillingWebhookRefusals(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	good := checkoutEvent("evt_1", "checkout.session.completed", "cs_1", "u1", 2500, "paid")
 	tampered := []byte(strings.Replace(string(good), "2500", "9999", 1))
@@ -208,6 +211,7 @@ func TestBillingWebhookRefusals(t *testing.T) {
 }
 
 func TestBillingWebhookWithoutSecretRefuses(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, func(c *config.Config) { c.StripeWebhookSecret = "" })
 	if code, _ := h.webhook(checkoutEvent("evt_1", "checkout.session.completed", "cs_1", "u1", 2500, "paid"), billingSecret); code != 400 {
 		t.Fatalf("webhook without a configured secret: %d", code)
@@ -218,6 +222,7 @@ func TestBillingWebhookWithoutSecretRefuses(t *testing.T) {
 }
 
 func TestBillingRefundBeforeCompletionNetsOut(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	// A partial refund, then the full one, then the first again, all before the completion.
 	for _, e := range [][]byte{
@@ -250,6 +255,7 @@ func TestBillingRefundBeforeCompletionNetsOut(t *testing.T) {
 }
 
 func TestBillingDeposit(t *testing.T) {
+	t.Parallel()
 	url := stripetest.URL(t)
 	h := newBillingHarness(t, func(c *config.Config) { c.StripeSecretKey, c.StripeAPIURL = "sk_test_123", url })
 	var out map[string]any
@@ -291,6 +297,7 @@ func TestBillingDeposit(t *testing.T) {
 }
 
 func TestBillingDepositWithoutStripe(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	var out map[string]any
 	if st := h.do("u1", "POST", "/billing/deposit", map[string]any{"amount_cents": 1500}, &out); st != 400 || !strings.Contains(fmt.Sprint(out["detail"]), "credits grant") {
@@ -299,6 +306,7 @@ func TestBillingDepositWithoutStripe(t *testing.T) {
 }
 
 func TestBillingUsageHistory(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	day := func(d int) time.Time { return time.Date(2026, 3, d, 12, 0, 0, 0, time.UTC) }
 	h.grant("u1", "g1", 10_000)
@@ -422,6 +430,7 @@ func TestBillingUsageHistory(t *testing.T) {
 // TestBillingProjectorIdempotent applies every event again, in reverse order, and the read
 // model does not move.
 func TestBillingProjectorIdempotent(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	h.grant("u1", "g1", 1000)
 	h.endSession("u1", "s1", 125, 10, events.EndClosed, time.Now())
@@ -453,6 +462,7 @@ func TestBillingProjectorIdempotent(t *testing.T) {
 // TestBillingProjectorConcurrent delivers every event many times at once, as a bus with
 // several workers and the inline projection may, and the balance counts each once.
 func TestBillingProjectorConcurrent(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	ctx := context.Background()
 	var evs []events.Envelope
@@ -492,6 +502,7 @@ func TestBillingProjectorConcurrent(t *testing.T) {
 
 // TestBillingReplayReportsDifferences: a read model that disagrees with the log is reported.
 func TestBillingReplayReportsDifferences(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	ctx := context.Background()
 	h.grant("u1", "g1", 700)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +16,10 @@ import (
 // BootstrapKeyFile is the file, in the data dir, holding the local user's API key.
 const BootstrapKeyFile = "bootstrap-api-key"
 
-// bootstrapOut is where the new bootstrap key is printed, once: stdout, not the log, which never
-// carries keys.
-var bootstrapOut io.Writer = os.Stdout
-
 // bootstrap gives the embedded default a user without GitHub: on the first start it registers
 // the local user (who gets the sign-up credit like anyone), creates an API key, writes it to
-// <data>/bootstrap-api-key (0600) and prints it. Later starts reuse the key while it still
+// <data>/bootstrap-api-key (0600) and prints it on a.Console (stdout), not the log, which never
+// carries keys. Later starts reuse the key while it still
 // authenticates, and make a new one if it was revoked or the file was lost.
 func bootstrap(ctx context.Context, a *app.App) error {
 	if a.Config.Backend != "embedded" {
@@ -64,7 +60,7 @@ func bootstrap(ctx context.Context, a *app.App) error {
 	if err := app.WriteSecretFile(path, key+"\n"); err != nil {
 		return fmt.Errorf("bootstrap API key: %w", err)
 	}
-	fmt.Fprintf(bootstrapOut, "\nBootstrap API key of the local user (also in %s):\n\n    %s\n\n", path, key)
+	fmt.Fprintf(a.Console, "\nBootstrap API key of the local user (also in %s):\n\n    %s\n\n", path, key)
 	a.Logger.Info("bootstrap API key created", "file", path, "user_id", userID)
 	return nil
 }

@@ -57,9 +57,9 @@ func BenchmarkImport10000(b *testing.B) {
 func BenchmarkListSamplesSearch(b *testing.B) {
 	h := newCatalogHarness(b, nil)
 	importBench(b, h.a, benchFile(b, 10000), 10000)
-	url := h.srv.URL + app.Prefix + "/samples?search=PROJ-12&page=1&page_size=50"
+	url := h.url + app.Prefix + "/samples?search=PROJ-12&page=1&page_size=50"
 	get := func() {
-		resp, err := h.srv.Client().Get(url)
+		resp, err := http.DefaultClient.Get(url)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,36 +37,25 @@ func (catalogAuth) Authenticate(ctx context.Context, r *http.Request) (app.Princ
 type catalogHarness struct {
 	t   testing.TB
 	a   *app.App
-	srv *httptest.Server
+	url string // where it is served
 }
 
-// newCatalogHarness opens an embedded App on a fresh data dir (tune may change the config, e.g.
-// for another backend) and serves it.
+// newCatalogHarness opens an embedded App on a fresh data dir (tune may change the config) and
+// serves it.
 func newCatalogHarness(t testing.TB, tune func(*config.Config)) *catalogHarness {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
-	if tune != nil {
-		tune(&cfg)
-	}
-	a, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Logger, a.Auth = discardLogger(), catalogAuth{}
-	h := &catalogHarness{t: t, a: a, srv: httptest.NewServer(a.Handler())}
-	t.Cleanup(func() { h.srv.Close(); a.Close() })
-	return h
+	a := openApp(t, appSpec{Tune: tune, Auth: catalogAuth{}, Serve: true})
+	return &catalogHarness{t: t, a: a.App, url: a.URL}
 }
 
 // get fetches path under /api/v1 (as "reader" when auth) and returns the status, headers and body.
 func (h *catalogHarness) get(path string, auth bool) (int, http.Header, []byte) {
 	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+app.Prefix+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, h.url+app.Prefix+path, nil)
 	if auth {
 		req.Header.Set("Authorization", "Bearer reader")
 	}
-	resp, err := h.srv.Client().Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -99,6 +87,7 @@ func sampleIDs(v sampleListView) string {
 
 // TestCatalogEndpoints drives the three catalog operations over HTTP on the demo dataset.
 func TestCatalogEndpoints(t *testing.T) {
+	t.Parallel()
 	h := newCatalogHarness(t, nil)
 	testCatalogEndpoints(t, h)
 }
@@ -113,26 +102,8 @@ func TestCatalogEndpointsGCP(t *testing.T) {
 // newCatalogHarnessGCP opens the App on the GCP backend behind a server that Pub/Sub pushes to.
 func newCatalogHarnessGCP(t *testing.T) *catalogHarness {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
-	useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := Open(ctx, cfg)
-	if err != nil {
-		srv.Close()
-		t.Fatalf("open the gcp backend: %v", err)
-	}
-	a.Logger, a.Auth = discardLogger(), catalogAuth{}
-	srv.Config.Handler = a.Handler()
-	srv.Start()
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
-		a.Close()
-	})
-	return &catalogHarness{t: t, a: a, srv: srv}
+	a := openApp(t, appSpec{Backend: "gcp", Auth: catalogAuth{}})
+	return &catalogHarness{t: t, a: a.App, url: a.URL}
 }
 
 func testCatalogEndpoints(t *testing.T, h *catalogHarness) {
@@ -379,6 +350,7 @@ func testImportVersions(t *testing.T, h *catalogHarness) {
 // TestImportInvalidRows: a bad row names its line and field and stops the import, unless
 // SkipInvalid, which imports the others.
 func TestImportInvalidRows(t *testing.T) {
+	t.Parallel()
 	h := newCatalogHarness(t, nil)
 	ctx, dir := context.Background(), t.TempDir()
 	noEnv := testRow("3", "p")
@@ -421,6 +393,7 @@ func TestImportInvalidRows(t *testing.T) {
 // TestImportArchiveEnvironment: an environment given as a tar.gz next to the JSONL is copied into
 // the data dir by content; a different archive is a new version.
 func TestImportArchiveEnvironment(t *testing.T) {
+	t.Parallel()
 	h := newCatalogHarness(t, nil)
 	ctx, dir := context.Background(), t.TempDir()
 	os.WriteFile(filepath.Join(dir, "env.tar.gz"), []byte("pretend archive 1"), 0o644)

@@ -3,6 +3,7 @@ package functions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -55,35 +56,16 @@ func countingConsumers() []app.Consumer {
 	}
 }
 
-// openEmbeddedApp opens the embedded default on a fresh data dir and runs its bus loop.
+// openEmbeddedApp opens the embedded default on a fresh data dir, with the counting consumers,
+// and runs its bus.
 func openEmbeddedApp(t *testing.T, tune func(*config.Config)) *app.App {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
-	cfg.ConsumerBackoff = time.Millisecond
-	if tune != nil {
-		tune(&cfg)
-	}
-	w := Wiring()
-	w.Consumers = append(w.Consumers, countingConsumers()...)
-	a, err := app.Open(context.Background(), cfg, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Logger = discardLogger()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := a.RunBus(ctx); err != nil {
-			t.Errorf("bus: %v", err)
+	return openApp(t, appSpec{Consumers: countingConsumers(), Run: runBus, Tune: func(cfg *config.Config) {
+		cfg.ConsumerBackoff = time.Millisecond
+		if tune != nil {
+			tune(cfg)
 		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		a.Close()
-	})
-	return a
+	}}).App
 }
 
 func countedEvent(t *testing.T) events.Envelope {
@@ -109,23 +91,20 @@ func applied(t *testing.T, a *app.App, coll, stream string) []int64 {
 
 func waitOutboxEmpty(t *testing.T, a *app.App) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually(t, 20*time.Second, func() (bool, string) {
 		left, err := a.Events.Unpublished(context.Background(), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(left) == 0 {
-			return
+		if len(left) > 0 {
+			return false, fmt.Sprintf("%s@%d still unpublished", left[0].Stream, left[0].Version)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s@%d still unpublished", left[0].Stream, left[0].Version)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 func TestRecordProjectsInlineAndTheBusDeliversEachEventOnce(t *testing.T) {
+	t.Parallel()
 	a := openEmbeddedApp(t, nil)
 	ctx := context.Background()
 	stream := "counted-" + ids.New()
@@ -163,6 +142,7 @@ func TestRecordProjectsInlineAndTheBusDeliversEachEventOnce(t *testing.T) {
 }
 
 func TestDeliverFillsGapsAndDeadLetters(t *testing.T) {
+	t.Parallel()
 	a := openEmbeddedApp(t, func(c *config.Config) { c.ConsumerAttempts = 2 })
 	ctx := context.Background()
 	stream := "counted-" + ids.New()

@@ -1,6 +1,7 @@
 package functions
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,9 +23,9 @@ type createSessionRequest struct {
 // defaultTTLMinutes is the spec's default time to live.
 const defaultTTLMinutes = 30
 
-// CreateSession answers POST /sessions: it checks the sample, the balance and the user's limit,
-// records the request and answers 201 at once with status creating; the provisioner starts the
-// sandbox.
+// CreateSession answers POST /sessions: it checks the sample and the balance, reserves one of the
+// user's session slots (the active-session limit, decided on the user's slots stream), records
+// the request and answers 201 at once with status creating; the provisioner starts the sandbox.
 func CreateSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	var req createSessionRequest
 	if err := httpapi.Decode(r, httpapi.MaxBody, &req); err != nil {
@@ -55,16 +56,6 @@ func CreateSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
-	defer a.LockUser(user)()
-	active, err := a.Docs.Count(ctx, projections.SessionCollection,
-		projections.Filter{Field: "user_id", Value: user}, projections.Filter{Field: "active", Value: true})
-	if err != nil {
-		return fmt.Errorf("count active sessions: %w", err)
-	}
-	if int64(active) >= a.Config.MaxActiveSessions {
-		return httpapi.Errorf(http.StatusTooManyRequests, "you have %d active sessions, the most allowed; close one (DELETE /sessions/{session_id}) before creating another", active)
-	}
-
 	id := ids.Prefixed("sess")
 	e, err := events.RequestSession(ids.New(), events.SessionRequestedData{
 		SessionID: id, UserID: user, Dataset: req.Dataset, SampleID: req.SampleID,
@@ -74,13 +65,15 @@ func CreateSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.Invalid("value_error", err.Error(), "body", "ttl_minutes")
 	}
-	stored, err := app.Create(ctx, a, events.SessionStream(id), []events.Envelope{e})
-	if err != nil {
+	var d events.SessionRequestedData
+	if err := e.Decode(&d); err != nil {
 		return err
 	}
-	var d events.SessionRequestedData
-	if err := stored[0].Decode(&d); err != nil {
+	if err := reserveSlot(ctx, a, d); err != nil {
 		return err
+	}
+	if _, err := app.Create(ctx, a, events.SessionStream(id), []events.Envelope{e}); err != nil {
+		return errors.Join(err, unreserveSlot(context.WithoutCancel(ctx), a, d))
 	}
 	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{
 		"session_id":   id,
@@ -89,4 +82,27 @@ func CreateSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
 		"expires_at":   d.ExpiresAt.Format(time.RFC3339Nano),
 	})
 	return nil
+}
+
+// reserveSlot takes one of the user's session slots for the session requested, or answers 429
+// when the user holds as many active sessions as the configuration allows.
+func reserveSlot(ctx context.Context, a *app.App, d events.SessionRequestedData) error {
+	slots, _, err := app.Update(ctx, a, events.SessionSlotsStream(d.UserID), events.SessionSlotsOf, func(s *events.SessionSlots) ([]events.Envelope, error) {
+		return s.Reserve(ids.New(), d.UserID, d.SessionID, d.RequestedAt, d.ExpiresAt, a.Config.MaxActiveSessions)
+	})
+	if errors.Is(err, events.ErrSessionLimit) {
+		return httpapi.Errorf(http.StatusTooManyRequests, "you have %d active sessions, the most allowed; close one (DELETE /sessions/{session_id}) before creating another", slots.Held(d.RequestedAt))
+	}
+	return err
+}
+
+// unreserveSlot gives back the slot of a session whose request could not be recorded, unless the
+// session's stream holds it after all (an append may fail after its commit). Should this fail
+// too, the reservation lapses by itself (events.SlotReleaseGrace).
+func unreserveSlot(ctx context.Context, a *app.App, d events.SessionRequestedData) error {
+	v, err := a.Events.Version(ctx, events.SessionStream(d.SessionID))
+	if err != nil || v > 0 {
+		return err
+	}
+	return releaseSlot(ctx, a, d.UserID, d.SessionID, events.SlotReleaseNotCreated)
 }

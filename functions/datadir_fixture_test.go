@@ -76,7 +76,7 @@ func TestWriteDatadirFixture(t *testing.T) {
 	}
 	ctx := context.Background()
 	env := newVerifyEnv(t, nil)
-	bootstrapOut = io.Discard
+	env.a.Console = io.Discard
 	if err := bootstrap(ctx, env.a); err != nil { // the local user, its sign-up credit and an API key
 		t.Fatal(err)
 	}
@@ -101,9 +101,9 @@ func TestWriteDatadirFixture(t *testing.T) {
 	ids.UploadID = upload.InteractionID
 	ids.JobID = env.verify(user, ids.SessionID).JobID
 	env.expect(http.StatusOK, user, "DELETE", "/sessions/"+ids.SessionID, nil, nil)
-	eventually(t, 30*time.Second, func() bool {
+	eventually(t, 30*time.Second, func() (bool, string) {
 		_, raw := env.call(user, "GET", "/billing/usage", nil)
-		return strings.Contains(string(raw), `"session_usage"`)
+		return strings.Contains(string(raw), `"session_usage"`), "no session_usage in /billing/usage: " + string(raw)
 	})
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -134,18 +134,6 @@ func TestWriteDatadirFixture(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(out, "answers.json"), append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// eventually polls cond until it holds or the time is up.
-func eventually(t testing.TB, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -266,15 +254,8 @@ func TestDatadirFixtureLoads(t *testing.T) {
 // user: the read side only.
 func openFixtureApp(t *testing.T, dataDir string) *app.App {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = dataDir, true, "error"
-	a, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	a.Logger, a.Auth, a.Sandboxes = discardLogger(), tokenAuth{}, nil
-	return a
+	return openApp(t, appSpec{DataDir: dataDir, Tune: func(c *config.Config) { c.NoDemo = true },
+		Prepare: func(a *app.App) { a.Sandboxes = nil }}).App
 }
 
 // foldFixtureStream folds a stream with the fold of its aggregate.

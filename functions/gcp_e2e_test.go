@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -94,36 +94,19 @@ func openGCPApp(t *testing.T) (*app.App, string, func() []string) {
 		mu     sync.Mutex
 		pushes []string
 	)
-	srv := httptest.NewUnstartedServer(nil)
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
-	useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	w := Wiring()
-	w.Consumers = append(w.Consumers, gcpTestConsumer())
-	a, err := app.Open(ctx, cfg, w)
-	if err != nil {
-		srv.Close()
-		t.Fatalf("open the gcp backend: %v", err)
-	}
-	a.Logger = discardLogger() // the forged push below is logged as an error on purpose
-	handler := a.Handler()
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, app.ConsumerPath("")) {
-			mu.Lock()
-			pushes = append(pushes, r.URL.Path)
-			mu.Unlock()
-		}
-		handler.ServeHTTP(w, r)
-	})
-	srv.Start()
-	t.Cleanup(func() {
-		srv.CloseClientConnections() // a push still in flight must not keep Close waiting
-		srv.Close()
-		a.Close()
-	})
-	return a, srv.URL, func() []string {
+	a := openApp(t, appSpec{Backend: "gcp", Consumers: []app.Consumer{gcpTestConsumer()},
+		// The forged push below is logged as an error on purpose: the log is discarded.
+		Wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, app.ConsumerPath("")) {
+					mu.Lock()
+					pushes = append(pushes, r.URL.Path)
+					mu.Unlock()
+				}
+				h.ServeHTTP(w, r)
+			})
+		}})
+	return a.App, a.URL, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(pushes)
@@ -142,20 +125,16 @@ func gcpTestEvent(t *testing.T, note string) events.Envelope {
 // waitProjection polls the read model in Firestore until it holds want versions.
 func waitProjection(t *testing.T, a *app.App, stream string, want int) gcpTestDoc {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		d, err := projections.Get[gcpTestDoc](context.Background(), a.Docs, gcpTestColl, stream)
+	var d gcpTestDoc
+	eventually(t, 45*time.Second, func() (bool, string) {
+		var err error
+		d, err = projections.Get[gcpTestDoc](context.Background(), a.Docs, gcpTestColl, stream)
 		if err != nil && !errors.Is(err, projections.ErrNotFound) {
 			t.Fatal(err)
 		}
-		if len(d.Versions) >= want {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 45s the read model of %s holds %+v, want %d versions", stream, d, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(d.Versions) >= want, fmt.Sprintf("the read model of %s holds %+v, want %d versions", stream, d, want)
+	})
+	return d
 }
 
 // TestGCPBackendEndToEnd drives writes on the GCP backend (Firestore and Pub/Sub emulators)

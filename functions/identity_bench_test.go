@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,8 +17,6 @@ import (
 	"time"
 
 	"github.com/codeset/codeset/app"
-	"github.com/codeset/codeset/shared/config"
-	"github.com/codeset/codeset/shared/logging"
 )
 
 // BenchmarkGetCurrentUserAPIKey is the identity figure of docs/PERFORMANCE.md: authenticated
@@ -35,32 +31,21 @@ func BenchmarkGetCurrentUserAPIKey(b *testing.B) { benchGet(b, "/users/me") }
 func BenchmarkHealthBaseline(b *testing.B) { benchGet(b, "/health") }
 
 func benchGet(b *testing.B, path string) {
-	cfg := config.Default()
-	cfg.DataDir = b.TempDir()
-	a, err := Open(context.Background(), cfg)
-	if err != nil {
+	a := openApp(b, appSpec{RealAuth: true, Serve: true})
+	if err := bootstrap(context.Background(), a.App); err != nil {
 		b.Fatal(err)
 	}
-	defer a.Close()
-	a.Logger = logging.New(io.Discard, 0)
-	bootstrapOut = io.Discard
-	defer func() { bootstrapOut = os.Stdout }()
-	if err := bootstrap(context.Background(), a); err != nil {
-		b.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, BootstrapKeyFile))
+	raw, err := os.ReadFile(filepath.Join(a.Config.DataDir, BootstrapKeyFile))
 	if err != nil {
 		b.Fatal(err)
 	}
 	auth := "Bearer " + strings.TrimSpace(string(raw))
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
 
 	const conns = 64
 	// The load generator speaks HTTP/1.1 on raw keep-alive connections (a fixed request; the
 	// status line and Content-Length read back), so it leaves the two CPUs to the server rather
 	// than to an HTTP client library.
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := strings.TrimPrefix(a.URL, "http://")
 	request := []byte("GET " + app.Prefix + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: " + auth + "\r\n\r\n")
 	type conn struct {
 		c net.Conn

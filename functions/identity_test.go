@@ -7,9 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +49,8 @@ func (b *syncBuffer) String() string {
 type idEnv struct {
 	t    *testing.T
 	a    *app.App
-	srv  *httptest.Server
+	url  string // where it is served
+	stop func() // stops serving and closes the App
 	gh   *fakeGitHub
 	logs *syncBuffer
 	cfg  config.Config
@@ -71,25 +72,21 @@ func newIDEnv(t *testing.T, tweak ...func(*config.Config)) *idEnv {
 
 func openIDEnv(t *testing.T, cfg config.Config, gh *fakeGitHub) *idEnv {
 	t.Helper()
-	a, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	a.Logger = logging.New(logs, -8) // debug and up: everything
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() { srv.Close(); a.Close() })
-	return &idEnv{t: t, a: a, srv: srv, gh: gh, logs: logs, cfg: cfg}
+	a := openApp(t, appSpec{DataDir: cfg.DataDir, Tune: func(c *config.Config) { *c = cfg }, RealAuth: true,
+		Logger: logging.New(logs, -8), // debug and up: everything
+		Serve:  true})
+	return &idEnv{t: t, a: a.App, url: a.URL, stop: a.stop, gh: gh, logs: logs, cfg: cfg}
 }
 
 // call sends a request with the bearer credential (none when cred is "") and decodes the JSON
 // answer into out (when not nil).
 func (e *idEnv) call(method, path, cred string, body any, out any) *http.Response {
 	e.t.Helper()
-	resp, raw := callAPI(e.t, e.srv.URL, cred, method, path, body)
+	resp, raw := callAPI(e.t, e.url, cred, method, path, body)
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, redact(string(raw)), err)
 		}
 	}
 	return resp
@@ -99,7 +96,7 @@ func (e *idEnv) want(resp *http.Response, status int) {
 	e.t.Helper()
 	if resp.StatusCode != status {
 		raw, _ := io.ReadAll(resp.Body)
-		e.t.Fatalf("%s %s: status %d, want %d: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, raw)
+		e.t.Fatalf("%s %s: status %d, want %d: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, redact(string(raw)))
 	}
 }
 
@@ -123,8 +120,8 @@ func (e *idEnv) login(account int64) loginResp {
 func (e *idEnv) bootstrapKey() (string, string) {
 	e.t.Helper()
 	var out bytes.Buffer
-	bootstrapOut = &out
-	defer func() { bootstrapOut = os.Stdout }()
+	e.a.Console = &out
+	defer func() { e.a.Console = io.Discard }()
 	if err := bootstrap(context.Background(), e.a); err != nil {
 		e.t.Fatal(err)
 	}
@@ -188,6 +185,12 @@ type userResp struct {
 	} `json:"api_keys"`
 }
 
+// The answers that carry keys or tokens print them masked (%v, %+v), so that a failure message
+// never shows one.
+func (l loginResp) String() string { type plain loginResp; return redact(fmt.Sprintf("%+v", plain(l))) }
+func (u userResp) String() string  { type plain userResp; return redact(fmt.Sprintf("%+v", plain(u))) }
+func (k keyResp) String() string   { type plain keyResp; return redact(fmt.Sprintf("%+v", plain(k))) }
+
 type keyResp struct {
 	APIKey struct {
 		KeyID     string     `json:"key_id"`
@@ -201,6 +204,7 @@ type keyResp struct {
 
 // TestIdentityEndToEnd drives the seven operations over HTTP against the fake GitHub.
 func TestIdentityEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t)
 	e.gh.addAccount(42, fakeAcc{Login: "alice", Name: "Alice Liddell", Repos: 250})
 	e.gh.addAccount(43, fakeAcc{Login: "bob", Repos: 0})
@@ -296,7 +300,7 @@ func TestIdentityEndToEnd(t *testing.T) {
 	e.want(e.call("POST", "/users/me/api-keys", first.AccessToken, map[string]any{"name": "laptop"}, &created), 200)
 	k := created.APIKey
 	if !auth.ValidAPIKey(k.Key) || k.KeyID == "" || k.Name == nil || *k.Name != "laptop" || !k.IsActive || k.ExpiresAt != nil {
-		t.Fatalf("created key: %+v", k)
+		t.Fatalf("created key: %v", created)
 	}
 	var unnamed keyResp
 	e.want(e.call("POST", "/users/me/api-keys", k.Key, map[string]any{}, &unnamed), 200)
@@ -370,6 +374,7 @@ func assertNoSecrets(t *testing.T, e *idEnv, secrets []string) {
 }
 
 func TestGitHubLoginErrors(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t)
 	e.gh.addAccount(7, fakeAcc{Login: "carol"})
 	before := e.snapshot()
@@ -411,6 +416,7 @@ func TestGitHubLoginErrors(t *testing.T) {
 }
 
 func TestListReposWithoutGitHubToken(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t)
 	key, _ := e.bootstrapKey()
 	resp := e.call("GET", "/repos", key, nil, nil)
@@ -421,6 +427,7 @@ func TestListReposWithoutGitHubToken(t *testing.T) {
 }
 
 func TestConcurrentFirstLogins(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t)
 	e.gh.addAccount(9, fakeAcc{Login: "dave"})
 	const n = 6
@@ -463,6 +470,7 @@ func TestConcurrentFirstLogins(t *testing.T) {
 // TestAuthRefused is the security list of the issue, over HTTP: each one is a 401 with a Bearer
 // challenge and changes nothing.
 func TestAuthRefused(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t)
 	e.gh.addAccount(1, fakeAcc{Login: "erin"})
 	l := e.login(1)
@@ -540,7 +548,7 @@ func TestAuthRefused(t *testing.T) {
 	before := e.snapshot()
 	check := func(t *testing.T, req *http.Request) {
 		t.Helper()
-		resp, err := e.srv.Client().Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -560,7 +568,7 @@ func TestAuthRefused(t *testing.T) {
 	for name, tok := range bearer {
 		t.Run(name, func(t *testing.T) {
 			for _, op := range ops {
-				req, _ := http.NewRequest(op.method, e.srv.URL+app.Prefix+op.path, strings.NewReader(op.body))
+				req, _ := http.NewRequest(op.method, e.url+app.Prefix+op.path, strings.NewReader(op.body))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				check(t, req)
 			}
@@ -568,13 +576,13 @@ func TestAuthRefused(t *testing.T) {
 	}
 	for name, h := range headers {
 		t.Run(name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", e.srv.URL+app.Prefix+"/users/me/api-keys", strings.NewReader(`{}`))
+			req, _ := http.NewRequest("POST", e.url+app.Prefix+"/users/me/api-keys", strings.NewReader(`{}`))
 			req.Header.Set("Authorization", h)
 			check(t, req)
 		})
 	}
 	t.Run("no header", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", e.srv.URL+app.Prefix+"/users/me", nil)
+		req, _ := http.NewRequest("GET", e.url+app.Prefix+"/users/me", nil)
 		check(t, req)
 	})
 	// Refresh: an access token, a forged or expired refresh token.
@@ -585,7 +593,7 @@ func TestAuthRefused(t *testing.T) {
 		"refresh for another audience": forge(jwt.SigningMethodEdDSA, priv, kid, claims(jwt.MapClaims{"token_use": "refresh", "aud": "x"})),
 	} {
 		t.Run(name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", e.srv.URL+app.Prefix+"/auth/refresh", strings.NewReader(`{"refresh_token":"`+tok+`"}`))
+			req, _ := http.NewRequest("POST", e.url+app.Prefix+"/auth/refresh", strings.NewReader(`{"refresh_token":"`+tok+`"}`))
 			check(t, req)
 		})
 	}
@@ -640,10 +648,11 @@ func mustKey(t *testing.T) string {
 }
 
 func TestBootstrap(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t)
 	key, printed := e.bootstrapKey()
 	if !auth.ValidAPIKey(key) || !strings.Contains(printed, key) {
-		t.Fatalf("bootstrap key %q, printed %q", key, printed)
+		t.Fatalf("bootstrap key valid %v, printed %v", auth.ValidAPIKey(key), strings.Contains(printed, key))
 	}
 	st, err := os.Stat(filepath.Join(e.cfg.DataDir, BootstrapKeyFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -660,13 +669,12 @@ func TestBootstrap(t *testing.T) {
 	// Later starts reuse the key and print nothing.
 	again, printed := e.bootstrapKey()
 	if again != key || printed != "" {
-		t.Fatalf("second start: key changed %v, printed %q", again != key, printed)
+		t.Fatalf("second start: key changed %v, printed %q", again != key, redact(printed))
 	}
 	// A restart on the same data dir: same key, and tokens signed before still verify.
 	e.gh.addAccount(5, fakeAcc{Login: "frank"})
 	l := e.login(5)
-	e.srv.Close()
-	e.a.Close()
+	e.stop()
 	e2 := openIDEnv(t, e.cfg, e.gh)
 	if k, printed := e2.bootstrapKey(); k != key || printed != "" {
 		t.Fatal("a restart made a new bootstrap key")
@@ -689,6 +697,7 @@ func TestBootstrap(t *testing.T) {
 }
 
 func TestAPIKeyExpiryAndLastUsed(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t, func(c *config.Config) { c.APIKeyTTL = time.Hour })
 	key, _ := e.bootstrapKey()
 	var me userResp
@@ -718,6 +727,7 @@ func (c fixedClock) Now() time.Time { return time.Time(c) }
 func fakeClockAt(t time.Time) fixedClock { return fixedClock(t.UTC()) }
 
 func TestUserAdminActions(t *testing.T) {
+	t.Parallel()
 	e := newIDEnv(t)
 	key, _ := e.bootstrapKey()
 	user := events.LocalUserID()

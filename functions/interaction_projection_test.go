@@ -3,6 +3,8 @@ package functions
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"github.com/codeset/codeset/app"
 	"net/http"
 	"reflect"
 	"sync"
@@ -38,10 +40,11 @@ func (c *countingDocs) count(coll string) int {
 // appended, is the document the projection writes later.
 func TestQuickExecProjectsItsInteractionOnce(t *testing.T) {
 	t.Parallel()
-	h := openSessionHarness(t, "", nil, nil, nil)
-	docs := &countingDocs{DocStore: h.a.Docs, updates: map[string]int{}}
-	h.a.Docs = docs
-	h.start()
+	var docs *countingDocs
+	h := newSessionHarnessWith(t, "", nil, nil, nil, func(a *app.App) {
+		docs = &countingDocs{DocStore: a.Docs, updates: map[string]int{}}
+		a.Docs = docs
+	})
 	h.addSample(events.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
 	h.credit("pia", 100_000)
 	sid := h.openSession("pia")
@@ -55,18 +58,13 @@ func TestQuickExecProjectsItsInteractionOnce(t *testing.T) {
 	if waited["status"] != "completed" || waited["stdout"] != "quick\n" {
 		t.Fatalf("waiting GET answered %v", waited)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, func() (bool, string) {
 		d, err := projections.Get[projections.InteractionDoc](context.Background(), docs, projections.InteractionCollection, started.InteractionID)
-		if err == nil && d.Status == "completed" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the interaction's document never showed it completed: %+v %v", d, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(2 * execSettle) // let the deliveries of the claim and the result pass
+		return err == nil && d.Status == "completed", fmt.Sprintf("the interaction's document never showed it completed: %+v %v", d, err)
+	})
+	// Every delivery of the request, the claim and the result has passed: the bus marks an event
+	// published once every consumer has handled it.
+	waitOutboxEmpty(t, h.a)
 	// One write when the command finished within execSettle; two when a loaded machine made it
 	// slower. Three would mean one per event: no coalescing.
 	if n := docs.count(projections.InteractionCollection); n > 2 {

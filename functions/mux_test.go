@@ -20,6 +20,7 @@ func bareApp() *app.App {
 }
 
 func TestEveryOperationIsRouted(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(bareApp().Handler())
 	defer srv.Close()
 	param := regexp.MustCompile(`\{[^}]+\}`)
@@ -42,6 +43,7 @@ func TestEveryOperationIsRouted(t *testing.T) {
 }
 
 func TestContractAndDocsServed(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(bareApp().Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + app.Prefix + "/openapi.json")
@@ -70,6 +72,7 @@ func TestContractAndDocsServed(t *testing.T) {
 }
 
 func TestUnknownPathIsJSON404(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(bareApp().Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + app.Prefix + "/no/such/thing")

@@ -27,6 +27,7 @@ func startReadySession(t *testing.T, h *billingHarness, user, id string, cpm int
 }
 
 func TestReapSpentBalances(t *testing.T) {
+	t.Parallel()
 	h := newBillingHarness(t, nil)
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	fake := clock.NewFake(t0)

@@ -38,6 +38,7 @@ func specOperations(t *testing.T, path string) map[string]bool {
 // TestRoutesCoverExactlyTheSpec checks the table against the project's own copy of the contract
 // (the one the binary serves): the project stands alone.
 func TestRoutesCoverExactlyTheSpec(t *testing.T) {
+	t.Parallel()
 	const file = "openapi.json"
 	want := specOperations(t, file)
 	if len(want) != 31 {
@@ -74,6 +75,7 @@ func TestRoutesCoverExactlyTheSpec(t *testing.T) {
 }
 
 func TestRouteNamesAreFunctionNames(t *testing.T) {
+	t.Parallel()
 	valid := regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 	seen := map[string]bool{}
 	for _, rt := range Routes {

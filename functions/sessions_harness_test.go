@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,9 +29,9 @@ import (
 type sessionHarness struct {
 	t    *testing.T
 	a    *app.App
-	srv  *httptest.Server
+	url  string // where it is served
 	cfg  config.Config
-	stop func()
+	stop func() // stops serving and running, and closes the App (also at the end of the test)
 }
 
 const (
@@ -40,77 +39,39 @@ const (
 	testSample  = "sample-1"
 )
 
-// newSessionHarness opens an App in dataDir (a fresh temp dir when empty) and starts it as
-// `codeset serve` does (start-up tasks, then the bus, the reaper and the other loops). rt is its
-// sandbox runtime; nil means the real local runtime running the codeset binary built from this
-// tree.
+// newSessionHarness opens an App in dataDir (a fresh temp dir when empty), starts it as
+// `codeset serve` does (start-up tasks, then the bus, the reaper and the other loops) and serves
+// it. rt is its sandbox runtime; nil means the real local runtime running the codeset binary
+// built from this tree.
 func newSessionHarness(t *testing.T, dataDir string, rt sandbox.Runtime, tune func(*config.Config)) *sessionHarness {
 	t.Helper()
-	return newSessionHarnessAt(t, dataDir, rt, nil, tune)
+	return newSessionHarnessWith(t, dataDir, rt, nil, tune, nil)
 }
 
-// newSessionHarnessAt is newSessionHarness on the clock clk (nil: the system's), set before
-// anything starts.
+// newSessionHarnessAt is newSessionHarness on the clock clk, set before anything starts.
 func newSessionHarnessAt(t *testing.T, dataDir string, rt sandbox.Runtime, clk clock.Clock, tune func(*config.Config)) *sessionHarness {
 	t.Helper()
-	h := openSessionHarness(t, dataDir, rt, clk, tune)
-	h.start()
-	return h
+	return newSessionHarnessWith(t, dataDir, rt, clk, tune, nil)
 }
 
-// openSessionHarness is newSessionHarnessAt without the start: the test may still replace parts
-// of the App.
-func openSessionHarness(t *testing.T, dataDir string, rt sandbox.Runtime, clk clock.Clock, tune func(*config.Config)) *sessionHarness {
+// newSessionHarnessWith is newSessionHarnessAt whose prepare (when not nil) may still replace
+// parts of the App before anything starts.
+func newSessionHarnessWith(t *testing.T, dataDir string, rt sandbox.Runtime, clk clock.Clock, tune func(*config.Config), prepare func(*app.App)) *sessionHarness {
 	t.Helper()
-	cfg := config.Default()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = dataDir, true, "error"
-	if cfg.CostPerMinuteCents == 0 {
-		cfg.CostPerMinuteCents = 1
-	}
-	if tune != nil {
-		tune(&cfg)
-	}
-	a, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Logger = discardLogger()
-	a.Auth = tokenAuth{}
 	if rt == nil {
 		rt = localRuntime(t, dataDir)
 	}
-	a.Sandboxes = rt
-	if clk != nil {
-		a.Clock = clk
-	}
-	return &sessionHarness{t: t, a: a, cfg: cfg}
-}
-
-// start runs the App's start-up tasks and loops and serves it; stop undoes that.
-func (h *sessionHarness) start() {
-	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	wg, err := h.a.Start(ctx)
-	if err != nil {
-		cancel()
-		h.t.Fatal(err)
-	}
-	h.srv = httptest.NewServer(h.a.Handler())
-	stopped := false
-	h.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		h.srv.Close()
-		cancel()
-		wg.Wait()
-		h.a.Close()
-	}
-	h.t.Cleanup(h.stop)
+	ta := openApp(t, appSpec{DataDir: dataDir, Sandboxes: rt, Clock: clk, Run: runServe, Serve: true, Prepare: prepare,
+		Tune: func(c *config.Config) {
+			c.CostPerMinuteCents = max(c.CostPerMinuteCents, 1)
+			if tune != nil {
+				tune(c)
+			}
+		}})
+	return &sessionHarness{t: t, a: ta.App, url: ta.URL, cfg: ta.Config, stop: ta.stop}
 }
 
 var (
@@ -209,7 +170,7 @@ func (h *sessionHarness) credit(user string, cents int64) {
 // do sends a request as user and decodes the JSON answer into out (when not nil).
 func (h *sessionHarness) do(user, method, path string, body any, out any) int {
 	h.t.Helper()
-	return callJSON(h.t, h.srv.URL, user, method, path, body, out)
+	return callJSON(h.t, h.url, user, method, path, body, out)
 }
 
 // expect sends a request and fails unless it answers status.
@@ -218,7 +179,7 @@ func (h *sessionHarness) expect(status int, user, method, path string, body any,
 	var raw json.RawMessage
 	got := h.do(user, method, path, body, &raw)
 	if got != status {
-		h.t.Fatalf("%s %s: %d %s, want %d", method, path, got, raw, status)
+		h.t.Fatalf("%s %s: %d %s, want %d", method, path, got, redact(string(raw)), status)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -245,18 +206,13 @@ func (h *sessionHarness) openSession(user string) string {
 // waitStatus polls a session until it has status.
 func (h *sessionHarness) waitStatus(user, id, status string) sessionView {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var s sessionView
+	var s sessionView
+	eventually(h.t, 30*time.Second, func() (bool, string) {
+		s = sessionView{}
 		h.expect(http.StatusOK, user, "GET", "/sessions/"+id, nil, &s)
-		if s.Status == status {
-			return s
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("session %s is %s (%+v), want %s", id, s.Status, s.Error, status)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return s.Status == status, fmt.Sprintf("session %s is %s (%+v), want %s", id, s.Status, s.Error, status)
+	})
+	return s
 }
 
 type interactionView struct {
@@ -294,17 +250,13 @@ func (h *sessionHarness) run(user, sid, command string, timeout int) interaction
 
 func (h *sessionHarness) await(user, sid, iid string) interactionView {
 	h.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var it interactionView
+	var it interactionView
+	eventually(h.t, 90*time.Second, func() (bool, string) { // each GET waits up to 30 s itself
+		it = interactionView{}
 		h.expect(http.StatusOK, user, "GET", fmt.Sprintf("/sessions/%s/interactions/%s?wait=30", sid, iid), nil, &it)
-		if it.ExitCode != nil {
-			return it
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("interaction %s never completed", iid)
-		}
-	}
+		return it.ExitCode != nil, "interaction " + iid + " never completed"
+	})
+	return it
 }
 
 // sampleArchive packs a small git repository at its base commit, as the catalog stores a

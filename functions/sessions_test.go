@@ -21,6 +21,7 @@ import (
 )
 
 func TestSessionLifecycleOverHTTP(t *testing.T) {
+	t.Parallel()
 	h := newSessionHarness(t, "", nil, nil)
 	h.addSample(events.Environment{Archive: sampleArchive(t), WorkDir: "/workspace/repo"})
 	h.credit("alice", 500)
@@ -130,6 +131,7 @@ func TestSessionLifecycleOverHTTP(t *testing.T) {
 }
 
 func TestOtherUsersAndUnknownIDsAre404(t *testing.T) {
+	t.Parallel()
 	h := newSessionHarness(t, "", newAgentRuntime(t), nil)
 	h.addSample(events.Environment{})
 	h.credit("alice", 500)
@@ -170,6 +172,7 @@ func TestOtherUsersAndUnknownIDsAre404(t *testing.T) {
 }
 
 func TestCreateSessionRules(t *testing.T) {
+	t.Parallel()
 	h := newSessionHarness(t, "", newAgentRuntime(t), func(c *config.Config) { c.MaxActiveSessions = 2 })
 	h.addSample(events.Environment{})
 	body := func(ttl any) map[string]any {
@@ -206,18 +209,24 @@ func TestCreateSessionRules(t *testing.T) {
 	h.expect(http.StatusCreated, "bob", "POST", "/sessions", body(5), nil)
 }
 
-// gatedRuntime holds every Start until the gate opens.
+// gatedRuntime holds every Start until the gate opens (or the start is cancelled, as when the
+// application stops).
 type gatedRuntime struct {
 	*agentRuntime
 	gate chan struct{}
 }
 
 func (g *gatedRuntime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, error) {
-	<-g.gate
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return sandbox.Info{}, ctx.Err()
+	}
 	return g.agentRuntime.Start(ctx, spec)
 }
 
 func TestExecRulesAndSessionClosedWhileCreating(t *testing.T) {
+	t.Parallel()
 	rt := &gatedRuntime{agentRuntime: newAgentRuntime(t), gate: make(chan struct{})}
 	h := newSessionHarness(t, "", rt, func(c *config.Config) { c.MaxCommandTimeout = 3600 })
 	h.addSample(events.Environment{})
@@ -244,19 +253,16 @@ func TestExecRulesAndSessionClosedWhileCreating(t *testing.T) {
 	h.expect(http.StatusOK, "carol", "DELETE", "/sessions/"+sid, nil, &closed)
 	close(rt.gate)
 	h.waitStatus("carol", sid, "closed")
-	deadline := time.Now().Add(10 * time.Second)
-	for rt.starts == 0 || rt.running() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("sandbox of a session closed while creating still runs (%d starts)", rt.starts)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return rt.starts > 0 && rt.running() == 0, fmt.Sprintf("sandbox of a session closed while creating still runs (%d starts)", rt.starts)
+	})
 	if closed.DurationSeconds != 0 {
 		t.Fatalf("closed while creating billed %v s", closed.DurationSeconds)
 	}
 }
 
 func TestUploadLimits(t *testing.T) {
+	t.Parallel()
 	h := newSessionHarness(t, "", newAgentRuntime(t), nil)
 	h.addSample(events.Environment{})
 	h.credit("dan", 100)
@@ -281,6 +287,7 @@ func TestUploadLimits(t *testing.T) {
 }
 
 func TestConcurrentExecsInOneSession(t *testing.T) {
+	t.Parallel()
 	h := newSessionHarness(t, "", nil, nil)
 	h.addSample(events.Environment{Archive: sampleArchive(t)})
 	h.credit("erin", 100)
@@ -306,6 +313,7 @@ func TestConcurrentExecsInOneSession(t *testing.T) {
 }
 
 func TestUnreachableSandboxIsExitMinus1000(t *testing.T) {
+	t.Parallel()
 	rt := newAgentRuntime(t)
 	h := newSessionHarness(t, "", rt, nil)
 	h.addSample(events.Environment{})
@@ -326,6 +334,7 @@ func TestUnreachableSandboxIsExitMinus1000(t *testing.T) {
 }
 
 func TestStartFailureIsErrorStatus(t *testing.T) {
+	t.Parallel()
 	rt := newAgentRuntime(t)
 	rt.failStart = errors.New("no space left on device")
 	h := newSessionHarness(t, "", rt, nil)
@@ -351,6 +360,7 @@ func TestStartFailureIsErrorStatus(t *testing.T) {
 }
 
 func TestDuplicateDeliveriesRunOnce(t *testing.T) {
+	t.Parallel()
 	rt := newAgentRuntime(t)
 	h := newSessionHarness(t, "", rt, nil)
 	h.addSample(events.Environment{})
@@ -395,6 +405,7 @@ func TestDuplicateDeliveriesRunOnce(t *testing.T) {
 }
 
 func TestReaperExpiresSessionsWithFakeClock(t *testing.T) {
+	t.Parallel()
 	rt := newAgentRuntime(t)
 	fake := clock.NewFake(time.Now())
 	h := newSessionHarnessAt(t, "", rt, fake, nil)
@@ -428,6 +439,7 @@ func TestReaperExpiresSessionsWithFakeClock(t *testing.T) {
 }
 
 func TestReaperFailsSessionsStuckCreating(t *testing.T) {
+	t.Parallel()
 	rt := &gatedRuntime{agentRuntime: newAgentRuntime(t), gate: make(chan struct{})}
 	defer close(rt.gate)
 	fake := clock.NewFake(time.Now())
@@ -449,6 +461,7 @@ func TestReaperFailsSessionsStuckCreating(t *testing.T) {
 }
 
 func TestRestartReattachesOrEndsReadySessions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h1 := newSessionHarness(t, dir, nil, nil)
 	h1.addSample(events.Environment{Archive: sampleArchive(t)})
@@ -481,6 +494,7 @@ func TestRestartReattachesOrEndsReadySessions(t *testing.T) {
 }
 
 func TestRestartInterruptsClaimedCommands(t *testing.T) {
+	t.Parallel()
 	h := newSessionHarness(t, "", newAgentRuntime(t), nil)
 	h.addSample(events.Environment{})
 	h.credit("lou", 100)
@@ -510,14 +524,7 @@ func TestRestartInterruptsClaimedCommands(t *testing.T) {
 // passed; a command claimed recently is left to its executor.
 func TestReaperInterruptsCommandsWhoseExecutorVanished(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
-	a, err := Open(context.Background(), cfg) // no bus, no executor: nobody else touches the streams
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	a.Logger = discardLogger()
+	a := openApp(t, appSpec{}).App // no bus, no executor: nobody else touches the streams
 	ctx := context.Background()
 	now := time.Now()
 	claim := func(id string, at time.Time) {

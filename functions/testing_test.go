@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -14,6 +15,13 @@ import (
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/httpapi"
 )
+
+// secretPattern matches what a test must never print: API keys ("cs_..."), and JWTs (access
+// and refresh tokens).
+var secretPattern = regexp.MustCompile(`cs_[A-Za-z0-9]{8,}|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`)
+
+// redact masks the keys and tokens in s, for a test's failure messages and logs.
+func redact(s string) string { return secretPattern.ReplaceAllString(s, "[redacted]") }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -68,7 +76,7 @@ func callJSON(t testing.TB, base, bearer, method, path string, body, out any) in
 	resp, raw := callAPI(t, base, bearer, method, path, body)
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, redact(string(raw)), err)
 		}
 	}
 	return resp.StatusCode

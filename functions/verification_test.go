@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,7 +36,7 @@ import (
 type verifyEnv struct {
 	t       testing.TB
 	a       *app.App
-	srv     *httptest.Server
+	url     string // where it is served
 	samples map[string]dataset.Row
 	dataset map[string]string // sample id -> its dataset, when not the demo's
 	rt      *countingRuntime
@@ -85,33 +84,17 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
-	if tune != nil {
-		tune(&cfg)
-	}
-	srv := httptest.NewUnstartedServer(nil) // listening already: early pushes wait in its queue
-	if backend == "gcp" {
-		useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := Open(ctx, cfg)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	a.Logger = discardLogger()
-	a.Auth = tokenAuth{}
-	lrt, err := local.New(local.Options{DataDir: cfg.DataDir, Binary: bin, Ephemeral: true})
+	dataDir := t.TempDir()
+	lrt, err := local.New(local.Options{DataDir: dataDir, Binary: bin, Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := &countingRuntime{Runtime: lrt}
-	a.Sandboxes = rt
 	// The bus is the one background task verification needs; the other startup tasks (the
 	// bootstrap user, recoveries) belong to other capabilities.
-	var wg sync.WaitGroup
-	wg.Go(func() { a.RunBus(ctx) })
+	ta := openApp(t, appSpec{Backend: backend, DataDir: dataDir, Tune: tune, Sandboxes: rt, Run: runBus, Serve: true})
+	a := ta.App
+	ctx := context.Background()
 	rows, err := demo.Rows()
 	if err != nil {
 		t.Fatal(err)
@@ -119,23 +102,16 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 	if _, err := ImportDataset(ctx, a, rows, nil, ImportOptions{Dataset: demo.Name, Description: demo.Description}); err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = a.Handler()
-	srv.Start()
-	env := &verifyEnv{t: t, a: a, srv: srv, samples: map[string]dataset.Row{}, dataset: map[string]string{}, rt: rt}
+	env := &verifyEnv{t: t, a: a, url: ta.URL, samples: map[string]dataset.Row{}, dataset: map[string]string{}, rt: rt}
 	for _, r := range rows {
 		env.samples[r.Content.SampleID] = r
 	}
 	t.Cleanup(func() {
-		env.srv.CloseClientConnections() // a push still in flight must not keep Close waiting
-		env.srv.Close()
 		// Sessions the test left open are ended, so that no sandbox outlives it.
-		sessions, _ := os.ReadDir(filepath.Join(cfg.DataDir, "sandboxes"))
+		sessions, _ := os.ReadDir(filepath.Join(dataDir, "sandboxes"))
 		for _, s := range sessions {
 			endSession(context.Background(), a, s.Name(), events.EndClosed, time.Now())
 		}
-		cancel()
-		wg.Wait()
-		a.Close()
 	})
 	return env
 }
@@ -143,7 +119,7 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 // call sends a request as user and returns the status and the raw answer.
 func (e *verifyEnv) call(user, method, path string, body any) (int, []byte) {
 	e.t.Helper()
-	resp, raw := callAPI(e.t, e.srv.URL, user, method, path, body)
+	resp, raw := callAPI(e.t, e.url, user, method, path, body)
 	return resp.StatusCode, raw
 }
 
@@ -170,13 +146,9 @@ func (e *verifyEnv) credit(user string) {
 	if _, err := record(context.Background(), e.a, events.AccountStream(user), events.Any, ev); err != nil {
 		e.t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for RequirePositiveBalance(context.Background(), e.a, user) != nil {
-		if time.Now().After(deadline) {
-			e.t.Fatal("the credit never reached the balance")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(e.t, 10*time.Second, func() (bool, string) {
+		return RequirePositiveBalance(context.Background(), e.a, user) == nil, "the credit never reached the balance"
+	})
 }
 
 // openSession opens a session on a demo sample and waits until it is ready.
@@ -190,23 +162,18 @@ func (e *verifyEnv) openSession(user, sampleID string) string {
 		ds = d
 	}
 	e.expect(http.StatusCreated, user, "POST", "/sessions", map[string]any{"dataset": ds, "sample_id": sampleID, "ttl_minutes": 30}, &created)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	eventually(e.t, 60*time.Second, func() (bool, string) {
 		var s struct {
 			Status string            `json:"status"`
 			Error  *events.ErrorInfo `json:"error"`
 		}
 		e.expect(http.StatusOK, user, "GET", "/sessions/"+created.SessionID, nil, &s)
-		switch {
-		case s.Status == events.StatusReady:
-			return created.SessionID
-		case s.Status != events.StatusCreating:
+		if s.Status != events.StatusReady && s.Status != events.StatusCreating {
 			e.t.Fatalf("session %s became %s: %+v", created.SessionID, s.Status, s.Error)
-		case time.Now().After(deadline):
-			e.t.Fatalf("session %s not ready in time", created.SessionID)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return s.Status == events.StatusReady, "session " + created.SessionID + " is still creating"
+	})
+	return created.SessionID
 }
 
 // importRows imports JSONL rows (their paths relative to files) into the dataset name, as
@@ -243,21 +210,16 @@ func (e *verifyEnv) exec(user, sid, command string) (exitCode int, stdout, stder
 		InteractionID string `json:"interaction_id"`
 	}
 	e.expect(http.StatusAccepted, user, "POST", "/sessions/"+sid+"/exec", map[string]any{"command": command, "command_timeout": 120}, &started)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		var it struct {
-			ExitCode *int   `json:"exit_code"`
-			Stdout   string `json:"stdout"`
-			Stderr   string `json:"stderr"`
-		}
-		e.expect(http.StatusOK, user, "GET", fmt.Sprintf("/sessions/%s/interactions/%s?wait=30", sid, started.InteractionID), nil, &it)
-		if it.ExitCode != nil {
-			return *it.ExitCode, it.Stdout, it.Stderr
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("command %q never completed", command)
-		}
+	var it struct {
+		ExitCode *int   `json:"exit_code"`
+		Stdout   string `json:"stdout"`
+		Stderr   string `json:"stderr"`
 	}
+	eventually(e.t, 3*time.Minute, func() (bool, string) { // each GET waits up to 30 s itself
+		e.expect(http.StatusOK, user, "GET", fmt.Sprintf("/sessions/%s/interactions/%s?wait=30", sid, started.InteractionID), nil, &it)
+		return it.ExitCode != nil, fmt.Sprintf("command %q never completed", command)
+	})
+	return *it.ExitCode, it.Stdout, it.Stderr
 }
 
 // applyGold uploads the sample's gold patch and applies it in the session, as an agent would.
@@ -317,9 +279,9 @@ func (e *verifyEnv) startVerify(user, sid string) string {
 // waitJob polls a job until it ends and returns it; seen collects every status it went through.
 func (e *verifyEnv) waitJob(user, sid, job string, seen map[string]bool) jobView {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		var j jobView
+	var j jobView
+	eventually(e.t, 5*time.Minute, func() (bool, string) {
+		j = jobView{}
 		status, raw := e.call(user, "GET", "/sessions/"+sid+"/verify/"+job, nil)
 		if status != http.StatusOK {
 			e.t.Fatalf("GET job: %d %s", status, raw)
@@ -331,14 +293,10 @@ func (e *verifyEnv) waitJob(user, sid, job string, seen map[string]bool) jobView
 		if seen != nil {
 			seen[j.Status] = true
 		}
-		if j.Status == events.JobCompleted || j.Status == events.JobError || j.Status == events.JobCancelled {
-			return j
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("job %s still %s", job, j.Status)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return j.Status == events.JobCompleted || j.Status == events.JobError || j.Status == events.JobCancelled,
+			fmt.Sprintf("job %s still %s", job, j.Status)
+	})
+	return j
 }
 
 func (e *verifyEnv) verify(user, sid string) jobView {
@@ -601,19 +559,16 @@ func TestVerifyCancelledWhenSessionEnds(t *testing.T) {
 	env.variant(t, "go-roman-1", "go-roman-hangs", "sleep 3600")
 	sid := env.openSession("alice", "go-roman-hangs")
 	job := env.startVerify("alice", sid)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	eventually(t, 60*time.Second, func() (bool, string) {
 		var j jobView
 		env.expect(http.StatusOK, "alice", "GET", "/sessions/"+sid+"/verify/"+job, nil, &j)
-		if j.Status == events.JobRunning {
-			break
-		}
-		if time.Now().After(deadline) || j.Status != events.JobPending && j.Status != events.JobStarting {
+		if j.Status != events.JobRunning && j.Status != events.JobPending && j.Status != events.JobStarting {
 			t.Fatalf("job %s never ran", j.Status)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // the verifier is under way in the sandbox
+		return j.Status == events.JobRunning, "job " + j.Status + ", not running"
+	})
+	// The verifier is under way in the sandbox: the runtime was asked to run it.
+	eventually(t, 10*time.Second, func() (bool, string) { return env.rt.count() > 0, "no verifier run asked of the runtime" })
 	closed := time.Now()
 	env.expect(http.StatusOK, "alice", "DELETE", "/sessions/"+sid, nil, nil)
 	j := env.waitJob("alice", sid, job, nil)
@@ -683,14 +638,7 @@ func TestVerifierRunsAJobOnce(t *testing.T) {
 // TestVerificationRecovery: a job the stopped server left starting or running ends in error at
 // the next start (nothing else would end it); pending and finished jobs are left alone.
 func TestVerificationRecovery(t *testing.T) {
-	cfg := config.Default()
-	cfg.DataDir, cfg.NoDemo, cfg.LogLevel = t.TempDir(), true, "error"
-	a, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	a.Logger = discardLogger()
+	a := openApp(t, appSpec{}).App
 	ctx := context.Background()
 	at := time.Now()
 	record := func(job string, steps ...func(v events.Verification) ([]events.Envelope, error)) {

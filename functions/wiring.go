@@ -32,6 +32,10 @@ func Wiring() app.Wiring {
 			{Name: "Executor", Wants: wantsExec, Handle: exec.execute, SelfVersioned: true},
 			{Name: "ProjectInteractions", Wants: projections.IsInteractionEvent, Handle: projectInteraction, Inline: true, SelfVersioned: true},
 			{Name: "Provisioner", Wants: wantsSessionRequest, Handle: prov.provision},
+			// Not a projector, but inline all the same, and before the session projector: once a
+			// client sees a session ended (DELETE's answer, its status) its slot is free. Its
+			// decision is idempotent per session, so it keeps no checkpoint.
+			{Name: "SessionSlotReleaser", Wants: wantsSessionEnd, Handle: releaseSessionSlot, Inline: true, SelfVersioned: true},
 			{Name: "ProjectSessions", Wants: projections.IsSessionEvent, Handle: projectSession, Inline: true, SelfVersioned: true},
 			{Name: "UserProjector", Wants: wantsUser, Handle: projectUser, Inline: true},
 			{Name: "ProjectVerifications", Wants: projections.IsVerificationEvent, Handle: projectVerification, Inline: true},

@@ -6,6 +6,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -93,8 +94,11 @@ type Config struct {
 // Setting is one configurable value: its flag name, its env var, its help text.
 type Setting struct {
 	Flag, Env, Help string
-	bind            func(fs *flag.FlagSet, name, help string)
-	set             func(string) error
+	// Secret settings are never shown: not in --help, not in the effective configuration.
+	Secret bool
+	bind   func(fs *flag.FlagSet, name, help string)
+	set    func(string) error
+	get    func() string
 }
 
 // Settings lists every setting bound to c's fields. The order is the order of --help.
@@ -159,6 +163,32 @@ func (c *Config) Settings() []Setting {
 	}
 }
 
+// redacted stands for a secret's value wherever the configuration is shown.
+const redacted = "[redacted]"
+
+// Effective is the configuration as it stands, one "flag=value" line per setting in --help's
+// order, secrets shown only as set ("[redacted]") or not (empty): safe to print and to log.
+func (c Config) Effective() string {
+	var b strings.Builder
+	for _, s := range c.Settings() {
+		fmt.Fprintf(&b, "%s=%s\n", s.Flag, s.get())
+	}
+	return b.String()
+}
+
+// String is Effective: a Config printed with %v or %+v shows no secret.
+func (c Config) String() string { return c.Effective() }
+
+// LogValue is how slog writes a Config: every setting by flag name, secrets redacted.
+func (c Config) LogValue() slog.Value {
+	settings := c.Settings()
+	attrs := make([]slog.Attr, 0, len(settings))
+	for _, s := range settings {
+		attrs = append(attrs, slog.String(s.Flag, s.get()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
 // Default returns the configuration with every default set.
 func Default() Config {
 	var c Config
@@ -196,7 +226,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 }
 
 func str(p *string, flagName, env, def, help string) Setting {
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, get: func() string { return *p },
 		bind: func(fs *flag.FlagSet, n, h string) { fs.StringVar(p, n, *p, h) },
 		set: func(v string) error {
 			if v == "" {
@@ -208,7 +238,7 @@ func str(p *string, flagName, env, def, help string) Setting {
 }
 
 func boolean(p *bool, flagName, env string, def bool, help string) Setting {
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, get: func() string { return strconv.FormatBool(*p) },
 		bind: func(fs *flag.FlagSet, n, h string) { fs.BoolVar(p, n, *p, h) },
 		set: func(v string) error {
 			if v == "" {
@@ -222,7 +252,7 @@ func boolean(p *bool, flagName, env string, def bool, help string) Setting {
 }
 
 func integer(p *int64, flagName, env string, def int64, help string) Setting {
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, get: func() string { return strconv.FormatInt(*p, 10) },
 		bind: func(fs *flag.FlagSet, n, h string) { fs.Int64Var(p, n, *p, h) },
 		set: func(v string) error {
 			if v == "" {
@@ -236,7 +266,7 @@ func integer(p *int64, flagName, env string, def int64, help string) Setting {
 }
 
 func duration(p *time.Duration, flagName, env string, def time.Duration, help string) Setting {
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, get: func() string { return p.String() },
 		bind: func(fs *flag.FlagSet, n, h string) { fs.DurationVar(p, n, *p, h) },
 		set: func(v string) error {
 			if v == "" {
@@ -251,7 +281,7 @@ func duration(p *time.Duration, flagName, env string, def time.Duration, help st
 
 // number is a setting of a decimal number, such as 1.5 (cores).
 func number(p *float64, flagName, env string, def float64, help string) Setting {
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, get: func() string { return strconv.FormatFloat(*p, 'g', -1, 64) },
 		bind: func(fs *flag.FlagSet, n, h string) { fs.Float64Var(p, n, *p, h) },
 		set: func(v string) error {
 			if v == "" {
@@ -277,7 +307,7 @@ func bytesize(p *int64, flagName, env, def, help string) Setting {
 		*p = n
 		return err
 	}
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, get: byteFlag{p, set}.String,
 		bind: func(fs *flag.FlagSet, n, h string) { fs.Var(byteFlag{p, set}, n, h) },
 		set:  set}
 }
@@ -334,7 +364,13 @@ func FormatBytes(n int64) string {
 
 // secret is a string setting whose value --help never shows (the flag's default would print it).
 func secret(p *string, flagName, env, help string) Setting {
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, Secret: true,
+		get: func() string {
+			if *p == "" {
+				return ""
+			}
+			return redacted
+		},
 		bind: func(fs *flag.FlagSet, n, h string) {
 			fs.Func(n, h, func(v string) error { *p = v; return nil })
 		},
@@ -342,7 +378,7 @@ func secret(p *string, flagName, env, help string) Setting {
 }
 
 func list(p *[]string, flagName, env, def, help string) Setting {
-	return Setting{Flag: flagName, Env: env, Help: help,
+	return Setting{Flag: flagName, Env: env, Help: help, get: func() string { return strings.Join(*p, ",") },
 		bind: func(fs *flag.FlagSet, n, h string) {
 			fs.Func(n, h+" (comma-separated)", func(v string) error { *p = split(v); return nil })
 		},
