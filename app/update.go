@@ -131,7 +131,8 @@ func From(s Aggregate) Option { return func(u *update) { u.known = s } }
 func NewStream() Option { return func(u *update) { u.newStream = true } }
 
 // WithoutSync lets the store commit without flushing to stable storage (see events.WithoutSync):
-// only for the executor's claim on a command, whose loss in a power cut does no harm.
+// only for events whose loss in a power cut does no harm (the executor's claim on a command, a
+// session slot's reservation that its session's durable request follows).
 func WithoutSync() Option { return func(u *update) { u.withoutSync = true } }
 
 // NoInline leaves the events to the bus: the request does not wait for the inline projectors

@@ -35,8 +35,9 @@ type Publisher interface {
 // itself: the events then survive a crash of the process at once, and a crash of the machine
 // once the next durable commit (or SQLite's checkpoint) has flushed them, since the log keeps
 // its order. Only for events whose loss in a power cut does no harm because what they record
-// dies with the machine too: the executor's claim on a command, whose sandbox is a process of
-// that machine. Stores whose every commit is durable (Firestore) ignore it.
+// dies with the machine too (the executor's claim on a command, whose sandbox is a process of
+// that machine), or that a durable append follows at once (a session slot's reservation, then
+// the session's request). Stores whose every commit is durable (Firestore) ignore it.
 func WithoutSync(ctx context.Context) context.Context {
 	return context.WithValue(ctx, withoutSyncKey{}, true)
 }

@@ -87,9 +87,12 @@ func CreateSession(a *app.App, w http.ResponseWriter, r *http.Request) error {
 // reserveSlot takes one of the user's session slots for the session requested, or answers 429
 // when the user holds as many active sessions as the configuration allows.
 func reserveSlot(ctx context.Context, a *app.App, d events.SessionRequestedData) error {
+	// Without a flush of its own: the session's request, appended durably next, flushes it with
+	// it (the log keeps its order), and a reservation lost to a power cut before that held a slot
+	// for a session that was never recorded either.
 	slots, _, err := app.Update(ctx, a, events.SessionSlotsStream(d.UserID), events.SessionSlotsOf, func(s *events.SessionSlots) ([]events.Envelope, error) {
 		return s.Reserve(ids.New(), d.UserID, d.SessionID, d.RequestedAt, d.ExpiresAt, a.Config.MaxActiveSessions)
-	})
+	}, app.WithoutSync())
 	if errors.Is(err, events.ErrSessionLimit) {
 		return httpapi.Errorf(http.StatusTooManyRequests, "you have %d active sessions, the most allowed; close one (DELETE /sessions/{session_id}) before creating another", slots.Held(d.RequestedAt))
 	}
