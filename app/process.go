@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -15,45 +16,62 @@ import (
 // the environment on the first request that needs it, so a cold start pays for nothing else.
 type Process struct {
 	wiring Wiring
-	once   sync.Once
-	app    *App
-	err    error
+	mu     sync.Mutex // held while the App is being built
+	app    atomic.Pointer[App]
 }
 
 // NewProcess returns the process that serves w.
 func NewProcess(w Wiring) *Process { return &Process{wiring: w} }
 
-// App is the process's App, built from the environment once, on first use.
+// App is the process's App, built from the environment on first use. A build that fails is
+// tried again by the next request: one transient error (a store not answering during a cold
+// start) must not break the instance for the rest of its life.
 func (p *Process) App() (*App, error) {
-	p.once.Do(func() {
-		cfg, err := config.FromEnv()
-		if err != nil {
-			p.err = err
-			return
-		}
-		p.app, p.err = Open(context.Background(), cfg, p.wiring)
-	})
-	return p.app, p.err
+	if a := p.app.Load(); a != nil {
+		return a, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a := p.app.Load(); a != nil {
+		return a, nil
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	a, err := Open(context.Background(), cfg, p.wiring)
+	if err != nil {
+		return nil, err
+	}
+	p.app.Store(a)
+	return a, nil
 }
 
-// lazy serves with the handler build returns for the process's App, built on the first request;
-// when the App cannot be built, every request answers a 500 that does not leak the
-// configuration error (Pub/Sub and the scheduler retry once the function is fixed).
+// lazy serves with the handler build returns for the process's App, built on the first request
+// that finds the App; while the App cannot be built, a request answers a 500 that does not leak
+// the configuration error (Pub/Sub and the scheduler retry), and the next one tries again.
 func (p *Process) lazy(build func(a *App) http.Handler) http.HandlerFunc {
 	var (
-		once sync.Once
-		h    http.Handler
+		mu sync.Mutex
+		h  atomic.Pointer[http.Handler]
 	)
 	return func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() {
+		hp := h.Load()
+		if hp == nil {
 			a, err := p.App()
 			if err != nil {
-				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { httpapi.WriteError(w, err) })
+				httpapi.WriteError(w, err)
 				return
 			}
-			h = httpapi.Wrap(a.Logger, a.Config.Project, build(a))
-		})
-		h.ServeHTTP(w, r)
+			mu.Lock()
+			if hp = h.Load(); hp == nil {
+				built := httpapi.Wrap(a.Logger, a.Config.Project, build(a))
+				hp = &built
+				h.Store(hp)
+			}
+			mu.Unlock()
+		}
+		(*hp).ServeHTTP(w, r)
 	}
 }
 
