@@ -84,10 +84,6 @@ type Options struct {
 	Keychain authn.Keychain
 	// MaxLayerBytes bounds a layer's uncompressed size; 0 means DefaultMaxLayerBytes.
 	MaxLayerBytes int64
-	// IDShift is added to every owner and group of the layers' files: the host id that root
-	// of a sandbox's user namespace maps to, so that the image's root-owned files belong to
-	// the sandbox's root and to no one on the host. A store's directory holds one shift.
-	IDShift int
 }
 
 func (o Options) withDefaults() Options {
@@ -284,7 +280,7 @@ func (s *Store) ensureLayer(ctx context.Context, diffID v1.Hash, l v1.Layer) err
 	if err != nil {
 		return err
 	}
-	if err := unpackLayer(ctx, tmp, l, diffID, s.opts.MaxLayerBytes, s.opts.IDShift); err != nil {
+	if err := unpackLayer(ctx, tmp, l, diffID, s.opts.MaxLayerBytes); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("layer %s: %w", diffID, err)
 	}

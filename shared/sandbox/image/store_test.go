@@ -545,21 +545,3 @@ func TestGetRepeatedLayer(t *testing.T) {
 		t.Errorf("merged f, only-a, only-b = %q; want \"aab\"", out)
 	}
 }
-
-// TestIDShift: with a shift, every owner is moved by it, root's files included: they belong to
-// the sandboxes' root and to no one on the host.
-func TestIDShift(t *testing.T) {
-	requireRoot(t)
-	s, err := NewStore(t.TempDir(), Options{IDShift: 100000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := s.Get(context.Background(), ociRef(t, []v1.Image{sampleImage(t)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := img.Layers[0]
-	checkOwner(t, base, "home/app/data", 101000)
-	checkOwner(t, base, "home/app", 101000)
-	checkOwner(t, base, "bin", 100000)
-}

@@ -33,7 +33,7 @@ const (
 // unpackLayer extracts l's uncompressed tar into dir, an empty directory, in overlayfs form,
 // and checks that the stream's digest is diffID. See the package comment for what is kept,
 // skipped and refused.
-func unpackLayer(ctx context.Context, dir string, l v1.Layer, diffID v1.Hash, max int64, shift int) error {
+func unpackLayer(ctx context.Context, dir string, l v1.Layer, diffID v1.Hash, max int64) error {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return err
@@ -41,7 +41,7 @@ func unpackLayer(ctx context.Context, dir string, l v1.Layer, diffID v1.Hash, ma
 	defer rc.Close()
 	sum := sha256.New()
 	stream := &limitedReader{r: io.TeeReader(rc, sum), left: max, max: max}
-	x := &extractor{root: dir, max: max, budget: max, shift: shift, dirs: map[string]struct{}{}, dirTimes: map[string]times{}}
+	x := &extractor{root: dir, max: max, budget: max, dirs: map[string]struct{}{}, dirTimes: map[string]times{}}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
@@ -103,9 +103,8 @@ type times struct{ atime, mtime time.Time }
 
 // extractor writes one layer's entries under root.
 type extractor struct {
-	root  string
-	max   int64
-	shift int // added to owners and groups (Options.IDShift)
+	root string
+	max  int64
 	// budget is what file content may still be written; sparse files expand beyond their
 	// stream, so the stream limit alone does not bound the disk.
 	budget int64
@@ -297,7 +296,7 @@ func (x *extractor) file(target string, hdr *tar.Header, r io.Reader) error {
 	_, err = io.Copy(f, r)
 	if err == nil {
 		// chown clears setuid and setgid, so the mode comes after it.
-		err = f.Chown(hdr.Uid+x.shift, hdr.Gid+x.shift)
+		err = f.Chown(hdr.Uid, hdr.Gid)
 	}
 	if err == nil {
 		err = unix.Fchmod(int(f.Fd()), mode(hdr))
@@ -369,7 +368,7 @@ func (x *extractor) whiteout(parentRel, base string) error {
 // attrs gives target the entry's owner, mode (unless it is a symlink) and times; a
 // directory's times wait for finish.
 func (x *extractor) attrs(target string, hdr *tar.Header, chmod bool) error {
-	if err := os.Lchown(target, hdr.Uid+x.shift, hdr.Gid+x.shift); err != nil {
+	if err := os.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
 		return err
 	}
 	if chmod {

@@ -505,7 +505,7 @@ func Mark(dir string) string { return keyEnv + "=" + hexHash(filepath.Clean(dir)
 // couple of milliseconds where a second Go process would take fifteen, and when the agent exits
 // it exits, which ends the namespace and everything in it.
 func (r *Runtime) namespacesArgv(pass *passed, name string, agentArgs []string) ([]string, error) {
-	prog, err := pass.program(r.binary)
+	prog, err := pass.file(r.binary)
 	if err != nil {
 		return nil, fmt.Errorf("the codeset binary: %w", err)
 	}

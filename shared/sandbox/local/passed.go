@@ -91,19 +91,6 @@ func (p *passed) path(hostPath string) (string, error) {
 	return p.add(f), nil
 }
 
-// paths is path for each of hostPaths, joined by sep.
-func (p *passed) paths(sep string, hostPaths ...string) (string, error) {
-	names := make([]string, len(hostPaths))
-	for i, h := range hostPaths {
-		n, err := p.path(h)
-		if err != nil {
-			return "", err
-		}
-		names[i] = n
-	}
-	return strings.Join(names, sep), nil
-}
-
 func (p *passed) add(f *os.File) string {
 	p.files = append(p.files, f)
 	return fmt.Sprintf("/proc/self/fd/%d", firstPassed+len(p.files)-1)
@@ -142,17 +129,9 @@ func memFile(name string, b []byte) (*os.File, error) {
 	return f, nil
 }
 
-// file passes the file at hostPath open for reading (a request the sandbox reads once).
+// file passes the file at hostPath open for reading: a request the sandbox reads once, or the
+// executable it runs (by /proc/self/fd/N, so that its host path is on no command line).
 func (p *passed) file(hostPath string) (string, error) {
-	f, err := os.Open(hostPath)
-	if err != nil {
-		return "", err
-	}
-	return p.add(f), nil
-}
-
-// program passes the executable at hostPath and returns the name to execute it by.
-func (p *passed) program(hostPath string) (string, error) {
 	f, err := os.Open(hostPath)
 	if err != nil {
 		return "", err
