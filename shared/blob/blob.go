@@ -8,6 +8,7 @@
 package blob
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -101,7 +102,7 @@ func (c *checked) Close() error { return c.rc.Close() }
 
 // PutBytes stores b.
 func PutBytes(ctx context.Context, s Store, b []byte) (Ref, error) {
-	return s.Put(ctx, strings.NewReader(string(b)))
+	return s.Put(ctx, bytes.NewReader(b))
 }
 
 // ReadAll reads the bytes of ref whole, checked.

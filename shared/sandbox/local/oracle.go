@@ -121,7 +121,7 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, gro
 	cmd.Env = append(cmd.Env, Mark(odir))
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if r.userns && r.mode == Namespaces {
+	if r.userns {
 		inUserNamespace(cmd)
 	}
 	if err := r.startIn(group, cmd); err != nil {
