@@ -14,6 +14,7 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -34,6 +35,9 @@ type App struct {
 	Auth    Authenticator
 	// Identity is the identity services (tokens, GitHub, the sealer) when Open built them.
 	Identity *Identity
+	// Blobs holds the values too large for an event or a document (long command output,
+	// verification reports, environment archives): <data>/blobs, or a Cloud Storage bucket.
+	Blobs blob.Store
 	// Sandboxes runs the sessions' sandboxes (local processes, or Cloud Run services).
 	Sandboxes sandbox.Runtime
 	// Samples is the in-memory index behind GET /samples (see projections.SampleIndex).

@@ -12,6 +12,7 @@ import (
 	evsqlite "github.com/codeset/codeset/events/sqlite"
 	"github.com/codeset/codeset/projections"
 	docsqlite "github.com/codeset/codeset/projections/sqlite"
+	"github.com/codeset/codeset/shared/blob/fsblob"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/logging"
@@ -81,6 +82,9 @@ func (a *App) openEmbedded(ctx context.Context) error {
 		return err
 	}
 	a.Events, a.Docs = es, ds
+	if a.Blobs, err = fsblob.New(filepath.Join(a.Config.DataDir, "blobs")); err != nil {
+		return err
+	}
 	a.openPipeline()
 	a.startBus()
 	return nil

@@ -2,11 +2,15 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
+	"cloud.google.com/go/storage"
+
 	evfirestore "github.com/codeset/codeset/events/firestore"
 	docfirestore "github.com/codeset/codeset/projections/firestore"
+	"github.com/codeset/codeset/shared/blob/gcsblob"
 	"github.com/codeset/codeset/shared/firestoredb"
 	"github.com/codeset/codeset/shared/pubsub"
 )
@@ -26,6 +30,16 @@ func (a *App) openGCP(ctx context.Context) error {
 		return err
 	}
 	a.closers = append(a.closers, ps.Close)
+	if a.Config.BlobBucket == "" {
+		return errors.New("the gcp backend needs a Cloud Storage bucket for large values: set CODESET_BLOB_BUCKET")
+	}
+	// The client dials on first use; STORAGE_EMULATOR_HOST points it at an emulator.
+	gcs, err := storage.NewClient(ctx)
+	if err != nil {
+		return fmt.Errorf("cloud storage: %w", err)
+	}
+	a.closers = append(a.closers, gcs.Close)
+	a.Blobs = gcsblob.New(gcs, a.Config.BlobBucket)
 	es := evfirestore.New(fs)
 	a.Events, a.Docs = es, docfirestore.New(fs)
 	a.openPipeline()

@@ -82,6 +82,7 @@ func useGCPBackend(t testing.TB, cfg *config.Config, consumerBase string) {
 		t.Fatal(err)
 	}
 	cfg.Backend, cfg.Project, cfg.ConsumerBase = "gcp", emulator.Project(t), consumerBase
+	cfg.BlobBucket = emulator.Bucket(t)
 	cfg.JWTKeys, cfg.GitHubTokenKey = jwt.String(), strings.SplitN(seal.String(), ":", 3)[2]
 }
 
