@@ -15,9 +15,12 @@ func InteractionStream(id string) string { return "interaction-" + id }
 
 // Event types of the interaction aggregate.
 const (
-	ExecRequested     = "interaction.exec_requested"
-	ExecStarted       = "interaction.exec_started"
-	ExecCompleted     = "interaction.exec_completed"
+	ExecRequested = "interaction.exec_requested"
+	ExecStarted   = "interaction.exec_started"
+	ExecCompleted = "interaction.exec_completed"
+	// ExecRunning: a delivery of the executor waited its share of a long command, which runs on
+	// in the sandbox, and hands the wait to the next delivery (this event's).
+	ExecRunning       = "interaction.exec_running"
 	StringReplaced    = "interaction.string_replaced"
 	FileUploaded      = "interaction.file_uploaded"
 	InteractionExec   = "exec_command" // interaction kinds, as the spec's interaction_type
@@ -75,6 +78,11 @@ type ExecRequestedData struct {
 // the request never runs the command twice.
 type ExecStartedData struct {
 	StartedAt time.Time `json:"started_at"`
+}
+
+// ExecRunningData is the data of ExecRunning.
+type ExecRunningData struct {
+	At time.Time `json:"at"` // when the delivery that recorded it stopped waiting
 }
 
 // ExecCompletedData is the data of ExecCompleted.
@@ -136,6 +144,8 @@ func (it *Interaction) Apply(e Envelope) error {
 			return err
 		}
 		it.Status, it.Result = InteractionCompleted, &d.InteractionResult
+	case ExecRunning:
+		// The command runs on: only the version moves, which names the delivery that waits next.
 	case StringReplaced:
 		var d StringReplacedData
 		if err := e.Decode(&d); err != nil {
@@ -179,6 +189,17 @@ func (it Interaction) Start(eventID string, at time.Time) ([]Envelope, error) {
 		return nil, nil
 	}
 	e, err := New(eventID, it.UserID, ExecStarted, at, ExecStartedData{StartedAt: at.UTC().Truncate(time.Microsecond)})
+	return []Envelope{e}, err
+}
+
+// StillRunning decides the hand-over of the wait for a claimed exec to the next delivery, when
+// the stream still stands at version read (the caller's view): a stream that moved on (the
+// result is in, or another delivery handed over first) decides nothing.
+func (it Interaction) StillRunning(eventID string, at time.Time, read int64) ([]Envelope, error) {
+	if it.Kind != InteractionExec || it.Status != InteractionProcessing || it.Version != read {
+		return nil, nil
+	}
+	e, err := New(eventID, it.UserID, ExecRunning, at, ExecRunningData{At: at.UTC().Truncate(time.Microsecond)})
 	return []Envelope{e}, err
 }
 

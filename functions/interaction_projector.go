@@ -48,7 +48,7 @@ func projectInteraction(ctx context.Context, a *app.App, e events.Envelope) erro
 	if err != nil {
 		return err
 	}
-	if e.Type != events.ExecRequested && e.Type != events.ExecStarted {
+	if e.Type == events.ExecCompleted || e.Type == events.StringReplaced || e.Type == events.FileUploaded {
 		a.Completions.Notify(id, nil)
 	}
 	return nil

@@ -105,7 +105,7 @@ func (r *agentRuntime) Alive(ctx context.Context, info sandbox.Info) bool {
 func (r *agentRuntime) Client(info sandbox.Info) sandbox.Client {
 	c, err := sandbox.NewClient(info, nil)
 	if err != nil {
-		return brokenClient{err}
+		return sandbox.Unreachable(err)
 	}
 	return c
 }
@@ -114,20 +114,6 @@ func (r *agentRuntime) Client(info sandbox.Info) sandbox.Client {
 // sandbox, which the local runtime's tests (verification_test.go) have.
 func (r *agentRuntime) Verify(context.Context, sandbox.Info, sandbox.Spec, sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
 	return sandbox.VerifyResult{}, fmt.Errorf("%w: the in-process test runtime has no oracle", sandbox.ErrUnreachable)
-}
-
-// brokenClient answers every call with the error that kept it from being made.
-type brokenClient struct{ err error }
-
-func (b brokenClient) Exec(context.Context, string, time.Duration) (sandbox.ExecResult, error) {
-	return sandbox.ExecResult{}, b.err
-}
-func (b brokenClient) StrReplace(context.Context, string, string, string) (bool, string, error) {
-	return false, "", b.err
-}
-func (b brokenClient) Upload(context.Context, string, []byte, bool) (int64, error) { return 0, b.err }
-func (b brokenClient) Verify(context.Context, sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
-	return sandbox.VerifyResult{}, b.err
 }
 
 var _ = errors.New

@@ -589,3 +589,67 @@ func TestRelativeDataDirStartsSessions(t *testing.T) {
 	}
 	h.expect(http.StatusOK, "rel", "DELETE", "/sessions/"+sid, nil, nil)
 }
+
+// A command that outlasts one delivery's wait runs on in the sandbox; each delivery hands the wait
+// to the next through an exec-running event, and the result is recorded once, however many
+// deliveries of those events arrive (from other instances, or redelivered).
+func TestLongCommandHandsItsWaitOver(t *testing.T) {
+	t.Parallel()
+	h := newSessionHarness(t, "", newAgentRuntime(t), func(c *config.Config) { c.DeliveryWait = 150 * time.Millisecond })
+	h.addSample(events.Environment{})
+	h.credit("hal", 100)
+	sid := h.openSession("hal")
+	var started struct {
+		InteractionID string `json:"interaction_id"`
+	}
+	h.expect(http.StatusAccepted, "hal", "POST", "/sessions/"+sid+"/exec", map[string]any{"command": "echo x >> runs.txt; sleep 1.2; echo done", "command_timeout": 30}, &started)
+	stream := events.InteractionStream(started.InteractionID)
+	ctx := context.Background()
+	var handover events.Envelope
+	eventually(t, 30*time.Second, func() (bool, string) {
+		evs, err := h.a.Events.Load(ctx, stream, 1)
+		for _, e := range evs {
+			if e.Type == events.ExecRunning {
+				handover = e
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no hand-over in %d events (%v)", len(evs), err)
+	})
+	// Other instances get the same hand-over meanwhile.
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if err := (&executor{}).execute(ctx, h.a, handover); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	it := h.await("hal", sid, started.InteractionID)
+	wg.Wait()
+	if *it.ExitCode != 0 || *it.Stdout != "done\n" {
+		t.Fatalf("result: exit %d, stdout %q, message %q", *it.ExitCode, *it.Stdout, *it.Message)
+	}
+	evs, _ := h.a.Events.Load(ctx, stream, 1)
+	count := map[string]int{}
+	for _, e := range evs {
+		count[e.Type]++
+	}
+	if count[events.ExecCompleted] != 1 || count[events.ExecStarted] != 1 || count[events.ExecRunning] < 2 {
+		t.Fatalf("events: %v; want one claim, one result, and hand-overs between", count)
+	}
+	// Every late delivery finds the result in: nothing more is appended, nothing runs again.
+	for _, e := range evs {
+		if e.Type == events.ExecRunning || e.Type == events.ExecRequested {
+			if err := (&executor{}).execute(ctx, h.a, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if again, _ := h.a.Events.Load(ctx, stream, 1); len(again) != len(evs) {
+		t.Fatalf("late deliveries appended %d events", len(again)-len(evs))
+	}
+	if it := h.run("hal", sid, "wc -l < runs.txt", 10); strings.TrimSpace(*it.Stdout) != "1" {
+		t.Fatalf("the command ran %s times", *it.Stdout)
+	}
+}

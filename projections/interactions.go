@@ -76,6 +76,7 @@ func ApplyInteraction(d *InteractionDoc, e events.Envelope) error {
 			return err
 		}
 		d.result(r.InteractionResult)
+	case events.ExecRunning: // the command runs on; nothing a reader sees changes
 	case events.StringReplaced:
 		var r events.StringReplacedData
 		if err := e.Decode(&r); err != nil {
@@ -103,7 +104,7 @@ func ApplyInteraction(d *InteractionDoc, e events.Envelope) error {
 // IsInteractionEvent reports whether e belongs to an interaction stream.
 func IsInteractionEvent(e events.Envelope) bool {
 	switch e.Type {
-	case events.ExecRequested, events.ExecStarted, events.ExecCompleted, events.StringReplaced, events.FileUploaded:
+	case events.ExecRequested, events.ExecStarted, events.ExecRunning, events.ExecCompleted, events.StringReplaced, events.FileUploaded:
 		return true
 	}
 	return false

@@ -57,6 +57,10 @@ type Config struct {
 
 	// Verification
 	VerifyTimeout time.Duration // the verifier's run time before the job errors with VERIFIER_TIMEOUT
+	// DeliveryWait is how long one delivery of the executor or the verifier waits for a command
+	// or a verification, which run on their own in the sandbox, before it records that the work
+	// runs on and hands the wait to the next delivery: no request lasts as long as the work.
+	DeliveryWait time.Duration
 
 	// Sandboxes
 	SandboxIsolation      string // local runtime: auto, namespaces or process
@@ -136,6 +140,7 @@ func (c *Config) Settings() []Setting {
 		duration(&c.SessionStartTimeout, "session-start-timeout", "CODESET_SESSION_START_TIMEOUT", 2*time.Minute, "time a sandbox has to become ready before its session fails"),
 		duration(&c.ReaperInterval, "reaper-interval", "CODESET_REAPER_INTERVAL", time.Second, "how often the local reaper ends expired sessions"),
 		duration(&c.VerifyTimeout, "verify-timeout", "CODESET_VERIFY_TIMEOUT", 1800*time.Second, "time a sample's verifier may run before the verification errors with VERIFIER_TIMEOUT"),
+		duration(&c.DeliveryWait, "delivery-wait", "CODESET_DELIVERY_WAIT", 240*time.Second, "how long one delivery of the executor or the verifier waits for a command or a verification (which run on their own in the sandbox) before it hands the wait to the next delivery; keep it well under the push subscriptions' ack deadline on GCP"),
 		str(&c.SandboxIsolation, "sandbox-isolation", "CODESET_SANDBOX_ISOLATION", "auto", "local sandboxes: namespaces (unshare: own mount, pid, network), process, or auto (namespaces when they work here)"),
 		str(&c.SandboxShare, "sandbox-share", "CODESET_SANDBOX_SHARE", "", "local sandboxes in namespaces: the host directories they see, read-only, comma-separated (empty: /usr, /bin, /sbin and /lib*, the system and its toolchains)"),
 		str(&c.SandboxBaseImage, "sandbox-base-image", "CODESET_SANDBOX_BASE_IMAGE", "", "local sandboxes in namespaces: an image (registry reference, oci:<dir>, docker-archive:<file>) as the root of samples that have an archive, instead of --sandbox-share"),

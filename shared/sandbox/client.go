@@ -94,6 +94,26 @@ func (c *AgentClient) Exec(ctx context.Context, command string, timeout time.Dur
 	return res, err
 }
 
+// Run starts (or finds) a run of the agent and waits up to r.Wait for it; the request itself
+// waits a little longer for the agent's answer, never forever.
+func (c *AgentClient) Run(ctx context.Context, r RunRequest) (RunState, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.Wait+execSlack)
+	defer cancel()
+	var st RunState
+	err := c.do(ctx, http.MethodPost, PathRuns, r, "", &st)
+	return st, err
+}
+
+// Await waits up to wait for the end of run id.
+func (c *AgentClient) Await(ctx context.Context, id string, wait time.Duration) (RunState, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+execSlack)
+	defer cancel()
+	var st RunState
+	q := url.Values{"wait": {wait.String()}}
+	err := c.do(ctx, http.MethodGet, PathRuns+"/"+url.PathEscape(id)+"?"+q.Encode(), nil, "", &st)
+	return st, err
+}
+
 // StrReplace replaces the one occurrence of old in path.
 func (c *AgentClient) StrReplace(ctx context.Context, path, old, new string) (bool, string, error) {
 	var res StrReplaceResponse
@@ -176,6 +196,10 @@ func (c *AgentClient) do(ctx context.Context, method, path string, body any, con
 			e.Error = fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, data)
 		}
 		switch resp.StatusCode {
+		case http.StatusNotFound:
+			if e.Reason == ReasonNoSuchRun {
+				return fmt.Errorf("%w: %s", ErrNoSuchRun, e.Error)
+			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
 			return &Rejection{Reason: e.Reason, Message: e.Error}
 		}
@@ -199,6 +223,12 @@ type unreachable struct{ err error }
 
 func (u unreachable) Exec(context.Context, string, time.Duration) (ExecResult, error) {
 	return ExecResult{}, fmt.Errorf("%w: %v", ErrUnreachable, u.err)
+}
+func (u unreachable) Run(context.Context, RunRequest) (RunState, error) {
+	return RunState{}, fmt.Errorf("%w: %v", ErrUnreachable, u.err)
+}
+func (u unreachable) Await(context.Context, string, time.Duration) (RunState, error) {
+	return RunState{}, fmt.Errorf("%w: %v", ErrUnreachable, u.err)
 }
 func (u unreachable) StrReplace(context.Context, string, string, string) (bool, string, error) {
 	return false, "", fmt.Errorf("%w: %v", ErrUnreachable, u.err)

@@ -137,6 +137,12 @@ type VerifyResult struct {
 // Client is the agent's API.
 type Client interface {
 	Exec(ctx context.Context, command string, timeout time.Duration) (ExecResult, error)
+	// Run starts r's command under r.ID, unless the agent knows that id already (then it is not
+	// started again), and waits up to r.Wait for its end. The command runs on in the sandbox
+	// whatever happens to the request: Await picks it up again, from any caller.
+	Run(ctx context.Context, r RunRequest) (RunState, error)
+	// Await waits up to wait for the end of run id; ErrNoSuchRun when the agent knows no such run.
+	Await(ctx context.Context, id string, wait time.Duration) (RunState, error)
 	// StrReplace replaces exactly one occurrence; ok=false with the reason otherwise.
 	StrReplace(ctx context.Context, path, old, new string) (ok bool, message string, err error)
 	// Upload writes content (parents created), optionally executable; returns the bytes written.

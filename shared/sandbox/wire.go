@@ -20,7 +20,34 @@ const (
 	PathUpload     = "/v1/upload"  // PUT, raw bytes; ?path=…&executable=true
 	PathVerify     = "/v1/verify"  // an oracle's agent only
 	PathChanges    = "/v1/changes" // GET: the agent's changes as a layer (agents started with change tracking)
+	// PathRuns: POST starts a command the agent runs on its own, by the caller's id, and waits a
+	// while for it (RunRequest); GET PathRuns/{id}?wait=30s waits for it again. A command that
+	// runs for an hour is never tied to one request: each caller waits for a slice of it.
+	PathRuns = "/v1/runs"
 )
+
+// RunRequest is the body of POST PathRuns. The ID is the caller's: a second request with an id
+// the agent knows never starts the command again, it waits for the one under way.
+type RunRequest struct {
+	ID      string        `json:"id"`
+	Command string        `json:"command"`
+	Timeout time.Duration `json:"timeout"` // nanoseconds; at most 0 means the agent's default
+	Wait    time.Duration `json:"wait"`    // how long this request waits for the end (0: not at all)
+}
+
+// RunState answers PathRuns: the command's result once it has ended.
+type RunState struct {
+	ID     string      `json:"id"`
+	Done   bool        `json:"done"`
+	Result *ExecResult `json:"result,omitempty"`
+}
+
+// MaxRunID bounds a run's id (the caller's interaction id fits many times over).
+const MaxRunID = 128
+
+// ErrNoSuchRun: the agent knows no run of that id (it never started it, or it restarted since, or
+// the result was dropped long after it ended).
+var ErrNoSuchRun = errors.New("sandbox: the agent knows no such run")
 
 // MaxChangesBytes caps the agent's changes that travel to an oracle over HTTP (file contents):
 // far above any fix, and, base64 in JSON, under the 32 MiB one Cloud Run request may carry.
@@ -40,6 +67,9 @@ var ErrRejected = errors.New("sandbox: request rejected")
 const (
 	RejectTestPatch = "test_patch" // the sample's test patch cannot be read or does not apply
 	RejectChanges   = "changes"    // the agent's changes cannot be carried or applied
+	// ReasonNoSuchRun is the reason of the 404 of PathRuns/{id} for a run the agent does not know
+	// (a 404 without it is a route the agent lacks: an older agent, which is unreachable for this).
+	ReasonNoSuchRun = "no_such_run"
 )
 
 // Rejection is a request the agent refused: errors.Is(err, ErrRejected) holds for it, and

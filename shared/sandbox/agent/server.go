@@ -65,6 +65,7 @@ type Server struct {
 	oracle         bool
 	pristine       *changes.Manifest // with TrackChanges: the work tree as it was at start
 	limits         *Watch
+	runs           runs
 }
 
 // New checks opts and builds the Server.
@@ -109,6 +110,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux.HandleFunc("GET "+sandbox.PathHealth, s.health)
 	s.mux.HandleFunc("POST "+sandbox.PathExec, s.exec)
+	s.mux.HandleFunc("POST "+sandbox.PathRuns, s.startRun)
+	s.mux.HandleFunc("GET "+sandbox.PathRuns+"/{id}", s.awaitRun)
 	s.mux.HandleFunc("POST "+sandbox.PathStrReplace, s.strReplace)
 	s.mux.HandleFunc("PUT "+sandbox.PathUpload, s.upload)
 	s.mux.HandleFunc("POST "+sandbox.PathVerify, s.verify)
