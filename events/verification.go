@@ -18,9 +18,12 @@ const (
 	VerificationRequested = "verification.requested"
 	VerificationStarted   = "verification.started" // the verifier's claim: a duplicate delivery never runs the job twice
 	VerificationRunning   = "verification.running" // the verifier command was sent to the sandbox
-	VerificationCompleted = "verification.completed"
-	VerificationFailed    = "verification.failed"
-	VerificationCancelled = "verification.cancelled"
+	// VerificationStillRunning: a delivery of the verifier waited its share of the oracle, which
+	// runs on in its sandbox, and hands the wait to the next delivery (this event's).
+	VerificationStillRunning = "verification.still_running"
+	VerificationCompleted    = "verification.completed"
+	VerificationFailed       = "verification.failed"
+	VerificationCancelled    = "verification.cancelled"
 )
 
 // Job statuses, as the spec's JobStatus names them.
@@ -147,6 +150,8 @@ func (v *Verification) Apply(e Envelope) error {
 		v.Status, v.StartedAt = JobStarting, d.StartedAt
 	case VerificationRunning:
 		v.Status = JobRunning
+	case VerificationStillRunning:
+		// The oracle runs on: only the version moves, which names the delivery that waits next.
 	case VerificationCompleted:
 		var d VerificationCompletedData
 		if err := e.Decode(&d); err != nil {
@@ -211,6 +216,21 @@ func (v Verification) Run(eventID string, at time.Time) ([]Envelope, error) {
 	}
 	e, err := New(eventID, v.UserID, VerificationRunning, at, VerificationRunningData{RunningAt: stamp(at)})
 	return []Envelope{e}, err
+}
+
+// StillRunning decides the hand-over of the wait for a running job to the next delivery, when
+// the stream still stands at version read (the caller's view); otherwise nothing.
+func (v Verification) StillRunning(eventID string, at time.Time, read int64) ([]Envelope, error) {
+	if v.Status != JobRunning || v.Version != read {
+		return nil, nil
+	}
+	e, err := New(eventID, v.UserID, VerificationStillRunning, at, StillRunningData{At: stamp(at)})
+	return []Envelope{e}, err
+}
+
+// StillRunningData is the data of VerificationStillRunning.
+type StillRunningData struct {
+	At time.Time `json:"at"` // when the delivery that recorded it stopped waiting
 }
 
 // Complete decides the graded result of a running job; a job that has ended (cancelled while

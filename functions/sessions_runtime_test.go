@@ -112,9 +112,15 @@ func (r *agentRuntime) Client(info sandbox.Info) sandbox.Client {
 
 // Verify is not this runtime's: verification needs a pristine environment and an oracle
 // sandbox, which the local runtime's tests (verification_test.go) have.
-func (r *agentRuntime) Verify(context.Context, sandbox.Info, sandbox.Spec, sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
-	return sandbox.VerifyResult{}, fmt.Errorf("%w: the in-process test runtime has no oracle", sandbox.ErrUnreachable)
+func (r *agentRuntime) StartVerify(context.Context, sandbox.Info, sandbox.Spec, sandbox.VerifyRequest, string) error {
+	return fmt.Errorf("%w: the in-process test runtime has no oracle", sandbox.ErrUnreachable)
 }
+
+func (r *agentRuntime) AwaitVerify(context.Context, sandbox.Info, sandbox.Spec, string, time.Duration) (sandbox.VerifyResult, bool, error) {
+	return sandbox.VerifyResult{}, false, sandbox.ErrNoSuchRun
+}
+
+func (r *agentRuntime) StopVerify(context.Context, sandbox.Info, sandbox.Spec, string) error { return nil }
 
 var _ = errors.New
 var _ = fmt.Sprint

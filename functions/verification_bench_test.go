@@ -73,7 +73,7 @@ func BenchmarkVerificationOverhead(b *testing.B) {
 			var agent []float64
 			for range min(b.N, 40) {
 				t0 := time.Now()
-				res, err := e.a.Sandboxes.Verify(context.Background(), e.a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(e.a, s, s.Env), sandbox.VerifyRequest{
+				res, err := sandbox.Verify(context.Background(), e.a.Sandboxes, e.a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(e.a, s, s.Env), sandbox.VerifyRequest{
 					TestPatch: sample.TestPatch, Command: s.Env.VerifierCommand, ReportPaths: s.Env.ReportPaths,
 					Protected: s.Env.ProtectedPaths, Timeout: time.Minute})
 				if err != nil {

@@ -49,11 +49,11 @@ type countingRuntime struct {
 	verifies int
 }
 
-func (r *countingRuntime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+func (r *countingRuntime) StartVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest, id string) error {
 	r.mu.Lock()
 	r.verifies++
 	r.mu.Unlock()
-	return r.Runtime.Verify(ctx, info, spec, req)
+	return r.Runtime.StartVerify(ctx, info, spec, req, id)
 }
 
 func (r *countingRuntime) count() int {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/codeset/codeset/app"
@@ -18,36 +17,76 @@ import (
 
 // verifier is the process manager of verification jobs. On a request it claims the job
 // (verification started, at the stream's version: a duplicate delivery finds the claim or loses
-// the race and never runs the oracle twice), has the runtime run the oracle on the session's
-// changes in a fresh sandbox of its own (the session's sandbox is only read), then parses and
-// grades the reports and records the result, or an error with a code. When a session ends, its
-// unfinished jobs are cancelled and a verifier still running for it is stopped.
-type verifier struct {
-	// running holds the cancel function of every verifier call under way in this process, by
-	// job id, so that the end of a session stops its verifier at once.
-	running sync.Map
-}
+// the race and never runs the oracle twice) and has the runtime start the oracle on the
+// session's changes, in a fresh sandbox of its own (the session's sandbox is only read), where
+// it runs on its own under the job's id. A delivery waits for it at most the configured delivery
+// wait; if it runs on, the delivery records that it does (verification still running) and hands
+// the wait to the delivery of that event, on whichever instance. The delivery that sees the end
+// parses and grades the reports and records the result, or an error with a code, then stops the
+// oracle. When a session ends, its unfinished jobs are cancelled and their oracles stopped, from
+// whichever instance gets the event; a waiting delivery also reads the job's stream every few
+// seconds, and stops an oracle whose job ended.
+type verifier struct{}
 
-// handle is the verifier's consumer: a request runs the job, a session's end cancels its jobs.
+// handle is the verifier's consumer: a request runs the job, a hand-over waits for it again, a
+// session's end cancels its jobs.
 func (vf *verifier) handle(ctx context.Context, a *app.App, e events.Envelope) error {
-	if e.Type == events.SessionEnded {
+	switch e.Type {
+	case events.SessionEnded:
 		return vf.cancelVerifications(ctx, a, strings.TrimPrefix(e.Stream, "session-"))
+	case events.VerificationStillRunning:
+		return vf.awaitVerification(ctx, a, e)
 	}
 	return vf.runVerification(ctx, a, strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix))
 }
 
 // wantsVerifier: the verifier's events.
 func wantsVerifier(e events.Envelope) bool {
-	return e.Type == events.VerificationRequested || e.Type == events.SessionEnded
+	return e.Type == events.VerificationRequested || e.Type == events.VerificationStillRunning || e.Type == events.SessionEnded
 }
 
-// errSessionEnded is the cause of a verifier call cancelled because its session ended.
-var errSessionEnded = errors.New("the session ended")
-
-// verifyGrace is how long past the verifier's timeout the call waits for the oracle (reading the
-// changes, starting the oracle sandbox, the test patch, collecting the reports) before the job
-// errors with VERIFIER_TIMEOUT.
+// verifyGrace is how long past the verifier's timeout the job waits for the oracle (reading the
+// changes, starting the oracle sandbox, the test patch, collecting the reports) before it errors
+// with VERIFIER_TIMEOUT.
 const verifyGrace = 2 * time.Minute
+
+// watchEvery is how often a waiting delivery reads the job's stream, to stop the oracle of a job
+// cancelled meanwhile by another instance.
+const watchEvery = 2 * time.Second
+
+// oracleRun is what a job's oracle is known by, and what grading its result needs.
+type oracleRun struct {
+	jobID   string
+	session events.Session
+	env     events.Environment
+	sample  projections.SampleDoc
+	info    sandbox.Info
+	spec    sandbox.Spec
+	timeout time.Duration
+}
+
+// oracleOf is the oracle run of job v, whose session is s; ok is false when the job has failed
+// for it (its sample is no longer in the catalog).
+func oracleOf(ctx context.Context, a *app.App, v events.Verification, s events.Session) (oracleRun, bool, error) {
+	sample, err := projections.SampleVersion(ctx, a.Docs, s.Dataset, s.SampleID, s.SampleVersion)
+	if errors.Is(err, projections.ErrNotFound) {
+		return oracleRun{}, false, failJob(ctx, a, v.JobID, events.CodeSampleNotFound, fmt.Sprintf("sample %s/%s version %d is not in the catalog: %v", s.Dataset, s.SampleID, s.SampleVersion, err))
+	}
+	if err != nil {
+		return oracleRun{}, false, err
+	}
+	// The session's environment is the one its sandbox was built from.
+	env := s.Env
+	if env.VerifierCommand == "" {
+		env = sample.Environment
+	}
+	timeout := time.Duration(v.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = a.Config.VerifyTimeout
+	}
+	return oracleRun{jobID: v.JobID, session: s, env: env, sample: sample, info: a.SandboxInfo(s.SessionID, s.Sandbox),
+		spec: sandboxSpec(a, s, env), timeout: timeout}, true, nil
+}
 
 func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID string) error {
 	v, ok, err := loadVerification(ctx, a, jobID)
@@ -68,17 +107,9 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 	case !found || s.Status != events.StatusReady:
 		return failJob(ctx, a, jobID, events.CodeSandboxUnreachable, "the session's sandbox is not running")
 	}
-	sample, err := projections.SampleVersion(ctx, a.Docs, s.Dataset, s.SampleID, s.SampleVersion)
-	if errors.Is(err, projections.ErrNotFound) {
-		return failJob(ctx, a, jobID, events.CodeSampleNotFound, fmt.Sprintf("sample %s/%s version %d is not in the catalog: %v", s.Dataset, s.SampleID, s.SampleVersion, err))
-	}
-	if err != nil {
+	o, ok, err := oracleOf(ctx, a, v, s)
+	if err != nil || !ok {
 		return err
-	}
-	// The session's environment is the one its sandbox was built from.
-	env := s.Env
-	if env.VerifierCommand == "" {
-		env = sample.Environment
 	}
 
 	v, claimed, err := updateVerification(ctx, a, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
@@ -90,62 +121,96 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 	if a.Sandboxes == nil {
 		return failJob(ctx, a, jobID, events.CodeSandboxUnreachable, "this server has no sandbox runtime configured")
 	}
+	err = a.Sandboxes.StartVerify(ctx, o.info, o.spec, sandbox.VerifyRequest{
+		TestPatch: o.sample.TestPatch, Command: o.env.VerifierCommand, ReportPaths: o.env.ReportPaths,
+		Protected: o.env.ProtectedPaths, Timeout: o.timeout,
+	}, jobID)
+	if err != nil {
+		return settleVerification(ctx, a, v, o, sandbox.VerifyResult{}, true, err)
+	}
+	if v, _, err = updateVerification(ctx, a, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
+		return v.Run(ids.New(), a.Clock.Now())
+	}); err != nil {
+		// Without its running mark the job cannot complete; the oracle is stopped, and the job
+		// left to the sweep of stuck verifications.
+		a.Sandboxes.StopVerify(context.WithoutCancel(ctx), o.info, o.spec, jobID)
+		return err
+	}
+	res, done, err := awaitOracle(ctx, a, o)
+	return settleVerification(ctx, a, v, o, res, done, err)
+}
 
-	timeout := time.Duration(v.TimeoutSeconds) * time.Second
-	if timeout <= 0 {
-		timeout = a.Config.VerifyTimeout
+// awaitVerification is the delivery of a hand-over: if the wait is still its to take (the
+// stream stands at the event), it waits for the oracle again.
+func (vf *verifier) awaitVerification(ctx context.Context, a *app.App, e events.Envelope) error {
+	jobID := strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix)
+	v, ok, err := loadVerification(ctx, a, jobID)
+	if err != nil || !ok || v.Status != events.JobRunning || v.Version != e.Version {
+		return err // ended, or handed over again by another delivery of this event
 	}
-	callCtx, cancel := context.WithCancelCause(ctx)
-	vf.running.Store(jobID, cancel)
-	callCtx, stop := context.WithTimeout(callCtx, timeout+verifyGrace)
-	// The running mark is recorded while the sandbox prepares the run, off the critical path; the
-	// result is recorded after it, so the stream keeps its order.
-	type mark struct {
-		v   events.Verification
-		err error
+	s, found, err := loadSession(ctx, a, v.SessionID)
+	if err != nil {
+		return err
 	}
-	marked := make(chan mark, 1)
-	go func(v events.Verification) {
-		v, _, err := updateVerification(ctx, a, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
-			return v.Run(ids.New(), a.Clock.Now())
-		})
-		marked <- mark{v, err}
-	}(v)
-	res, err := a.Sandboxes.Verify(callCtx, a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(a, s, env), sandbox.VerifyRequest{
-		TestPatch: sample.TestPatch, Command: env.VerifierCommand, ReportPaths: env.ReportPaths,
-		Protected: env.ProtectedPaths, Timeout: timeout,
-	})
-	cause := context.Cause(callCtx)
-	stop()
-	vf.running.Delete(jobID)
-	cancel(nil)
-	m := <-marked
-	if m.err != nil && ctx.Err() == nil {
-		// Without its running mark the job cannot complete; try once more, then let the
-		// delivery fail (the job is then left to the restart recovery).
-		if m.v, _, m.err = updateVerification(ctx, a, jobID, nil, func(v events.Verification) ([]events.Envelope, error) {
-			return v.Run(ids.New(), a.Clock.Now())
-		}); m.err != nil {
-			return m.err
+	if !found {
+		return failJob(ctx, a, jobID, events.CodeSandboxUnreachable, "the job's session does not exist")
+	}
+	o, ok, err := oracleOf(ctx, a, v, s)
+	if err != nil || !ok {
+		return err
+	}
+	res, done, err := awaitOracle(ctx, a, o)
+	return settleVerification(ctx, a, v, o, res, done, err)
+}
+
+// awaitOracle waits for the oracle at most the delivery wait, reading the job's stream every
+// watchEvery: a job that ended meanwhile (cancelled from another instance) has its oracle
+// stopped, and the wait ends.
+func awaitOracle(ctx context.Context, a *app.App, o oracleRun) (sandbox.VerifyResult, bool, error) {
+	until := time.Now().Add(a.Config.DeliveryWait)
+	for {
+		step := min(watchEvery, time.Until(until))
+		res, done, err := a.Sandboxes.AwaitVerify(ctx, o.info, o.spec, o.jobID, max(step, 0))
+		if done || err != nil || ctx.Err() != nil || time.Until(until) <= 0 {
+			return res, done, err
+		}
+		if v, ok, err := loadVerification(ctx, a, o.jobID); err == nil && ok && v.Done() {
+			return sandbox.VerifyResult{}, false, a.Sandboxes.StopVerify(ctx, o.info, o.spec, o.jobID)
 		}
 	}
+}
 
-	// The outcome is recorded even when the delivery's context ended (a shutdown).
+// settleVerification records what one wait for the oracle found, even when the delivery's
+// context ended (a shutdown): the graded result, or an error with its code, after which the
+// oracle is stopped; or, while it runs on within its time, the hand-over to the next delivery.
+func settleVerification(ctx context.Context, a *app.App, v events.Verification, o oracleRun, res sandbox.VerifyResult, done bool, err error) error {
 	rec := context.WithoutCancel(ctx)
+	if !done && err == nil {
+		if v.Done() {
+			return nil
+		}
+		if a.Clock.Now().Sub(v.StartedAt) <= o.timeout+verifyGrace {
+			_, _, err := updateVerification(rec, a, o.jobID, &v, func(cur events.Verification) ([]events.Envelope, error) {
+				return cur.StillRunning(ids.New(), a.Clock.Now(), v.Version)
+			})
+			return err
+		}
+		err = fmt.Errorf("the oracle did not answer within the verifier's timeout of %s", o.timeout+verifyGrace)
+	}
+	defer a.Sandboxes.StopVerify(rec, o.info, o.spec, o.jobID)
+	jobID := o.jobID
 	var rejected *sandbox.Rejection
 	switch {
-	case errors.Is(cause, errSessionEnded):
-		return cancelJob(rec, a, jobID, "the session ended while the verifier ran")
-	case ctx.Err() != nil:
-		return failJob(rec, a, jobID, events.CodeVerifierInterrupted, "the server stopped while the verifier ran; start a new verification")
 	case err != nil && errors.As(err, &rejected):
 		code := events.CodeVerifierRejected
 		if rejected.Reason == sandbox.RejectTestPatch {
 			code = events.CodeTestPatchFailed
 		}
 		return failJob(rec, a, jobID, code, rejected.Message)
-	case err != nil && errors.Is(cause, context.DeadlineExceeded):
-		return failJob(rec, a, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the sandbox did not answer within the verifier's timeout of %s", timeout+verifyGrace))
+	case errors.Is(err, sandbox.ErrNoSuchRun):
+		return failJob(rec, a, jobID, events.CodeVerifierInterrupted, "the oracle was lost (its runtime restarted while it ran); start a new verification")
+	case err != nil && !done:
+		return failJob(rec, a, jobID, events.CodeVerifierTimeout, err.Error())
 	case err != nil:
 		// A sandbox that went away with its session is a cancellation, not a failure.
 		if s, found, lerr := loadSession(rec, a, v.SessionID); lerr == nil && found && s.Done() {
@@ -153,9 +218,10 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 		}
 		return failJob(rec, a, jobID, events.CodeSandboxUnreachable, err.Error())
 	case res.TimedOut:
-		return failJob(rec, a, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the verifier ran past its timeout of %s and was stopped", timeout))
+		return failJob(rec, a, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the verifier ran past its timeout of %s and was stopped", o.timeout))
 	}
 
+	env, sample := o.env, o.sample
 	rep, err := grading.Parse(env.ReportFormat, grading.Sources{Stdout: res.Stdout, ReportPaths: env.ReportPaths, Reports: res.Reports})
 	var bad *grading.Error
 	if errors.As(err, &bad) {
@@ -167,11 +233,7 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 	result := grading.Grade(rep, grading.Expectation{FailToPass: sample.FailToPass, PassToPass: sample.PassToPass, FailToFail: sample.FailToFail},
 		grading.Run{Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration})
 	result.IgnoredChanges = res.IgnoredChanges
-	var known *events.Verification
-	if m.err == nil {
-		known = &m.v // the state after the running mark: no need to read the stream again
-	}
-	_, _, err = updateVerification(rec, a, jobID, known, func(v events.Verification) ([]events.Envelope, error) {
+	_, _, err = updateVerification(rec, a, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
 		return v.Complete(ids.New(), a.Clock.Now(), verificationResult(result))
 	})
 	return err
@@ -197,23 +259,34 @@ func verifierTail(res sandbox.VerifyResult) string {
 	return msg
 }
 
-// cancelVerifications cancels the unfinished jobs of a session that ended, and stops the
-// verifier of any of them running in this process.
+// cancelVerifications cancels the unfinished jobs of a session that ended and stops their
+// oracles, wherever they run: the runtime finds an oracle by its job's id.
 func (vf *verifier) cancelVerifications(ctx context.Context, a *app.App, sessionID string) error {
 	jobs, _, err := projections.List[projections.VerificationDoc](ctx, a.Docs, projections.VerificationCollection,
 		projections.Query{Where: []projections.Filter{{Field: "session_id", Value: sessionID}}})
 	if err != nil {
 		return fmt.Errorf("jobs of session %s: %w", sessionID, err)
 	}
+	var s *events.Session
 	for _, j := range jobs {
 		if j.Status == events.JobCompleted || j.Status == events.JobError || j.Status == events.JobCancelled {
 			continue
 		}
-		if c, ok := vf.running.Load(j.JobID); ok {
-			c.(context.CancelCauseFunc)(errSessionEnded)
-		}
 		if err := cancelJob(ctx, a, j.JobID, "the session ended before the verification finished"); err != nil {
 			return err
+		}
+		if j.Status == events.JobPending || a.Sandboxes == nil {
+			continue
+		}
+		if s == nil {
+			loaded, _, err := loadSession(ctx, a, sessionID)
+			if err != nil {
+				return err
+			}
+			s = &loaded
+		}
+		if err := a.Sandboxes.StopVerify(ctx, a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(a, *s, s.Env), j.JobID); err != nil {
+			return fmt.Errorf("stop the oracle of job %s: %w", j.JobID, err)
 		}
 	}
 	return nil

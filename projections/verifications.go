@@ -49,6 +49,7 @@ func ApplyVerification(d *VerificationDoc, e events.Envelope) error {
 		d.Status, d.StartedAt = events.JobStarting, &r.StartedAt
 	case events.VerificationRunning:
 		d.Status = events.JobRunning
+	case events.VerificationStillRunning: // the oracle runs on; nothing a reader sees changes
 	case events.VerificationCompleted:
 		var r events.VerificationCompletedData
 		if err := e.Decode(&r); err != nil {
@@ -78,7 +79,7 @@ func ApplyVerification(d *VerificationDoc, e events.Envelope) error {
 // IsVerificationEvent reports whether e belongs to a verification job's stream.
 func IsVerificationEvent(e events.Envelope) bool {
 	switch e.Type {
-	case events.VerificationRequested, events.VerificationStarted, events.VerificationRunning,
+	case events.VerificationRequested, events.VerificationStarted, events.VerificationRunning, events.VerificationStillRunning,
 		events.VerificationCompleted, events.VerificationFailed, events.VerificationCancelled:
 		return true
 	}

@@ -216,14 +216,7 @@ func oracleOnce(requestFile, changesFile, workDir string, grace time.Duration, s
 	if layer != nil {
 		rd = layer
 	}
-	res, err := srv.Verify(ctx, req, rd)
-	if rej, ok := agent.IsRejection(err); ok {
-		return answer(sandbox.OracleAnswer{Rejected: rej.Message, Reason: rej.Reason})
-	}
-	if err != nil {
-		return fail(err)
-	}
-	return answer(sandbox.OracleAnswer{Result: &res})
+	return answer(srv.Answer(ctx, req, rd))
 }
 
 // limitArgs are the flags that hand the limits on to the agent started by --init.

@@ -82,12 +82,20 @@ type Runtime interface {
 	Alive(ctx context.Context, info Info) bool
 	// Client talks to the sandbox's agent.
 	Client(info Info) Client
-	// Verify grades the work of the sandbox started from spec: it takes the agent's changes to
-	// the work tree (against the pristine environment, never from the agent's own .git) and
-	// runs the oracle on them in a sandbox of its own, built fresh from the pristine
-	// environment, which no process of the session can reach. The session's sandbox is not
-	// modified. A request the oracle refuses (a test patch that does not apply) is ErrRejected.
-	Verify(ctx context.Context, info Info, spec Spec, req VerifyRequest) (VerifyResult, error)
+	// StartVerify starts, under id, the grading of the work of the sandbox started from spec: it
+	// takes the agent's changes to the work tree (against the pristine environment, never from
+	// the agent's own .git) and runs the oracle on them in a sandbox of its own, built fresh from
+	// the pristine environment, which no process of the session can reach. The oracle then runs
+	// on its own, outliving the call; an id already started is not started again. The session's
+	// sandbox is not modified.
+	StartVerify(ctx context.Context, info Info, spec Spec, req VerifyRequest, id string) error
+	// AwaitVerify waits up to wait for the oracle run id; done is false while it runs. A request
+	// the oracle refused (a test patch that does not apply) is ErrRejected; a run the runtime does
+	// not know (never started, or lost with a restart) is ErrNoSuchRun.
+	AwaitVerify(ctx context.Context, info Info, spec Spec, id string, wait time.Duration) (res VerifyResult, done bool, err error)
+	// StopVerify stops the oracle run id, if it still runs, and frees what it holds. Stopping an
+	// ended or unknown run is not an error.
+	StopVerify(ctx context.Context, info Info, spec Spec, id string) error
 }
 
 // ExecResult is the outcome of one command.

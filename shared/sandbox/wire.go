@@ -31,15 +31,19 @@ const (
 type RunRequest struct {
 	ID      string        `json:"id"`
 	Command string        `json:"command"`
+	// Verify, instead of a command, runs the oracle (an oracle's agent only): its answer is the
+	// run's Answer.
+	Verify  *VerifyRequest `json:"verify,omitempty"`
 	Timeout time.Duration `json:"timeout"` // nanoseconds; at most 0 means the agent's default
 	Wait    time.Duration `json:"wait"`    // how long this request waits for the end (0: not at all)
 }
 
 // RunState answers PathRuns: the command's result once it has ended.
 type RunState struct {
-	ID     string      `json:"id"`
-	Done   bool        `json:"done"`
-	Result *ExecResult `json:"result,omitempty"`
+	ID     string        `json:"id"`
+	Done   bool          `json:"done"`
+	Result *ExecResult   `json:"result,omitempty"` // a command's
+	Answer *OracleAnswer `json:"answer,omitempty"` // an oracle's
 }
 
 // MaxRunID bounds a run's id (the caller's interaction id fits many times over).

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -33,11 +35,26 @@ const (
 
 type run struct {
 	done chan struct{}
-	res  sandbox.ExecResult // set before done is closed
+	end  sandbox.RunState // its result or answer, set before done is closed
+}
+
+// size is what the ended run keeps in memory.
+func (r *run) size() int64 {
+	var n int
+	if res := r.end.Result; res != nil {
+		n += len(res.Stdout) + len(res.Stderr)
+	}
+	if a := r.end.Answer; a != nil && a.Result != nil {
+		n += len(a.Result.Stdout) + len(a.Result.Stderr)
+		for _, rep := range a.Result.Reports {
+			n += len(rep)
+		}
+	}
+	return int64(n)
 }
 
 // start returns the run of id, starting it with begin if the id is new.
-func (rs *runs) start(id string, begin func() sandbox.ExecResult) *run {
+func (rs *runs) start(id string, begin func() sandbox.RunState) *run {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if r, ok := rs.byID[id]; ok {
@@ -49,9 +66,10 @@ func (rs *runs) start(id string, begin func() sandbox.ExecResult) *run {
 	r := &run{done: make(chan struct{})}
 	rs.byID[id] = r
 	go func() {
-		r.res = begin()
+		r.end = begin()
+		r.end.ID, r.end.Done = id, true
 		close(r.done)
-		rs.ended1(id, int64(len(r.res.Stdout)+len(r.res.Stderr)))
+		rs.ended1(id, r.size())
 	}()
 	return r
 }
@@ -67,7 +85,7 @@ func (rs *runs) ended1(id string, n int64) {
 		old := rs.ended[0]
 		rs.ended = rs.ended[1:]
 		if r, ok := rs.byID[old]; ok {
-			rs.kept -= int64(len(r.res.Stdout) + len(r.res.Stderr))
+			rs.kept -= r.size()
 			delete(rs.byID, old)
 		}
 	}
@@ -93,8 +111,7 @@ func (r *run) await(req *http.Request, id string, wait time.Duration) sandbox.Ru
 	}
 	select {
 	case <-r.done:
-		res := r.res
-		return sandbox.RunState{ID: id, Done: true, Result: &res}
+		return r.end
 	default:
 		return sandbox.RunState{ID: id}
 	}
@@ -110,7 +127,10 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	case req.ID == "" || len(req.ID) > sandbox.MaxRunID:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("a run needs an id of 1 to %d bytes", sandbox.MaxRunID))
 		return
-	case req.Command == "":
+	case req.Verify != nil && !s.oracle:
+		writeError(w, http.StatusConflict, "this is a session's sandbox: verification runs in an oracle sandbox of its own")
+		return
+	case req.Verify == nil && req.Command == "":
 		writeError(w, http.StatusBadRequest, "command is empty")
 		return
 	}
@@ -118,9 +138,18 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	if timeout <= 0 {
 		timeout = s.defaultTimeout
 	}
-	// The command's context is not the request's: it runs until it ends or times out.
-	run := s.runs.start(req.ID, func() sandbox.ExecResult {
-		return s.run(context.Background(), s.workDir, req.Command, timeout, sandbox.OutputLimit)
+	// The run's context is not the request's: it goes on until it ends or times out.
+	run := s.runs.start(req.ID, func() sandbox.RunState {
+		if v := req.Verify; v != nil {
+			var layer io.Reader
+			if len(v.Changes) > 0 {
+				layer = bytes.NewReader(v.Changes)
+			}
+			a := s.Answer(context.Background(), *v, layer)
+			return sandbox.RunState{Answer: &a}
+		}
+		res := s.run(context.Background(), s.workDir, req.Command, timeout, sandbox.OutputLimit)
+		return sandbox.RunState{Result: &res}
 	})
 	writeJSON(w, http.StatusOK, run.await(r, req.ID, req.Wait))
 }

@@ -224,6 +224,19 @@ func (s *Server) Verify(ctx context.Context, req sandbox.VerifyRequest, layer io
 	return s.runVerify(ctx, req, layer)
 }
 
+// Answer is Verify's outcome as an oracle answers it: the result, or why it refused the request
+// (the user's problem), or why it failed.
+func (s *Server) Answer(ctx context.Context, req sandbox.VerifyRequest, layer io.Reader) sandbox.OracleAnswer {
+	res, err := s.Verify(ctx, req, layer)
+	if rej, ok := IsRejection(err); ok {
+		return sandbox.OracleAnswer{Rejected: rej.Message, Reason: rej.Reason}
+	}
+	if err != nil {
+		return sandbox.OracleAnswer{Error: err.Error()}
+	}
+	return sandbox.OracleAnswer{Result: &res}
+}
+
 // IsRejection reports whether err is a request the agent refused for a reason the user can act
 // on (a test patch that does not apply), and says it as the sandbox package does.
 func IsRejection(err error) (*sandbox.Rejection, bool) {

@@ -6,12 +6,13 @@ package cloudrun
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -66,8 +67,7 @@ type Options struct {
 type Runtime struct {
 	opts     Options
 	services *run.ServicesClient
-	clients  sync.Map      // URL -> *sandbox.AgentClient
-	oracles  sandbox.Turns // one oracle service per session at a time, in this instance
+	clients  sync.Map // URL -> *sandbox.AgentClient
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -238,43 +238,90 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, serviceID, role 
 	return info, nil
 }
 
-// Verify runs the oracle in a sandbox of its own: a second service from the session's image,
-// the only pristine copy of the environment there is on Cloud Run (everything in the session's
-// container is the graded agent's to change, as root). The session's agent reports its changes
-// against the manifest it took at start; the oracle's agent applies them, but for the
-// protected paths, to its fresh tree and runs the verifier. The oracle's service is deleted
-// afterwards, whatever happened. A session's verifications run one at a time (per instance of
-// the backend).
-func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
-	release, err := r.oracles.Take(ctx, spec.SessionID)
-	if err != nil {
-		return sandbox.VerifyResult{}, err
-	}
-	defer release()
+// StartVerify starts the oracle in a sandbox of its own: a second service from the session's
+// image, the only pristine copy of the environment there is on Cloud Run (everything in the
+// session's container is the graded agent's to change, as root). The session's agent reports
+// its changes against the manifest it took at start; the oracle's agent applies them, but for
+// the protected paths, to its fresh tree and runs the verifier on its own, as a run of id. Its
+// service is named after the session and id, and its secret is derived from the session's
+// and id: any instance of the backend finds it again (AwaitVerify, StopVerify), and nothing
+// needs storing. The graded code runs as root in the oracle: it cannot learn the session's
+// secret from the oracle's.
+func (r *Runtime) StartVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest, id string) error {
 	session, err := r.client(ctx, info)
 	if err != nil {
-		return sandbox.VerifyResult{}, err
+		return err
 	}
 	layer, err := session.Changes(ctx)
 	if err != nil {
-		return sandbox.VerifyResult{}, fmt.Errorf("the session's changes: %w", err)
+		return fmt.Errorf("the session's changes: %w", err)
 	}
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	// The oracle runs the graded code as root in its container: it gets a secret of its own.
+	want := r.oracle(info, spec, id)
 	oracleSpec := spec
-	oracleSpec.Secret = ""
-	oracle, err := r.start(ctx, oracleSpec, OracleServiceID(spec.SessionID, hex.EncodeToString(suffix)), roleOracle)
+	oracleSpec.Secret = want.Secret
+	oracle, err := r.start(ctx, oracleSpec, path.Base(want.Name), roleOracle)
 	if err != nil {
-		return sandbox.VerifyResult{}, fmt.Errorf("%w: %v", sandbox.ErrUnreachable, err)
+		return fmt.Errorf("%w: %v", sandbox.ErrUnreachable, err)
 	}
-	defer r.Stop(context.WithoutCancel(ctx), oracle)
 	c, err := r.client(ctx, oracle)
 	if err != nil {
-		return sandbox.VerifyResult{}, err
+		return err
 	}
 	req.Changes = layer
-	return c.Verify(ctx, req)
+	_, err = c.Run(ctx, sandbox.RunRequest{ID: id, Verify: &req, Timeout: req.Timeout})
+	return err
+}
+
+// AwaitVerify waits for the oracle run id in its service.
+func (r *Runtime) AwaitVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, id string, wait time.Duration) (sandbox.VerifyResult, bool, error) {
+	oracle := r.oracle(info, spec, id)
+	svc, err := r.services.GetService(ctx, &runpb.GetServiceRequest{Name: oracle.Name})
+	if notFound(err) {
+		return sandbox.VerifyResult{}, false, fmt.Errorf("%w: no oracle service %s", sandbox.ErrNoSuchRun, oracle.Name)
+	}
+	if err != nil {
+		return sandbox.VerifyResult{}, false, fmt.Errorf("%w: oracle service %s: %s", sandbox.ErrUnreachable, oracle.Name, message(err))
+	}
+	oracle.URL = svc.GetUri()
+	c, err := r.client(ctx, oracle)
+	if err != nil {
+		return sandbox.VerifyResult{}, false, err
+	}
+	st, err := c.Await(ctx, id, wait)
+	if err != nil || !st.Done {
+		return sandbox.VerifyResult{}, false, err
+	}
+	a := st.Answer
+	switch {
+	case a == nil:
+		return sandbox.VerifyResult{}, true, fmt.Errorf("%w: the oracle's run %s ended without an answer", sandbox.ErrUnreachable, id)
+	case a.Rejected != "":
+		return sandbox.VerifyResult{}, true, &sandbox.Rejection{Reason: a.Reason, Message: a.Rejected}
+	case a.Error != "":
+		return sandbox.VerifyResult{}, true, fmt.Errorf("oracle: %s", a.Error)
+	case a.Result == nil:
+		return sandbox.VerifyResult{}, true, errors.New("oracle: an empty answer")
+	}
+	return *a.Result, true, nil
+}
+
+// StopVerify deletes the oracle's service, and every process of the run with it.
+func (r *Runtime) StopVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, id string) error {
+	return r.Stop(ctx, r.oracle(info, spec, id))
+}
+
+// oracle is what the oracle run id of a session is known by: its service's name and its secret
+// (not its URL, which Cloud Run assigns).
+func (r *Runtime) oracle(info sandbox.Info, spec sandbox.Spec, id string) sandbox.Info {
+	sum := sha256.Sum256([]byte(id))
+	mac := hmac.New(sha256.New, []byte(info.Secret))
+	mac.Write([]byte("oracle " + id))
+	return sandbox.Info{
+		Name:     r.parent() + "/services/" + OracleServiceID(spec.SessionID, hex.EncodeToString(sum[:4])),
+		Secret:   hex.EncodeToString(mac.Sum(nil)),
+		Location: r.opts.Region,
+		WorkDir:  spec.Env.WorkDir,
+	}
 }
 
 // OracleServiceID is the service id of one oracle run of a session: the session's service id

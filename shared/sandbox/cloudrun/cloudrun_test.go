@@ -223,7 +223,7 @@ func TestVerifyInAnOracleService(t *testing.T) {
 	if _, err := session.Upload(ctx, "test.sh", []byte("echo PASS add\n"), false); err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.Verify(ctx, info, sp, req)
+	res, err := sandbox.Verify(ctx, r, info, sp, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestVerifyInAnOracleService(t *testing.T) {
 	if ok, msg, err := session.StrReplace(ctx, "calc.sh", "$1 - $2", "$1 + $2"); err != nil || !ok {
 		t.Fatal(msg, err)
 	}
-	if res, err = r.Verify(ctx, info, sp, req); err != nil || res.Stdout != "PASS add\n" {
+	if res, err = sandbox.Verify(ctx, r, info, sp, req); err != nil || res.Stdout != "PASS add\n" {
 		t.Fatalf("the fix was not graded: %+v %v", res, err)
 	}
 	// The session is as the agent left it, and no oracle service is left.
@@ -248,5 +248,44 @@ func TestVerifyInAnOracleService(t *testing.T) {
 	}
 	if n := len(fake.Deleted()); n != 2 {
 		t.Errorf("%d services deleted, want the 2 oracles", n)
+	}
+}
+
+// A verification outlives the request that started it: another instance of the backend (another
+// Runtime) finds the oracle by the run's id alone, waits for it, and stops it.
+func TestVerifyFromAnotherInstance(t *testing.T) {
+	fake := fakerun.New(t)
+	fake.Images = func(image, wd string) error {
+		return os.WriteFile(filepath.Join(wd, "test.sh"), []byte("sleep 0.3; echo PASS\n"), 0o644)
+	}
+	first, second := newRuntime(t, fake), newRuntime(t, fake)
+	ctx := context.Background()
+	sp := spec("sess_two", "europe-docker.pkg.dev/proj/samples/two:1")
+	info, err := first.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Stop(ctx, info)
+	if err := first.StartVerify(ctx, info, sp, sandbox.VerifyRequest{Command: "sh test.sh", Timeout: time.Minute}, "job_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, done, err := second.AwaitVerify(ctx, info, sp, "job_1", 0); err != nil || done {
+		t.Fatalf("await at once: done %v, %v; want still running", done, err)
+	}
+	res, done, err := second.AwaitVerify(ctx, info, sp, "job_1", time.Minute)
+	if err != nil || !done || res.Stdout != "PASS\n" {
+		t.Fatalf("await: %+v, done %v, %v", res, done, err)
+	}
+	if _, _, err := second.AwaitVerify(ctx, info, sp, "job_2", 0); !errors.Is(err, sandbox.ErrNoSuchRun) {
+		t.Errorf("await of a run never started: %v, want ErrNoSuchRun", err)
+	}
+	if err := second.StopVerify(ctx, info, sp, "job_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := first.AwaitVerify(ctx, info, sp, "job_1", 0); !errors.Is(err, sandbox.ErrNoSuchRun) {
+		t.Errorf("await after the stop: %v, want ErrNoSuchRun", err)
+	}
+	if err := first.StopVerify(ctx, info, sp, "job_1"); err != nil {
+		t.Errorf("a second stop: %v", err)
 	}
 }

@@ -102,7 +102,7 @@ func TestArchiveSampleOnABaseImage(t *testing.T) {
 	}
 	mustExec(t, r.Client(info), "echo fixed > pkg/hello.txt")
 	// (A glob: a file the verifier's command names is the verifier's own, and protected.)
-	v, err := r.Verify(context.Background(), info, sp, sandbox.VerifyRequest{Command: "for f in pkg/*; do read l < $f; echo $l; done", Timeout: time.Minute})
+	v, err := sandbox.Verify(context.Background(), r, info, sp, sandbox.VerifyRequest{Command: "for f in pkg/*; do read l < $f; echo $l; done", Timeout: time.Minute})
 	if err != nil || v.Stdout != "fixed\n" {
 		t.Fatalf("the oracle on the base image: %+v %v", v, err)
 	}

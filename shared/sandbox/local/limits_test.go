@@ -226,7 +226,7 @@ func TestSandboxGroupsEnd(t *testing.T) {
 				}
 			}
 			// The oracle runs in a group of its own, beside the session's.
-			res, err := r.Verify(ctx, info, sp, sandbox.VerifyRequest{Command: "grep memory /proc/self/cgroup", Timeout: time.Minute})
+			res, err := sandbox.Verify(ctx, r, info, sp, sandbox.VerifyRequest{Command: "grep memory /proc/self/cgroup", Timeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}

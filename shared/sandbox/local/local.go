@@ -88,6 +88,9 @@ type Runtime struct {
 
 	clients sync.Map      // URL -> *sandbox.AgentClient, so connections are kept alive between calls
 	oracles sandbox.Turns // one oracle per session at a time
+	// verifications are the oracle runs under way, by id: processes of this server, which
+	// end with it like its sandboxes' agents.
+	verifications sandbox.OracleRuns
 	mu      sync.Mutex
 	waited  map[int]chan struct{} // agents started by this process: closed once reaped
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/changes"
@@ -26,7 +27,7 @@ func (r *Runtime) oraclesDir() string { return filepath.Join(r.dataDir, "oracles
 // (a fresh unpack without overlays) gets them, and a one-shot `codeset sandboxd` in namespaces
 // of its own, confined like a session's sandbox, runs the oracle there and prints the result.
 // The session's sandbox is only read. A session's verifications run one at a time.
-func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
+func (r *Runtime) verify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest) (sandbox.VerifyResult, error) {
 	dir, err := r.dir(info.Name)
 	if err != nil {
 		return sandbox.VerifyResult{}, err
@@ -99,6 +100,25 @@ func (r *Runtime) Verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 		argv = append(argv, r.limitArgs(group, odir, &pass)...)
 	}
 	return r.runOracle(ctx, odir, argv, group, tree.Env, pass.files)
+}
+
+// StartVerify runs verify on its own under id (sandbox.Runtime).
+func (r *Runtime) StartVerify(_ context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest, id string) error {
+	r.verifications.Start(id, func(ctx context.Context) (sandbox.VerifyResult, error) {
+		return r.verify(ctx, info, spec, req)
+	})
+	return nil
+}
+
+// AwaitVerify waits for the oracle run id (sandbox.Runtime).
+func (r *Runtime) AwaitVerify(ctx context.Context, _ sandbox.Info, _ sandbox.Spec, id string, wait time.Duration) (sandbox.VerifyResult, bool, error) {
+	return r.verifications.Await(ctx, id, wait)
+}
+
+// StopVerify stops the oracle run id, killing its processes (sandbox.Runtime).
+func (r *Runtime) StopVerify(_ context.Context, _ sandbox.Info, _ sandbox.Spec, id string) error {
+	r.verifications.Stop(id)
+	return nil
 }
 
 // runOracle starts the one-shot oracle and reads its answer. It dies with the caller: a

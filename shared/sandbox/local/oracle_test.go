@@ -41,7 +41,7 @@ func TestVerifyInAnOracleSandbox(t *testing.T) {
 			// (Globs: a file the verifier's command names is the verifier's, and protected.)
 			req := sandbox.VerifyRequest{Command: "sh run.sh; cat pkg/h* a*.txt; ls li* 2>&1; git log --oneline | wc -l",
 				Protected: []string{"run.sh"}, Timeout: time.Minute}
-			res, err := r.Verify(ctx, info, sp, req)
+			res, err := sandbox.Verify(ctx, r, info, sp, req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +57,7 @@ func TestVerifyInAnOracleSandbox(t *testing.T) {
 					t.Errorf("the session saw the oracle: %q", seen)
 				}
 			}
-			_, err = r.Verify(ctx, info, sp, sandbox.VerifyRequest{Command: "true", TestPatch: "diff --git a/nope b/nope\n--- a/nope\n+++ b/nope\n@@ -1 +1 @@\n-a\n+b\n"})
+			_, err = sandbox.Verify(ctx, r, info, sp, sandbox.VerifyRequest{Command: "true", TestPatch: "diff --git a/nope b/nope\n--- a/nope\n+++ b/nope\n@@ -1 +1 @@\n-a\n+b\n"})
 			if !errors.Is(err, sandbox.ErrRejected) || !strings.Contains(err.Error(), "test patch") {
 				t.Errorf("a test patch that does not apply: %v", err)
 			}
@@ -84,7 +84,7 @@ func TestVerificationsOfASessionTakeTurns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := r.Verify(ctx, info, sp, sandbox.VerifyRequest{Command: "sleep 0.3", Timeout: time.Minute})
+			res, err := sandbox.Verify(ctx, r, info, sp, sandbox.VerifyRequest{Command: "sleep 0.3", Timeout: time.Minute})
 			if err != nil {
 				t.Error(err)
 			}
