@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -47,6 +48,25 @@ type countingRuntime struct {
 	*local.Runtime
 	mu       sync.Mutex
 	verifies int
+	refused  int // stops refused to "another instance"
+}
+
+// StopVerify stops the oracle, unless the call comes from "another instance" (otherInstance),
+// which cannot reach this runtime's processes.
+func (r *countingRuntime) StopVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, id string) error {
+	if ctx.Value(otherInstance{}) != nil {
+		r.mu.Lock()
+		r.refused++
+		r.mu.Unlock()
+		return nil
+	}
+	return r.Runtime.StopVerify(ctx, info, spec, id)
+}
+
+func (r *countingRuntime) refusedStops() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused
 }
 
 func (r *countingRuntime) StartVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, req sandbox.VerifyRequest, id string) error {
@@ -714,3 +734,102 @@ func TestVerifyConcurrentJobs(t *testing.T) {
 		}
 	}
 }
+
+// TestVerificationHandsItsWaitOver: an oracle that outlasts one delivery's wait runs on; the
+// deliveries hand the wait over through still-running events, however many of them arrive, and
+// the job completes once.
+func TestVerificationHandsItsWaitOver(t *testing.T) {
+	env := newVerifyEnv(t, func(c *config.Config) { c.DeliveryWait = 300 * time.Millisecond })
+	env.credit("alice")
+	base := env.samples["sh-semver-1"].Content.Environment.VerifierCommand
+	env.variant(t, "sh-semver-1", "sh-semver-slow", "sleep 2; "+base)
+	sid := env.openSession("alice", "sh-semver-slow")
+	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
+	job := env.startVerify("alice", sid)
+	stream := events.VerificationStream(job)
+	ctx := context.Background()
+	var handover events.Envelope
+	eventually(t, 60*time.Second, func() (bool, string) {
+		evs, err := env.a.Events.Load(ctx, stream, 1)
+		for _, e := range evs {
+			if e.Type == events.VerificationStillRunning {
+				handover = e
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no hand-over in %d events (%v)", len(evs), err)
+	})
+	var wg sync.WaitGroup
+	for range 3 { // other instances get the same hand-over
+		wg.Go(func() {
+			if err := (&verifier{}).handle(ctx, env.a, handover); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	j := env.waitJob("alice", sid, job, nil)
+	wg.Wait()
+	if j.Status != events.JobCompleted {
+		t.Fatalf("%s", j.raw)
+	}
+	evs, _ := env.a.Events.Load(ctx, stream, 1)
+	count := map[string]int{}
+	for _, e := range evs {
+		count[e.Type]++
+	}
+	if count[events.VerificationCompleted] != 1 || count[events.VerificationStarted] != 1 || count[events.VerificationStillRunning] < 2 {
+		t.Fatalf("events %v: want one claim, one result and hand-overs between", count)
+	}
+	for _, e := range evs { // late deliveries append nothing
+		if err := (&verifier{}).handle(ctx, env.a, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again, _ := env.a.Events.Load(ctx, stream, 1); len(again) != len(evs) {
+		t.Fatalf("late deliveries appended %d events", len(again)-len(evs))
+	}
+	if env.rt.count() != 1 {
+		t.Fatalf("the oracle was started %d times", env.rt.count())
+	}
+}
+
+// TestVerificationCancelledByAnotherInstance: the session's end reaches a verifier that is not
+// the one waiting for the oracle (another instance, whose runtime cannot reach this oracle's
+// processes): it cancels the job, and the waiting side sees it in the job's stream and stops
+// the oracle.
+func TestVerificationCancelledByAnotherInstance(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	env.variant(t, "go-roman-1", "go-roman-sleeps", "sleep 3600")
+	sid := env.openSession("alice", "go-roman-sleeps")
+	job := env.startVerify("alice", sid)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		var j jobView
+		env.expect(http.StatusOK, "alice", "GET", "/sessions/"+sid+"/verify/"+job, nil, &j)
+		return j.Status == events.JobRunning, "job " + j.Status + ", not running"
+	})
+	// The other instance's runtime cannot reach this oracle: its stop is refused.
+	elsewhere := context.WithValue(context.Background(), otherInstance{}, true)
+	ended := events.Envelope{Stream: events.SessionStream(sid), Type: events.SessionEnded}
+	if err := (&verifier{}).handle(elsewhere, env.a, ended); err != nil {
+		t.Fatal(err)
+	}
+	j := env.waitJob("alice", sid, job, nil)
+	if j.Status != events.JobCancelled {
+		t.Fatalf("%s", j.raw)
+	}
+	if env.rt.refusedStops() == 0 {
+		t.Fatal("the other instance stopped the oracle itself; the test proves nothing")
+	}
+	s, _, err := loadSession(context.Background(), env.a, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		_, _, err := env.rt.AwaitVerify(context.Background(), env.a.SandboxInfo(sid, s.Sandbox), sandboxSpec(env.a, s, s.Env), job, 0)
+		return errors.Is(err, sandbox.ErrNoSuchRun), fmt.Sprintf("the oracle still runs (%v)", err)
+	})
+}
+
+// otherInstance marks the context of a call made as another instance of the backend would.
+type otherInstance struct{}
