@@ -72,7 +72,7 @@ func (a *App) subscribeConsumers(ctx context.Context, ps *pubsub.Client) error {
 	base := strings.TrimRight(a.Config.ConsumerBase, "/")
 	for _, c := range a.Wiring.Consumers {
 		err := ps.EnsurePushSubscription(ctx, pubsub.Subscription{
-			Name: c.Name, Topic: topic, Endpoint: base + ConsumerPath(c.Name), DeadLetterTopic: dead,
+			Name: c.Name, Topic: topic, Endpoint: base + ConsumerPath(c.Name), DeadLetterTopic: dead, AckDeadline: a.Config.AckDeadline,
 		})
 		if err != nil {
 			return fmt.Errorf("consumer %s: %w", c.Name, err)

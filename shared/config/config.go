@@ -24,10 +24,11 @@ type Config struct {
 	LogLevel string
 
 	// GCP
-	Project      string // Google Cloud project id
-	Topic        string // Pub/Sub topic the events are published on
-	ConsumerBase string // base URL the push subscriptions deliver to (run-emulated)
-	BlobBucket   string // Cloud Storage bucket of the values too large for an event (gcp backend)
+	Project      string        // Google Cloud project id
+	Topic        string        // Pub/Sub topic the events are published on
+	ConsumerBase string        // base URL the push subscriptions deliver to (run-emulated)
+	BlobBucket   string        // Cloud Storage bucket of the values too large for an event (gcp backend)
+	AckDeadline  time.Duration // ack deadline of the push subscriptions the backend creates (run-emulated)
 
 	// Consumers
 	ConsumerAttempts int64         // tries of an event before it is dead-lettered
@@ -118,6 +119,7 @@ func (c *Config) Settings() []Setting {
 		str(&c.Project, "project", "GOOGLE_CLOUD_PROJECT", "codeset-local", "Google Cloud project id (gcp backend)"),
 		str(&c.Topic, "topic", "CODESET_TOPIC", "codeset-events", "Pub/Sub topic of the domain events (gcp backend)"),
 		str(&c.ConsumerBase, "consumer-base-url", "CODESET_CONSUMER_BASE_URL", "", "gcp backend: when set, create the events topic and one push subscription per consumer at start, pushing to <url>/_consumers/<name> (make run-emulated; on GCP Terraform creates them)"),
+		duration(&c.AckDeadline, "ack-deadline", "CODESET_ACK_DEADLINE", 300*time.Second, "gcp backend with --consumer-base-url: the ack deadline of the push subscriptions it creates (10s to 600s); a delivery must end within it, so --delivery-wait stays under it"),
 		str(&c.BlobBucket, "blob-bucket", "CODESET_BLOB_BUCKET", "", "gcp backend: the Cloud Storage bucket that holds values too large for an event (long command output, verification reports, environment archives); required there (STORAGE_EMULATOR_HOST points the client at an emulator)"),
 		integer(&c.ConsumerAttempts, "consumer-attempts", "CODESET_CONSUMER_ATTEMPTS", 5, "tries of an event by a consumer before it is dead-lettered"),
 		duration(&c.ConsumerBackoff, "consumer-backoff", "CODESET_CONSUMER_BACKOFF", 200*time.Millisecond, "delay before a consumer's second try of an event, doubled after each failure"),
