@@ -40,6 +40,7 @@ func (x *executor) execute(ctx context.Context, a *app.App, e events.Envelope) e
 		return err
 	}
 	res := runCommand(ctx, a, *it)
+	res = storeLargeOutput(context.WithoutCancel(ctx), a, res) // recorded even when ctx ends, as below
 	// The waiting GET is woken as soon as the result is in the log, with the interaction as it
 	// now stands; the projection follows through the bus.
 	_, done, err := app.Update(context.WithoutCancel(ctx), a, e.Stream, events.InteractionOf, func(it *events.Interaction) ([]events.Envelope, error) {

@@ -171,8 +171,13 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 	if m.err == nil {
 		known = &m.v // the state after the running mark: no need to read the stream again
 	}
+	stored, err := storeLargeReport(rec, a, verificationResult(result))
+	if err != nil {
+		return failJob(rec, a, jobID, events.CodeResultNotStored, fmt.Sprintf("the verification ended (success %t, %d of %d tests passed, resolution %s) but %v",
+			result.IsSuccess, result.Passed, result.Total, result.Resolution, err))
+	}
 	_, _, err = updateVerification(rec, a, jobID, known, func(v events.Verification) ([]events.Envelope, error) {
-		return v.Complete(ids.New(), a.Clock.Now(), verificationResult(result))
+		return v.Complete(ids.New(), a.Clock.Now(), stored)
 	})
 	return err
 }
