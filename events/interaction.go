@@ -55,6 +55,11 @@ type InteractionResult struct {
 	Success              bool    `json:"success"`
 	Message              string  `json:"message"`
 	TimedOut             bool    `json:"timed_out,omitempty"`
+	// StdoutRef and StderrRef, when set, hold the whole stream in the blob store: Stdout or
+	// Stderr is then only its head, for a reader of the log (never for events written before
+	// output was stored so).
+	StdoutRef *BlobRef `json:"stdout_ref,omitempty"`
+	StderrRef *BlobRef `json:"stderr_ref,omitempty"`
 	// Usage is what a command used, when its sandbox measured it (never for events written
 	// before it did).
 	Usage *Usage `json:"usage,omitempty"`

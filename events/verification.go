@@ -45,6 +45,7 @@ const (
 	CodeSampleNotFound      = "SAMPLE_NOT_FOUND"     // the session's sample is no longer in the catalog
 	CodeVerifierInterrupted = "VERIFIER_INTERRUPTED" // the process running the job stopped before it ended
 	CodeCancelled           = "CANCELLED"            // a cancelled job's error says why it was cancelled
+	CodeResultNotStored     = "RESULT_NOT_STORED"    // the graded result was too large for an event and the blob store refused it
 )
 
 // VerificationRequestedData is the data of VerificationRequested. The timeout is fixed when the
@@ -100,6 +101,11 @@ type VerificationResult struct {
 	UnlistedPassed   []string `json:"unlisted_passed"`
 	UnlistedFailed   []string `json:"unlisted_failed"`
 	IgnoredChanges   []string `json:"ignored_changes,omitempty"` // the agent's changes not graded (protected paths)
+
+	// ReportRef, when set, holds the whole result (this type, as JSON) in the blob store: the
+	// event keeps only the summary (tool, success, counts, resolution) and the heads of stdout
+	// and stderr, with the lists left out.
+	ReportRef *BlobRef `json:"report_ref,omitempty"`
 }
 
 // TestDetail is one entry of a result's passes, failures and skips.

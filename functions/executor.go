@@ -118,6 +118,7 @@ func (x *executor) record(ctx context.Context, a *app.App, seen []events.Envelop
 // wakes the requests waiting on it with the interaction as it now stands; the projection follows
 // through the bus. A stream that completed meanwhile (the reaper called it lost) records nothing.
 func recordResult(ctx context.Context, a *app.App, seen []events.Envelope, it events.Interaction, res events.InteractionResult) error {
+	res = storeLargeOutput(context.WithoutCancel(ctx), a, res) // output past 64 KiB goes to the blob store
 	_, done, err := app.Update(context.WithoutCancel(ctx), a, events.InteractionStream(it.InteractionID), events.InteractionOf, func(it *events.Interaction) ([]events.Envelope, error) {
 		return it.Complete(ids.New(), a.Clock.Now(), res)
 	}, app.From(&it), app.NoInline())

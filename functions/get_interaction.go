@@ -59,8 +59,7 @@ func GetInteraction(a *app.App, w http.ResponseWriter, r *http.Request) error {
 				if done.Doc != nil {
 					// The executor's own fold of what it just appended: the caller's, checked
 					// by the first read.
-					httpapi.WriteJSON(w, http.StatusOK, viewInteraction(*done.Doc))
-					return nil
+					return writeInteraction(r.Context(), a, w, *done.Doc)
 				}
 				break waiting
 			case <-deadline.C:
@@ -76,6 +75,16 @@ func GetInteraction(a *app.App, w http.ResponseWriter, r *http.Request) error {
 		if d, err = read(true); err != nil {
 			return err
 		}
+	}
+	return writeInteraction(r.Context(), a, w, d)
+}
+
+// writeInteraction answers d, with the whole output of a command whose output is in the blob
+// store.
+func writeInteraction(ctx context.Context, a *app.App, w http.ResponseWriter, d projections.InteractionDoc) error {
+	d, err := resolveOutput(ctx, a, d)
+	if err != nil {
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, viewInteraction(d))
 	return nil

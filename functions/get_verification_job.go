@@ -36,6 +36,10 @@ func GetVerificationJob(a *app.App, w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	// A large result is in the blob store: the client gets it whole.
+	if d.Result, err = resolveReport(r.Context(), a, d.JobID, d.Result); err != nil {
+		return err
+	}
 	v := verificationJobView{
 		JobID: d.JobID, SampleID: d.SampleID, SessionID: d.SessionID, Status: d.Status, CreatedAt: d.CreatedAt,
 		StartedAt: d.StartedAt, CompletedAt: d.CompletedAt, Result: d.Result, Error: d.Error,

@@ -120,7 +120,9 @@ func (r *agentRuntime) AwaitVerify(context.Context, sandbox.Info, sandbox.Spec, 
 	return sandbox.VerifyResult{}, false, sandbox.ErrNoSuchRun
 }
 
-func (r *agentRuntime) StopVerify(context.Context, sandbox.Info, sandbox.Spec, string) error { return nil }
+func (r *agentRuntime) StopVerify(context.Context, sandbox.Info, sandbox.Spec, string) error {
+	return nil
+}
 
 var _ = errors.New
 var _ = fmt.Sprint

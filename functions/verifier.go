@@ -233,8 +233,13 @@ func settleVerification(ctx context.Context, a *app.App, v events.Verification, 
 	result := grading.Grade(rep, grading.Expectation{FailToPass: sample.FailToPass, PassToPass: sample.PassToPass, FailToFail: sample.FailToFail},
 		grading.Run{Stdout: res.Stdout, Stderr: res.Stderr, Duration: res.Duration})
 	result.IgnoredChanges = res.IgnoredChanges
+	stored, err := storeLargeReport(rec, a, verificationResult(result))
+	if err != nil {
+		return failJob(rec, a, jobID, events.CodeResultNotStored, fmt.Sprintf("the verification ended (success %t, %d of %d tests passed, resolution %s) but %v",
+			result.IsSuccess, result.Passed, result.Total, result.Resolution, err))
+	}
 	_, _, err = updateVerification(rec, a, jobID, &v, func(v events.Verification) ([]events.Envelope, error) {
-		return v.Complete(ids.New(), a.Clock.Now(), verificationResult(result))
+		return v.Complete(ids.New(), a.Clock.Now(), stored)
 	})
 	return err
 }

@@ -27,6 +27,10 @@ type InteractionDoc struct {
 	ExecutionTimeSeconds *float64 `json:"execution_time_seconds"`
 	Success              *bool    `json:"success"`
 	Message              *string  `json:"message"`
+	// StdoutRef and StderrRef: the whole stream is in the blob store, Stdout or Stderr holds
+	// its head; readers resolve them (functions/large_output.go).
+	StdoutRef *events.BlobRef `json:"stdout_ref,omitempty"`
+	StderrRef *events.BlobRef `json:"stderr_ref,omitempty"`
 	// exec_command: what it used, when its sandbox measured it
 	Usage *events.Usage `json:"usage,omitempty"`
 
@@ -48,6 +52,7 @@ func (d *InteractionDoc) result(r events.InteractionResult) {
 	d.ExitCode, d.Stdout, d.Stderr = &r.ExitCode, &r.Stdout, &r.Stderr
 	d.ExecutionTimeSeconds, d.Success, d.Message = &r.ExecutionTimeSeconds, &r.Success, &r.Message
 	d.Usage = r.Usage
+	d.StdoutRef, d.StderrRef = r.StdoutRef, r.StderrRef
 }
 
 func (d *InteractionDoc) header(h events.InteractionHeader, kind string) {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/emulators.sh COMMAND [ARG...]
 #
-# Starts the Firestore emulator and the Pub/Sub emulator (from the Google Cloud CLI, Java 17) on
-# free loopback ports, runs COMMAND with FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST
-# exported, and stops both when COMMAND ends or the script is interrupted. Each emulator runs in
-# its own process group and the whole group is stopped: gcloud leaves Java children behind
-# otherwise.
+# Starts the Firestore emulator and the Pub/Sub emulator (from the Google Cloud CLI, Java 17) and
+# a Cloud Storage emulator (scripts/fakegcs, built here, with the bucket $CODESET_BLOB_BUCKET or
+# codeset-local-blobs) on free loopback ports, runs COMMAND with FIRESTORE_EMULATOR_HOST,
+# PUBSUB_EMULATOR_HOST and STORAGE_EMULATOR_HOST exported, and stops them all when COMMAND ends
+# or the script is interrupted. Each emulator runs in its own process group and the whole group
+# is stopped: gcloud leaves Java children behind otherwise.
 #
 # Without gcloud (or when an emulator does not come up) COMMAND still runs, without the variables,
 # so the emulator tests skip and say why; with CI=true that is an error instead.
@@ -68,9 +69,9 @@ free_port() {
 	return 1
 }
 
-answers() { # host:port answers HTTP (both emulators reply "Ok" on /)
+answers() { # host:port [path]: answers HTTP 2xx on path (both gcloud emulators reply "Ok" on /)
 	if command -v curl >/dev/null; then
-		curl -fsS -m 2 -o /dev/null "http://$1/" 2>/dev/null
+		curl -fsS -m 2 -o /dev/null "http://$1${2:-/}" 2>/dev/null
 	else
 		(exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
 	fi
@@ -119,6 +120,37 @@ wait_up() {
 		sleep 0.2
 	done
 }
+
+# The Cloud Storage emulator needs only Go. Its port is checked free just before it binds; one
+# taken meanwhile makes it exit, and another port is tried.
+start_storage() {
+	local root bucket=${CODESET_BLOB_BUCKET:-codeset-local-blobs} port deadline
+	root=$(cd "$(dirname "$0")/.." && pwd)
+	(cd "$root" && "${GO:-go}" build -o "$work/fakegcs" ./scripts/fakegcs) || return 1
+	for _ in 1 2 3; do
+		port=$(free_port) || return 1
+		setsid "$work/fakegcs" -addr "127.0.0.1:$port" -bucket "$bucket" >"$work/storage.log" 2>&1 </dev/null &
+		pgids+=("$!")
+		deadline=$((SECONDS + START_TIMEOUT))
+		while kill -0 "$!" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+			if answers "127.0.0.1:$port" "/storage/v1/b/$bucket"; then
+				export STORAGE_EMULATOR_HOST=127.0.0.1:$port
+				echo "emulators.sh: Cloud Storage on $STORAGE_EMULATOR_HOST, bucket $bucket" >&2
+				return 0
+			fi
+			sleep 0.1
+		done
+		tail -n 20 "$work/storage.log" >&2 || true
+	done
+	return 1
+}
+if ! start_storage; then
+	if in_ci; then
+		echo "emulators.sh: the Cloud Storage emulator did not start (required: CI=true or EMULATORS_REQUIRED=1)" >&2
+		exit 1
+	fi
+	echo "emulators.sh: the Cloud Storage emulator did not start; STORAGE_EMULATOR_HOST is not set" >&2
+fi
 
 if command -v "$GCLOUD" >/dev/null 2>&1; then
 	# A private gcloud configuration: no prompts, no update checks, no shared state with other

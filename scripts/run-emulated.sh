@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# make run-emulated: the GCP backend on this machine. Starts the Firestore and Pub/Sub emulators
-# (scripts/emulators.sh), then `codeset serve --backend gcp`, which creates the events topic, its
-# dead-letter topic and one push subscription per consumer pointing at its own
-# /_consumers/<name> endpoint, and serves the API on Firestore and Pub/Sub with local sandboxes.
-# Set the listen address with CODESET_ADDR (the push endpoints follow it); other arguments go to
-# `codeset serve`. Ctrl-C stops the server and both emulators.
+# make run-emulated: the GCP backend on this machine. Starts the Firestore, Pub/Sub and Cloud
+# Storage emulators (scripts/emulators.sh), then `codeset serve --backend gcp`, which creates the
+# events topic, its dead-letter topic and one push subscription per consumer pointing at its own
+# /_consumers/<name> endpoint, and serves the API on Firestore, Pub/Sub and the bucket
+# CODESET_BLOB_BUCKET (large values) with local sandboxes. Set the listen address with
+# CODESET_ADDR (the push endpoints follow it); other arguments go to `codeset serve`. Ctrl-C stops
+# the server and the emulators.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/codeset}
@@ -16,6 +17,7 @@ export CODESET_BACKEND=gcp
 export CODESET_CONSUMER_BASE_URL=${CODESET_CONSUMER_BASE_URL:-http://$addr}
 export GOOGLE_CLOUD_PROJECT=${GOOGLE_CLOUD_PROJECT:-codeset-local}
 export CODESET_DATA_DIR=${CODESET_DATA_DIR:-./.codeset-emulated} # sandboxes live here
+export CODESET_BLOB_BUCKET=${CODESET_BLOB_BUCKET:-codeset-local-blobs} # emulators.sh creates it
 
 # The GCP backend reads its secrets from the environment (Secret Manager on GCP). The emulators
 # start empty every time, so fresh secrets per run lose nothing.

@@ -67,7 +67,10 @@ var (
 func Bucket(tb testing.TB) string {
 	tb.Helper()
 	storageOnce.Do(func() {
-		storageSrv, storageErr = fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http"})
+		// PublicHost without a port: the client pointed at STORAGE_EMULATOR_HOST reads objects
+		// through the XML API at http://<host:port>/<bucket>/<object>, which the emulator
+		// serves only on its public host (any port); otherwise every read is "not found".
+		storageSrv, storageErr = fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http", PublicHost: "127.0.0.1"})
 		if storageErr == nil {
 			storageErr = os.Setenv(Storage, strings.TrimPrefix(storageSrv.URL(), "http://"))
 		}

@@ -1,30 +1,30 @@
 package gcsblob_test
 
 import (
-	"fmt"
-	"sync/atomic"
+	"context"
 	"testing"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"cloud.google.com/go/storage"
 
 	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/blob/blobtest"
 	"github.com/codeset/codeset/shared/blob/gcsblob"
+	"github.com/codeset/codeset/shared/emulator"
 )
 
-// TestContract runs the blob contract against an in-process Cloud Storage (fake-gcs-server), on
-// a loopback port, a fresh bucket per case.
+// TestContract runs the blob contract against the in-process Cloud Storage emulator
+// (fake-gcs-server on a loopback port), a fresh bucket per case, with a client built as the App
+// builds it: storage.NewClient, found through STORAGE_EMULATOR_HOST, which writes through the
+// JSON API and reads through the XML API.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http", NoListener: false})
+	emulator.Bucket(t) // sets STORAGE_EMULATOR_HOST before the client is built
+	client, err := storage.NewClient(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Stop)
-	var n atomic.Int64
+	t.Cleanup(func() { client.Close() })
 	blobtest.Run(t, func(t *testing.T) blob.Store {
-		bucket := fmt.Sprintf("blobs-%d", n.Add(1))
-		srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
-		return gcsblob.New(srv.Client(), bucket)
+		return gcsblob.New(client, emulator.Bucket(t))
 	})
 }
