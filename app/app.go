@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
@@ -51,6 +52,7 @@ type App struct {
 	publisher events.Publisher // the bus: Pub/Sub, or the in-process dispatcher
 	pipeline  *pipeline
 	clients   sync.Map // session id -> cachedClient
+	starting  atomic.Bool
 	closers   []func() error
 }
 

@@ -11,6 +11,8 @@ import (
 // and Pub/Sub's pushes instead). It returns when the startup tasks are done; wait on the
 // returned WaitGroup after cancelling ctx for the background work to end.
 func (a *App) Start(ctx context.Context) (*sync.WaitGroup, error) {
+	a.starting.Store(true)
+	defer a.starting.Store(false)
 	for _, t := range a.Wiring.Startup {
 		if err := t.Run(ctx, a); err != nil {
 			return nil, err
@@ -37,6 +39,11 @@ func (a *App) Start(ctx context.Context) (*sync.WaitGroup, error) {
 	}
 	return &wg, nil
 }
+
+// Starting reports whether Start is still running the startup tasks: the server answers
+// already (Pub/Sub pushes the startup tasks' own events to it), but what they make (the demo
+// dataset, the bootstrap key) may not exist yet.
+func (a *App) Starting() bool { return a.starting.Load() }
 
 // RunBus runs the embedded default's in-process bus until ctx ends (Start does); on GCP there is
 // none, and it returns at once.
