@@ -102,6 +102,10 @@ type StringReplacedData struct {
 	FilePath     string `json:"file_path"`
 	StrToReplace string `json:"str_to_replace"`
 	StrToInsert  string `json:"str_to_insert"`
+	// StrToReplaceRef and StrToInsertRef: the whole string is in the blob store (a request may
+	// carry a megabyte of them), the field above holds its head.
+	StrToReplaceRef *BlobRef `json:"str_to_replace_ref,omitempty"`
+	StrToInsertRef  *BlobRef `json:"str_to_insert_ref,omitempty"`
 	InteractionResult
 }
 

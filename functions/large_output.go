@@ -39,16 +39,8 @@ const outputHead = 1 << 10
 // ran once and will not run again, so no result at all would leave it processing for ever.
 func storeLargeOutput(ctx context.Context, a *app.App, res events.InteractionResult) events.InteractionResult {
 	out := res
-	for _, s := range []struct {
-		name string
-		text *string
-		ref  **events.BlobRef
-	}{{"stdout", &out.Stdout, &out.StdoutRef}, {"stderr", &out.Stderr, &out.StderrRef}} {
-		if len(*s.text) <= largeOutput || *s.ref != nil {
-			continue
-		}
-		ref, err := blob.PutBytes(ctx, a.Blobs, []byte(*s.text))
-		if err != nil {
+	for _, s := range []largeText{{"stdout", &out.Stdout, &out.StdoutRef}, {"stderr", &out.Stderr, &out.StderrRef}} {
+		if err := s.store(ctx, a); err != nil {
 			return events.InteractionResult{
 				ExitCode: sandbox.InfraExitCode, ExecutionTimeSeconds: res.ExecutionTimeSeconds, Usage: res.Usage,
 				Stdout: head(res.Stdout), Stderr: head(res.Stderr),
@@ -56,9 +48,39 @@ func storeLargeOutput(ctx context.Context, a *app.App, res events.InteractionRes
 					res.ExitCode, s.name, len(*s.text), outputHead, err),
 			}
 		}
-		*s.text, *s.ref = head(*s.text), &events.BlobRef{Digest: ref.Digest, Size: ref.Size}
 	}
 	return out
+}
+
+// storeLargeEdit stores the strings of a string_replace longer than largeOutput in the blob
+// store, as storeLargeOutput does a command's streams: the request may carry a megabyte of them.
+func storeLargeEdit(ctx context.Context, a *app.App, d *events.StringReplacedData) error {
+	for _, s := range []largeText{{"str_to_replace", &d.StrToReplace, &d.StrToReplaceRef}, {"str_to_insert", &d.StrToInsert, &d.StrToInsertRef}} {
+		if err := s.store(ctx, a); err != nil {
+			return fmt.Errorf("the %s of %d bytes could not be stored: %w", s.name, len(*s.text), err)
+		}
+	}
+	return nil
+}
+
+// largeText is a text field of an event and the Ref that stands for it once it is stored.
+type largeText struct {
+	name string
+	text *string
+	ref  **events.BlobRef
+}
+
+// store puts the text in the blob store when it is longer than largeOutput, leaving its head.
+func (s largeText) store(ctx context.Context, a *app.App) error {
+	if len(*s.text) <= largeOutput || *s.ref != nil {
+		return nil
+	}
+	ref, err := blob.PutBytes(ctx, a.Blobs, []byte(*s.text))
+	if err != nil {
+		return err
+	}
+	*s.text, *s.ref = head(*s.text), &events.BlobRef{Digest: ref.Digest, Size: ref.Size}
+	return nil
 }
 
 // resolveOutput returns d with the whole text of its streams that are in the blob store; a
@@ -80,7 +102,17 @@ func resolveOutput(ctx context.Context, a *app.App, d projections.InteractionDoc
 		text := string(b)
 		*s.text = &text
 	}
-	d.StdoutRef, d.StderrRef = nil, nil
+	for _, s := range []largeText{{"str_to_replace", &d.StrToReplace, &d.StrToReplaceRef}, {"str_to_insert", &d.StrToInsert, &d.StrToInsertRef}} {
+		if *s.ref == nil {
+			continue
+		}
+		b, err := readBlob(ctx, a, **s.ref)
+		if err != nil {
+			return d, blobError(fmt.Sprintf("the %s of interaction %s", s.name, d.InteractionID), **s.ref, err)
+		}
+		*s.text = string(b)
+	}
+	d.StdoutRef, d.StderrRef, d.StrToReplaceRef, d.StrToInsertRef = nil, nil, nil, nil
 	return d, nil
 }
 

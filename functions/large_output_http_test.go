@@ -102,6 +102,36 @@ func checkLargeOutput(t *testing.T, env *verifyEnv) {
 	env.expect(http.StatusOK, "alice", "GET", fmt.Sprintf("/sessions/%s/interactions/%s", sid, iid), nil, &it)
 	check("GET from the read model", it)
 
+	// A string_replace may carry a megabyte of strings: the event keeps references too.
+	old, new := strings.Repeat("a", 600<<10), strings.Repeat("b", 400<<10)
+	env.expect(http.StatusAccepted, "alice", "POST", "/sessions/"+sid+"/exec", map[string]any{
+		"command": fmt.Sprintf("head -c %d /dev/zero | tr '\\0' a > big.txt", len(old)), "command_timeout": 60}, &started)
+	eventually(t, time.Minute, func() (bool, string) {
+		it = view{}
+		env.expect(http.StatusOK, "alice", "GET", fmt.Sprintf("/sessions/%s/interactions/%s?wait=30", sid, started.InteractionID), nil, &it)
+		return it.ExitCode != nil, "the file was never written"
+	})
+	var edit struct {
+		Success       bool   `json:"success"`
+		Message       string `json:"message"`
+		InteractionID string `json:"interaction_id"`
+	}
+	env.expect(http.StatusOK, "alice", "POST", "/sessions/"+sid+"/str_replace", map[string]any{"file_path": "big.txt", "str_to_replace": old, "str_to_insert": new}, &edit)
+	if !edit.Success {
+		t.Fatalf("the large edit: %s", edit.Message)
+	}
+	var edited struct {
+		StrToReplace string `json:"str_to_replace"`
+		StrToInsert  string `json:"str_to_insert"`
+	}
+	env.expect(http.StatusOK, "alice", "GET", fmt.Sprintf("/sessions/%s/interactions/%s", sid, edit.InteractionID), nil, &edited)
+	if edited.StrToReplace != old || edited.StrToInsert != new {
+		t.Fatalf("the edit reads back %d and %d bytes, want %d and %d", len(edited.StrToReplace), len(edited.StrToInsert), len(old), len(new))
+	}
+	if eevs, err := env.a.Events.Load(ctx, events.InteractionStream(edit.InteractionID), 1); err != nil || len(eevs) != 1 || len(eevs[0].Data) > 8<<10 {
+		t.Fatalf("the edit's events: %d, %v", len(eevs), err)
+	}
+
 	j := env.verify("alice", sid)
 	checkJobSchema(t, j)
 	if j.Status != events.JobCompleted || j.Result.Total == 0 || len(j.Result.Failures) != len(row.Content.FailToPass) || len(j.Result.Passes) != len(row.Content.PassToPass) {

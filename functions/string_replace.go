@@ -58,10 +58,14 @@ func StringReplace(a *app.App, w http.ResponseWriter, r *http.Request) error {
 		res = infraResult(err, time.Since(start))
 	}
 	id := ids.Prefixed("int")
-	e, err := events.RecordStringReplace(ids.New(), events.StringReplacedData{
+	d := events.StringReplacedData{
 		InteractionHeader: events.InteractionHeader{InteractionID: id, SessionID: s.SessionID, UserID: s.UserID, CreatedAt: now},
 		FilePath:          req.FilePath, StrToReplace: req.StrToReplace, StrToInsert: req.StrToInsert, InteractionResult: res,
-	})
+	}
+	if err := storeLargeEdit(r.Context(), a, &d); err != nil {
+		return err
+	}
+	e, err := events.RecordStringReplace(ids.New(), d)
 	if err != nil {
 		return err
 	}

@@ -41,8 +41,11 @@ type InteractionDoc struct {
 	FilePath     string `json:"file_path,omitempty"`
 	StrToReplace string `json:"str_to_replace,omitempty"`
 	StrToInsert  string `json:"str_to_insert,omitempty"`
-	SizeBytes    *int64 `json:"size_bytes,omitempty"`
-	MakeExec     bool   `json:"make_executable,omitempty"`
+	// StrToReplaceRef and StrToInsertRef: as StdoutRef, for a string_replace's strings.
+	StrToReplaceRef *events.BlobRef `json:"str_to_replace_ref,omitempty"`
+	StrToInsertRef  *events.BlobRef `json:"str_to_insert_ref,omitempty"`
+	SizeBytes       *int64          `json:"size_bytes,omitempty"`
+	MakeExec        bool            `json:"make_executable,omitempty"`
 
 	Version int64 `json:"version"`
 }
@@ -89,6 +92,7 @@ func ApplyInteraction(d *InteractionDoc, e events.Envelope) error {
 		}
 		d.header(r.InteractionHeader, events.InteractionEdit)
 		d.FilePath, d.StrToReplace, d.StrToInsert = r.FilePath, r.StrToReplace, r.StrToInsert
+		d.StrToReplaceRef, d.StrToInsertRef = r.StrToReplaceRef, r.StrToInsertRef
 		d.result(r.InteractionResult)
 	case events.FileUploaded:
 		var r events.FileUploadedData
