@@ -38,8 +38,8 @@ func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 	if cfg.DeliveryWait <= 0 {
 		return nil, fmt.Errorf("--delivery-wait must be above 0 (it is %s)", cfg.DeliveryWait)
 	}
-	if cfg.Backend == "gcp" && cfg.ConsumerBase != "" && cfg.DeliveryWait+deliveryMargin > cfg.AckDeadline {
-		return nil, fmt.Errorf("--delivery-wait (%s) must stay %s under the push subscriptions' --ack-deadline (%s): a delivery that outlives it is delivered again", cfg.DeliveryWait, deliveryMargin, cfg.AckDeadline)
+	if margin := DeliveryMargin(cfg.AckDeadline); cfg.Backend == "gcp" && cfg.ConsumerBase != "" && cfg.DeliveryWait+margin > cfg.AckDeadline {
+		return nil, fmt.Errorf("--delivery-wait (%s) must stay %s under the push subscriptions' --ack-deadline (%s): a delivery that outlives it is delivered again", cfg.DeliveryWait, margin, cfg.AckDeadline)
 	}
 	a := &App{Config: cfg, Wiring: w, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel)), Console: os.Stdout,
 		Samples: &projections.SampleIndex{}, Completions: projections.NewCompletions()}
@@ -65,9 +65,11 @@ func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 	return a, nil
 }
 
-// deliveryMargin is what a push delivery needs beyond its wait for the work: reading the
-// stream, recording the outcome, answering.
-const deliveryMargin = 30 * time.Second
+// DeliveryMargin is what a push delivery needs beyond its wait for the work (reading the stream,
+// recording the outcome, answering) under an ack deadline: 30 s, or half a short deadline.
+func DeliveryMargin(ackDeadline time.Duration) time.Duration {
+	return min(30*time.Second, ackDeadline/2)
+}
 
 func (a *App) openEmbedded(ctx context.Context) error {
 	// `codeset serve` writes one access line per request: batching the writes keeps the log cheap
