@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
@@ -605,17 +606,7 @@ func TestLongCommandHandsItsWaitOver(t *testing.T) {
 	h.expect(http.StatusAccepted, "hal", "POST", "/sessions/"+sid+"/exec", map[string]any{"command": "echo x >> runs.txt; sleep 1.2; echo done", "command_timeout": 30}, &started)
 	stream := events.InteractionStream(started.InteractionID)
 	ctx := context.Background()
-	var handover events.Envelope
-	eventually(t, 30*time.Second, func() (bool, string) {
-		evs, err := h.a.Events.Load(ctx, stream, 1)
-		for _, e := range evs {
-			if e.Type == events.ExecRunning {
-				handover = e
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("no hand-over in %d events (%v)", len(evs), err)
-	})
+	handover := firstEvent(t, h.a, stream, events.ExecRunning)
 	// Other instances get the same hand-over meanwhile.
 	var wg sync.WaitGroup
 	for range 3 {
@@ -652,4 +643,21 @@ func TestLongCommandHandsItsWaitOver(t *testing.T) {
 	if it := h.run("hal", sid, "wc -l < runs.txt", 10); strings.TrimSpace(*it.Stdout) != "1" {
 		t.Fatalf("the command ran %s times", *it.Stdout)
 	}
+}
+
+// firstEvent waits for the first event of type typ in stream, and returns it.
+func firstEvent(t *testing.T, a *app.App, stream, typ string) events.Envelope {
+	t.Helper()
+	var found events.Envelope
+	eventually(t, time.Minute, func() (bool, string) {
+		evs, err := a.Events.Load(context.Background(), stream, 1)
+		for _, e := range evs {
+			if e.Type == typ {
+				found = e
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no %s in %d events of %s (%v)", typ, len(evs), stream, err)
+	})
+	return found
 }

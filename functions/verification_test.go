@@ -748,17 +748,7 @@ func TestVerificationHandsItsWaitOver(t *testing.T) {
 	job := env.startVerify("alice", sid)
 	stream := events.VerificationStream(job)
 	ctx := context.Background()
-	var handover events.Envelope
-	eventually(t, 60*time.Second, func() (bool, string) {
-		evs, err := env.a.Events.Load(ctx, stream, 1)
-		for _, e := range evs {
-			if e.Type == events.VerificationStillRunning {
-				handover = e
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("no hand-over in %d events (%v)", len(evs), err)
-	})
+	handover := firstEvent(t, env.a, stream, events.VerificationStillRunning)
 	var wg sync.WaitGroup
 	for range 3 { // other instances get the same hand-over
 		wg.Go(func() {
@@ -803,11 +793,7 @@ func TestVerificationCancelledByAnotherInstance(t *testing.T) {
 	env.variant(t, "go-roman-1", "go-roman-sleeps", "sleep 3600")
 	sid := env.openSession("alice", "go-roman-sleeps")
 	job := env.startVerify("alice", sid)
-	eventually(t, 60*time.Second, func() (bool, string) {
-		var j jobView
-		env.expect(http.StatusOK, "alice", "GET", "/sessions/"+sid+"/verify/"+job, nil, &j)
-		return j.Status == events.JobRunning, "job " + j.Status + ", not running"
-	})
+	firstEvent(t, env.a, events.VerificationStream(job), events.VerificationRunning)
 	// The other instance's runtime cannot reach this oracle: its stop is refused.
 	elsewhere := context.WithValue(context.Background(), otherInstance{}, true)
 	ended := events.Envelope{Stream: events.SessionStream(sid), Type: events.SessionEnded}
