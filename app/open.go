@@ -35,6 +35,9 @@ func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 		}
 		cfg.DataDir = abs
 	}
+	if cfg.Scheduler != "" && cfg.Scheduler != "internal" && cfg.Scheduler != "external" {
+		return nil, fmt.Errorf("unknown scheduler %q (want internal or external)", cfg.Scheduler)
+	}
 	a := &App{Config: cfg, Wiring: w, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel)), Console: os.Stdout,
 		Samples: &projections.SampleIndex{}, Completions: projections.NewCompletions()}
 	var err error

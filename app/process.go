@@ -101,16 +101,7 @@ func (p *Process) ConsumerFunction(name string) http.HandlerFunc {
 // JobFunction runs one pass of scheduled job j per call (Cloud Scheduler's) and answers its
 // result; a failed pass is a 500, and the scheduler tries again on its next run.
 func (p *Process) JobFunction(j Job) http.HandlerFunc {
-	return postOnly(p.lazy(func(a *App) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			res, err := j.Run(r.Context(), a)
-			if err != nil {
-				httpapi.WriteError(w, err)
-				return
-			}
-			httpapi.WriteJSON(w, http.StatusOK, res)
-		})
-	}))
+	return postOnly(p.lazy(func(a *App) http.Handler { return a.runJob(j) }))
 }
 
 func postOnly(h http.HandlerFunc) http.HandlerFunc {
