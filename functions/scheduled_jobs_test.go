@@ -3,6 +3,7 @@ package functions
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,9 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/api/option"
+
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/sandbox"
+	"github.com/codeset/codeset/shared/sandbox/cloudrun"
+	"github.com/codeset/codeset/shared/sandbox/cloudrun/fakerun"
 	"github.com/codeset/codeset/shared/sandbox/local"
 )
 
@@ -29,10 +34,22 @@ func overlapping(n int, pass func() error) []error {
 }
 
 // TestReaperBillsOnceWhenPassesOverlap: passes of the reaper that run at once end each expired
-// session once, with one usage charge, whatever pass gets there first.
+// session once, with one usage charge, whatever pass gets there first; on both backends (on
+// the Firestore emulator, which handles contention badly, two passes rather than four).
 func TestReaperBillsOnceWhenPassesOverlap(t *testing.T) {
 	t.Parallel()
-	h := newBillingHarness(t, nil)
+	for _, c := range []struct {
+		backend string
+		passes  int
+	}{{"embedded", 4}, {"gcp", 2}} {
+		t.Run(c.backend, func(t *testing.T) {
+			t.Parallel()
+			reaperBillsOnce(t, newBillingHarnessOn(t, c.backend, nil), c.passes)
+		})
+	}
+}
+
+func reaperBillsOnce(t *testing.T, h *billingHarness, passes int) {
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	fake := clock.NewFake(t0)
 	h.a.Clock = fake
@@ -43,7 +60,7 @@ func TestReaperBillsOnceWhenPassesOverlap(t *testing.T) {
 		startReadySession(t, h, "u", id, 10, t0) // 600 minutes at 10 cents: 6,000 cents at expiry
 	}
 	fake.Advance(601 * time.Minute)
-	for _, err := range overlapping(4, func() error { _, err := reapPass(ctx, h.a, passCap); return err }) {
+	for _, err := range overlapping(passes, func() error { _, err := reapPass(ctx, h.a, passCap); return err }) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,6 +274,56 @@ func TestStuckVerificationReaper(t *testing.T) {
 		}
 		if id == "vj_stuck" && (v.Error == nil || v.Error.Code != events.CodeVerifierInterrupted || v.Version != 4) {
 			t.Fatalf("%s: error %+v, version %d (one failure event)", id, v.Error, v.Version)
+		}
+	}
+}
+
+// TestLeakedSandboxReaperOnCloudRun: on Cloud Run (its Admin API faked) the sweep deletes the
+// service of an ended session and an oracle service older than any verification, and leaves a
+// live session's service alone.
+func TestLeakedSandboxReaperOnCloudRun(t *testing.T) {
+	t.Parallel()
+	fake := fakerun.New(t)
+	rt, err := cloudrun.New(context.Background(), cloudrun.Options{Project: "proj", Region: "europe-west1", Invoker: "api@proj.iam.gserviceaccount.com",
+		PollInterval: time.Millisecond, ClientOptions: []option.ClientOption{option.WithEndpoint(fake.URL), option.WithoutAuthentication()},
+		HTTPClient: func(context.Context, string) (*http.Client, error) { return &http.Client{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	h := newBillingHarness(t, nil)
+	h.a.Sandboxes = rt
+	ctx := context.Background()
+	t0 := time.Now().UTC()
+	startReadySession(t, h, "u", "live", 10, t0)
+	startReadySession(t, h, "u", "gone", 10, t0)
+	if _, err := endSession(ctx, h.a, "gone", events.EndClosed, t0); err != nil {
+		t.Fatal(err)
+	}
+	parent := "projects/proj/locations/europe-west1/services/"
+	plant := func(id, session, role string, age time.Duration) {
+		fake.Plant(parent+id, map[string]string{"managed-by": "codeset", "codeset-session": session, "codeset-role": role}, time.Now().Add(-age))
+	}
+	plant("sbx-live", "live", "session", time.Hour)
+	plant("sbx-live-o1", "live", "oracle", 3*time.Hour)
+	plant("sbx-live-o2", "live", "oracle", time.Minute)
+	plant("sbx-gone", "gone", "session", time.Minute)
+
+	out, more, err := ReapLeakedSandboxes(ctx, h.a, leakedCap)
+	if err != nil || more {
+		t.Fatal(err, more)
+	}
+	var stopped []string
+	for _, r := range out {
+		stopped = append(stopped, r.Name)
+	}
+	slices.Sort(stopped)
+	if want := []string{parent + "sbx-gone", parent + "sbx-live-o1"}; !slices.Equal(stopped, want) {
+		t.Fatalf("stopped %v, want %v", stopped, want)
+	}
+	for _, id := range []string{"sbx-live", "sbx-live-o2"} {
+		if !fake.Exists(parent + id) {
+			t.Errorf("%s was deleted", id)
 		}
 	}
 }
