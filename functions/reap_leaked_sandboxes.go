@@ -94,5 +94,8 @@ func ReapLeakedSandboxes(ctx context.Context, a *app.App, limit int) ([]reclaime
 // reapLeakedSandboxes is one pass as a scheduled job: it answers the sandboxes it stopped.
 func reapLeakedSandboxes(ctx context.Context, a *app.App) (any, error) {
 	out, more, err := ReapLeakedSandboxes(ctx, a, leakedCap)
+	if out == nil {
+		out = []reclaimed{} // [] rather than null in the answer
+	}
 	return map[string]any{"stopped": out, "more": more}, err
 }

@@ -76,5 +76,8 @@ func spentPass(ctx context.Context, a *app.App, limit int) (ended []string, more
 // reapSpentBalances is one pass as a scheduled job: it answers the sessions it ended.
 func reapSpentBalances(ctx context.Context, a *app.App) (any, error) {
 	ended, more, err := spentPass(ctx, a, passCap)
+	if ended == nil {
+		ended = []string{}
+	}
 	return map[string]any{"ended": ended, "more": more}, err
 }

@@ -80,5 +80,8 @@ func stuckAfter(a *app.App, v events.Verification) time.Duration {
 // reapStuckVerifications is one pass as a scheduled job: it answers the jobs it failed.
 func reapStuckVerifications(ctx context.Context, a *app.App) (any, error) {
 	failed, more, err := ReapStuckVerifications(ctx, a, passCap)
+	if failed == nil {
+		failed = []string{}
+	}
 	return map[string]any{"failed": failed, "more": more}, err
 }
