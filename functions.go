@@ -25,4 +25,6 @@ func init() {
 	for _, j := range w.Jobs {
 		ff.HTTP(j.Name, p.JobFunction(j))
 	}
+	// The instance's buffers are written out when Cloud Run tells it to stop.
+	p.StopOnSignal()
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,4 +141,62 @@ func TestFunctionTarget(t *testing.T) {
 			t.Errorf("GetSession also served health: %d", code)
 		}
 	})
+}
+
+// TestJobFunctions: every scheduled job is a function under its name (a Cloud Scheduler
+// target) that makes one pass per POST and answers its result.
+func TestJobFunctions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	t.Parallel()
+	for _, j := range functions.Wiring().Jobs {
+		t.Run(j.Name, func(t *testing.T) {
+			t.Parallel()
+			base := startFunction(t, j.Name)
+			if code, body := get(t, http.MethodPost, base+"/"); code != http.StatusOK || body == nil {
+				t.Fatalf("POST: %d %v", code, body)
+			}
+			if code, _ := get(t, http.MethodGet, base+"/"); code != http.StatusMethodNotAllowed {
+				t.Fatalf("GET: %d, want 405", code)
+			}
+		})
+	}
+}
+
+// TestFunctionStopsOnSIGTERM: told to stop, a function process closes its App (writing out what
+// it buffers) and exits cleanly, rather than dying of the signal.
+func TestFunctionStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CODESET_FF_CHILD="+port, "FUNCTION_TARGET=HealthCheck",
+		"CODESET_DATA_DIR="+t.TempDir(), "CODESET_BACKEND=embedded", "CODESET_LOG_LEVEL=error", "CODESET_NO_DEMO=true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	// Its App built by a first request.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the function did not answer")
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v, want a clean exit", err)
+	}
 }

@@ -118,7 +118,8 @@ func (a *App) writeError(r *http.Request, w http.ResponseWriter, err error) {
 }
 
 // Mux serves every route at its real path under /api/v1, the wiring's pages (the contract and
-// its docs), the consumer push endpoints, and a 404 in the spec's shape for anything else.
+// its docs), the consumer push endpoints, the scheduled jobs when they are called from outside
+// (--scheduler external), and a 404 in the spec's shape for anything else.
 func (a *App) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	for _, rt := range a.Wiring.Routes {
@@ -128,6 +129,9 @@ func (a *App) Mux() *http.ServeMux {
 		mux.HandleFunc(pattern, h)
 	}
 	a.mountConsumers(mux)
+	if a.ExternalScheduler() {
+		a.mountJobs(mux)
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs", http.StatusFound)
 	})

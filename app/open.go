@@ -16,13 +16,16 @@ import (
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/logging"
+	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/runtimes"
 	"github.com/codeset/codeset/shared/sqlitedb"
 )
 
 // Open assembles the App for cfg running w: the embedded default (one SQLite file in the data
-// dir, the in-process bus) or the GCP backend (Firestore, Pub/Sub). Clients are created here,
-// not in init, so a Cloud Function's cold start pays only for what it uses.
+// dir, the in-process bus) or the GCP backend (Firestore, Pub/Sub). Nothing is opened in init,
+// and the clients only some functions use (the sandbox runtime, Cloud Storage) are opened on
+// their first use, so a Cloud Function's cold start pays only for what it uses; a failed
+// opening is tried again by the next use (OpenAll opens them at once).
 func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 	if cfg.DataDir != "" {
 		// Absolute once and for all: paths under it (environment archives, sandboxes) are
@@ -40,6 +43,9 @@ func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 	}
 	if margin := DeliveryMargin(cfg.AckDeadline); cfg.Backend == "gcp" && cfg.ConsumerBase != "" && cfg.DeliveryWait+margin > cfg.AckDeadline {
 		return nil, fmt.Errorf("--delivery-wait (%s) must stay %s under the push subscriptions' --ack-deadline (%s): a delivery that outlives it is delivered again", cfg.DeliveryWait, margin, cfg.AckDeadline)
+	}
+	if cfg.Scheduler != "" && cfg.Scheduler != "internal" && cfg.Scheduler != "external" {
+		return nil, fmt.Errorf("unknown scheduler %q (want internal or external)", cfg.Scheduler)
 	}
 	a := &App{Config: cfg, Wiring: w, Clock: clock.System{}, Logger: logging.New(os.Stderr, level(cfg.LogLevel)), Console: os.Stdout,
 		Samples: &projections.SampleIndex{}, Completions: projections.NewCompletions()}
@@ -102,15 +108,38 @@ func (a *App) openEmbedded(ctx context.Context) error {
 	return nil
 }
 
-// openSandboxes builds the sandbox runtime the configuration names: local processes under the
-// data dir (namespaces where the kernel allows) or Cloud Run services. Their Describe is logged
-// at start by the sandbox recovery task.
-func (a *App) openSandboxes(ctx context.Context) error {
-	rt, _, err := runtimes.FromConfig(ctx, a.Config)
-	if err != nil {
-		return fmt.Errorf("sandboxes: %w", err)
-	}
+// openSandboxes sets up the sandbox runtime the configuration names, opened on first use:
+// local processes under the data dir (namespaces where the kernel allows) or Cloud Run
+// services. Their Describe is logged at start by the sandbox recovery task.
+func (a *App) openSandboxes(context.Context) error {
+	cfg := a.Config
+	rt := &lazyRuntime{once[sandbox.Runtime]{open: func() (sandbox.Runtime, error) {
+		// Not the context of the request that happens to open it: the client outlives it.
+		rt, _, err := runtimes.FromConfig(context.Background(), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("sandboxes: %w", err)
+		}
+		return rt, nil
+	}}}
 	a.Sandboxes = rt
+	a.closers = append(a.closers, rt.close)
+	return nil
+}
+
+// OpenAll opens now what Open leaves to first use (the sandbox runtime, the blob store's
+// client): a long-lived process such as `codeset serve` should fail at start on a bad setting,
+// where a function instance opens only what its requests use.
+func (a *App) OpenAll() error {
+	if rt, ok := a.Sandboxes.(*lazyRuntime); ok {
+		if _, err := rt.get(); err != nil {
+			return err
+		}
+	}
+	if b, ok := a.Blobs.(*lazyBlobs); ok {
+		if _, err := b.get(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

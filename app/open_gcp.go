@@ -10,6 +10,7 @@ import (
 
 	evfirestore "github.com/codeset/codeset/events/firestore"
 	docfirestore "github.com/codeset/codeset/projections/firestore"
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/blob/gcsblob"
 	"github.com/codeset/codeset/shared/firestoredb"
 	"github.com/codeset/codeset/shared/pubsub"
@@ -33,13 +34,25 @@ func (a *App) openGCP(ctx context.Context) error {
 	if a.Config.BlobBucket == "" {
 		return errors.New("the gcp backend needs a Cloud Storage bucket for large values: set CODESET_BLOB_BUCKET")
 	}
-	// The client dials on first use; STORAGE_EMULATOR_HOST points it at an emulator.
-	gcs, err := storage.NewClient(ctx)
-	if err != nil {
-		return fmt.Errorf("cloud storage: %w", err)
-	}
-	a.closers = append(a.closers, gcs.Close)
-	a.Blobs = gcsblob.New(gcs, a.Config.BlobBucket)
+	// Made on first use (it looks up credentials); STORAGE_EMULATOR_HOST points it at an
+	// emulator.
+	var gcs *storage.Client
+	bucket := a.Config.BlobBucket
+	blobs := &lazyBlobs{once[blob.Store]{open: func() (blob.Store, error) {
+		c, err := storage.NewClient(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("cloud storage: %w", err)
+		}
+		gcs = c
+		return gcsblob.New(c, bucket), nil
+	}}}
+	a.closers = append(a.closers, func() error {
+		if _, ok := blobs.opened(); ok {
+			return gcs.Close()
+		}
+		return nil
+	})
+	a.Blobs = blobs
 	es := evfirestore.New(fs)
 	a.Events, a.Docs = es, docfirestore.New(fs)
 	a.openPipeline()

@@ -3,9 +3,13 @@ package app
 import (
 	"context"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -101,16 +105,7 @@ func (p *Process) ConsumerFunction(name string) http.HandlerFunc {
 // JobFunction runs one pass of scheduled job j per call (Cloud Scheduler's) and answers its
 // result; a failed pass is a 500, and the scheduler tries again on its next run.
 func (p *Process) JobFunction(j Job) http.HandlerFunc {
-	return postOnly(p.lazy(func(a *App) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			res, err := j.Run(r.Context(), a)
-			if err != nil {
-				httpapi.WriteError(w, err)
-				return
-			}
-			httpapi.WriteJSON(w, http.StatusOK, res)
-		})
-	}))
+	return postOnly(p.lazy(func(a *App) http.Handler { return a.runJob(j) }))
 }
 
 func postOnly(h http.HandlerFunc) http.HandlerFunc {
@@ -121,4 +116,44 @@ func postOnly(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// Stop closes the process's App, if it was built: what the instance buffers (the API keys' last
+// use) is written out. Cloud Run tells an instance to stop with SIGTERM and kills it seconds
+// later; see StopOnSignal.
+func (p *Process) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.app.Swap(nil)
+	if a == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopGrace bounds Stop on SIGTERM: Cloud Run kills the instance 10 s after the signal.
+const stopGrace = 8 * time.Second
+
+// StopOnSignal stops the process on SIGTERM (flushing its buffers), then exits: the functions
+// framework serves until killed and has no shutdown of its own.
+func (p *Process) StopOnSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	go func() {
+		<-sig
+		ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+		code := 0
+		if err := p.Stop(ctx); err != nil {
+			code = 1
+		}
+		cancel()
+		os.Exit(code)
+	}()
 }

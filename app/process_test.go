@@ -1,12 +1,16 @@
 package app
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/codeset/codeset/shared/auth"
 )
 
 // TestProcessRetriesAFailedOpen: a function instance whose App cannot be built answers 500
@@ -51,5 +55,34 @@ func TestProcessRetriesAFailedOpen(t *testing.T) {
 	t.Cleanup(func() { a.Close() })
 	if again, _ := p.App(); again != a {
 		t.Error("a second App was built")
+	}
+}
+
+// TestProcessStopFlushes: stopping a function process (its SIGTERM) writes out the API keys'
+// last use it had buffered.
+func TestProcessStopFlushes(t *testing.T) {
+	t.Setenv("CODESET_DATA_DIR", t.TempDir())
+	t.Setenv("CODESET_NO_DEMO", "true")
+	t.Setenv("CODESET_SANDBOX_ISOLATION", "process")
+	p := NewProcess(Wiring{})
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatalf("stop before any App: %v", err)
+	}
+	a, err := p.App()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flushed []auth.Use
+	a.Identity.Usage.Flush = func(ctx context.Context, uses []auth.Use) error {
+		flushed = append(flushed, uses...)
+		return nil
+	}
+	at := time.Now()
+	a.Identity.Usage.Touch("key_1", "user_1", at)
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(flushed) != 1 || flushed[0].KeyID != "key_1" || !flushed[0].At.Equal(at) {
+		t.Fatalf("flushed at stop: %+v", flushed)
 	}
 }

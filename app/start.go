@@ -7,9 +7,10 @@ import (
 )
 
 // Start runs the wiring's startup tasks, then in the background until ctx ends: the embedded
-// default's bus, and a ticker for each scheduled job (on GCP those are Cloud Scheduler's calls
-// and Pub/Sub's pushes instead). It returns when the startup tasks are done; wait on the
-// returned WaitGroup after cancelling ctx for the background work to end.
+// default's bus, and a ticker for each scheduled job unless they are called from outside
+// (--scheduler external; on GCP those are Cloud Scheduler's calls and Pub/Sub's pushes). It
+// returns when the startup tasks are done; wait on the returned WaitGroup after cancelling ctx
+// for the background work to end.
 func (a *App) Start(ctx context.Context) (*sync.WaitGroup, error) {
 	a.starting.Store(true)
 	defer a.starting.Store(false)
@@ -26,11 +27,8 @@ func (a *App) Start(ctx context.Context) (*sync.WaitGroup, error) {
 			a.Logger.Error("the bus stopped", "error", err.Error())
 		}
 	}()
-	for _, j := range a.Wiring.Jobs {
+	for _, j := range a.tickedJobs() {
 		every := j.Every(a.Config)
-		if every <= 0 {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -44,6 +42,21 @@ func (a *App) Start(ctx context.Context) (*sync.WaitGroup, error) {
 // already (Pub/Sub pushes the startup tasks' own events to it), but what they make (the demo
 // dataset, the bootstrap key) may not exist yet.
 func (a *App) Starting() bool { return a.starting.Load() }
+
+// tickedJobs are the scheduled jobs this process runs on its own tickers: none when a scheduler
+// calls them from outside, else those with a local period.
+func (a *App) tickedJobs() []Job {
+	if a.ExternalScheduler() {
+		return nil
+	}
+	var out []Job
+	for _, j := range a.Wiring.Jobs {
+		if j.Every(a.Config) > 0 {
+			out = append(out, j)
+		}
+	}
+	return out
+}
 
 // RunBus runs the embedded default's in-process bus until ctx ends (Start does); on GCP there is
 // none, and it returns at once.

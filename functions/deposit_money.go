@@ -10,6 +10,7 @@ import (
 
 	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/httpapi"
 	"github.com/codeset/codeset/shared/ids"
 	"github.com/codeset/codeset/shared/stripe"
@@ -49,6 +50,10 @@ func DepositMoney(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	if a.Config.StripeSecretKey == "" {
 		return httpapi.BadRequest("payments are not configured on this server (no Stripe key); an operator can add credit with `codeset credits grant`")
 	}
+	var err error
+	if req.SuccessURL, req.CancelURL, err = returnURLs(a.Config, r, req.SuccessURL, req.CancelURL); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	userID := app.Caller(ctx).UserID
 	client := stripe.New(a.Config.StripeSecretKey, a.Config.StripeAPIURL)
@@ -73,16 +78,6 @@ func DepositMoney(a *app.App, w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	base := "http://" + r.Host
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		base = "https://" + r.Host
-	}
-	if req.SuccessURL == "" {
-		req.SuccessURL = base + "/docs?deposit=success"
-	}
-	if req.CancelURL == "" {
-		req.CancelURL = base + "/docs?deposit=cancelled"
-	}
 	depositID := ids.Prefixed("dep")
 	cs, err := client.CreateCheckoutSession(ctx, stripe.Checkout{DepositID: depositID, UserID: userID, CustomerID: customerID,
 		AmountCents: req.AmountCents, Currency: req.Currency, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL})
@@ -97,6 +92,36 @@ func DepositMoney(a *app.App, w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"checkout_url": cs.URL, "amount_cents": req.AmountCents, "currency": req.Currency})
 	return nil
+}
+
+// returnURLs are where Checkout sends the payer back: the request's, else the configured
+// return URL, else on the embedded default this server's /docs. A GCP deployment's functions
+// serve no page, so there the setting is required when a deposit names none.
+func returnURLs(cfg config.Config, r *http.Request, success, cancel string) (string, string, error) {
+	if success != "" && cancel != "" {
+		return success, cancel, nil
+	}
+	base := cfg.DepositReturnURL
+	if base == "" {
+		if cfg.Backend != "embedded" {
+			return "", "", httpapi.BadRequest("give success_url and cancel_url: this server has no page to send the payer back to (an operator sets CODESET_DEPOSIT_RETURN_URL)")
+		}
+		base = "http://" + r.Host + "/docs"
+		if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+			base = "https://" + r.Host + "/docs"
+		}
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	if success == "" {
+		success = base + sep + "deposit=success"
+	}
+	if cancel == "" {
+		cancel = base + sep + "deposit=cancelled"
+	}
+	return success, cancel, nil
 }
 
 // stripeError turns Stripe's refusal of a request into a 400 that says why, and anything else

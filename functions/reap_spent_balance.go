@@ -18,10 +18,18 @@ import (
 // ReapSpentBalances makes one pass over the ready sessions and returns the ids of those it
 // ended.
 func ReapSpentBalances(ctx context.Context, a *app.App) ([]string, error) {
+	ended, _, err := spentPass(ctx, a, passCap)
+	return ended, err
+}
+
+// spentPass ends the sessions of users whose balance is spent, a user's sessions all at once,
+// and stops before a user whose sessions would take it past limit (more: the next call goes on).
+// Two passes at once end each session once: the end is decided on the session's stream.
+func spentPass(ctx context.Context, a *app.App, limit int) (ended []string, more bool, err error) {
 	now := a.Clock.Now()
 	running := map[string][]events.Session{} // by user
 	var errs []error
-	err := eachActiveSession(ctx, a, func(d projections.SessionDoc) {
+	err = eachActiveSession(ctx, a, func(d projections.SessionDoc) {
 		if d.Status != events.StatusReady {
 			return
 		}
@@ -35,9 +43,8 @@ func ReapSpentBalances(ctx context.Context, a *app.App) ([]string, error) {
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var ended []string
 	for user, sessions := range running {
 		b, err := projections.Get[projections.Balance](ctx, a.Docs, projections.BalanceCollection, user)
 		if err != nil && !errors.Is(err, projections.ErrNotFound) {
@@ -51,6 +58,10 @@ func ReapSpentBalances(ctx context.Context, a *app.App) ([]string, error) {
 		if !events.Spent(b.BalanceCents, accrued) {
 			continue
 		}
+		if len(ended) > 0 && len(ended)+len(sessions) > limit {
+			more = true
+			break
+		}
 		for _, s := range sessions {
 			if _, err := endSession(ctx, a, s.SessionID, events.EndBalanceExhausted, now); err != nil {
 				errs = append(errs, err)
@@ -59,11 +70,14 @@ func ReapSpentBalances(ctx context.Context, a *app.App) ([]string, error) {
 			ended = append(ended, s.SessionID)
 		}
 	}
-	return ended, errors.Join(errs...)
+	return ended, more, errors.Join(errs...)
 }
 
-// reapSpentBalances is ReapSpentBalances as a scheduled job: it answers the sessions it ended.
+// reapSpentBalances is one pass as a scheduled job: it answers the sessions it ended.
 func reapSpentBalances(ctx context.Context, a *app.App) (any, error) {
-	ended, err := ReapSpentBalances(ctx, a)
-	return map[string][]string{"ended": ended}, err
+	ended, more, err := spentPass(ctx, a, passCap)
+	if ended == nil {
+		ended = []string{}
+	}
+	return map[string]any{"ended": ended, "more": more}, err
 }

@@ -80,8 +80,9 @@ func endSession(ctx context.Context, a *app.App, id, reason string, at time.Time
 }
 
 // stopSandbox stops the sandbox of an ended session. Stopping twice is harmless, so it is done
-// whenever a session is seen ended with a sandbox; a failure is logged and left to the restart
-// recovery, because the session's billing is already closed.
+// whenever a session is seen ended with a sandbox; a failure is logged and left to the
+// leaked-sandbox reaper (reap_leaked_sandboxes.go), because the session's billing is already
+// closed.
 func stopSandbox(ctx context.Context, a *app.App, s events.Session) {
 	a.ForgetSandboxClient(s.SessionID)
 	if s.Sandbox.Name == "" || a.Sandboxes == nil || s.Active() {

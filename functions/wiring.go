@@ -52,6 +52,8 @@ func Wiring() app.Wiring {
 		Jobs: []app.Job{
 			{Name: "Reaper", Every: reaperEvery, Run: reap},
 			{Name: "SpentBalanceReaper", Every: reaperEvery, Run: reapSpentBalances},
+			{Name: "LeakedSandboxReaper", Every: leakedEvery, Run: reapLeakedSandboxes},
+			{Name: "StuckVerificationReaper", Every: stuckEvery, Run: reapStuckVerifications},
 			{Name: "OutboxRelay", Every: relayEvery, Run: relay},
 		},
 	}

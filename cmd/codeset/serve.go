@@ -45,6 +45,10 @@ func serve(args []string) error {
 		return err
 	}
 	defer a.Close()
+	if err := a.OpenAll(); err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -55,6 +55,7 @@ type Config struct {
 	MaxCommandTimeout   int64         // seconds; a longer command_timeout is a 422
 	SessionStartTimeout time.Duration // a sandbox not ready by then fails the session
 	ReaperInterval      time.Duration // how often the local reaper looks for expired sessions
+	Scheduler           string        // "internal": `codeset serve` ticks the scheduled jobs; "external": POST /_jobs/<name> only
 
 	// Verification
 	VerifyTimeout time.Duration // the verifier's run time before the job errors with VERIFIER_TIMEOUT
@@ -95,6 +96,7 @@ type Config struct {
 	StripeWebhookSecret string // the webhook is refused without it
 	StripeAPIURL        string // Stripe API base URL (stripe-mock in tests); empty: Stripe's own
 	StripeAnyAPIVersion bool   // accept webhook events of another Stripe API version
+	DepositReturnURL    string // where Checkout sends a payer back when a deposit names no URL (required on gcp)
 }
 
 // Setting is one configurable value: its flag name, its env var, its help text.
@@ -141,6 +143,7 @@ func (c *Config) Settings() []Setting {
 		integer(&c.MaxCommandTimeout, "max-command-timeout", "CODESET_MAX_COMMAND_TIMEOUT", 3600, "largest command_timeout of an exec, in seconds (more is a 422)"),
 		duration(&c.SessionStartTimeout, "session-start-timeout", "CODESET_SESSION_START_TIMEOUT", 2*time.Minute, "time a sandbox has to become ready before its session fails"),
 		duration(&c.ReaperInterval, "reaper-interval", "CODESET_REAPER_INTERVAL", time.Second, "how often the local reaper ends expired sessions"),
+		str(&c.Scheduler, "scheduler", "CODESET_SCHEDULER", "internal", "scheduled jobs of codeset serve: internal (a ticker per job) or external (no ticker; each job answers POST /_jobs/<name> from the loopback only, for a scheduler such as make run-emulated's)"),
 		duration(&c.VerifyTimeout, "verify-timeout", "CODESET_VERIFY_TIMEOUT", 1800*time.Second, "time a sample's verifier may run before the verification errors with VERIFIER_TIMEOUT"),
 		duration(&c.DeliveryWait, "delivery-wait", "CODESET_DELIVERY_WAIT", 240*time.Second, "how long one delivery of the executor or the verifier waits for a command or a verification (which run on their own in the sandbox) before it hands the wait to the next delivery; keep it well under the push subscriptions' ack deadline on GCP"),
 		str(&c.SandboxIsolation, "sandbox-isolation", "CODESET_SANDBOX_ISOLATION", "auto", "local sandboxes: namespaces (unshare: own mount, pid, network), process, or auto (namespaces when they work here)"),
@@ -168,6 +171,7 @@ func (c *Config) Settings() []Setting {
 		secret(&c.StripeSecretKey, "stripe-secret-key", "CODESET_STRIPE_SECRET_KEY", "Stripe secret key; without it deposits are refused (use codeset credits grant)"),
 		secret(&c.StripeWebhookSecret, "stripe-webhook-secret", "CODESET_STRIPE_WEBHOOK_SECRET", "Stripe webhook signing secret (whsec_...); without it the webhook is refused"),
 		str(&c.StripeAPIURL, "stripe-api-url", "CODESET_STRIPE_API_URL", "", "Stripe API base URL, e.g. stripe-mock's; empty for Stripe itself"),
+		str(&c.DepositReturnURL, "deposit-return-url", "CODESET_DEPOSIT_RETURN_URL", "", "where Stripe Checkout sends the payer back after a deposit that names no success_url or cancel_url (?deposit=success or ?deposit=cancelled is added); empty: this server's /docs on the embedded default; required on the gcp backend, whose functions serve no page"),
 		boolean(&c.StripeAnyAPIVersion, "stripe-any-api-version", "CODESET_STRIPE_ANY_API_VERSION", false, "accept webhook events of a Stripe API version other than stripe-go's"),
 	}
 }

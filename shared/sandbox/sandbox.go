@@ -98,6 +98,25 @@ type Runtime interface {
 	StopVerify(ctx context.Context, info Info, spec Spec, id string) error
 }
 
+// Inventory is a Runtime that can say what it runs: the leaked-sandbox sweep lists every
+// sandbox and reclaims those whose session ended (a stop that failed, a start that outlived its
+// session) and oracles left behind by a verification that never finished. Both runtimes
+// implement it.
+type Inventory interface {
+	// List returns every sandbox and oracle of this runtime, whatever started it.
+	List(ctx context.Context) ([]Listed, error)
+	// Reclaim stops a listed sandbox and frees what it holds; one already gone is not an error.
+	Reclaim(ctx context.Context, s Listed) error
+}
+
+// Listed is one sandbox as an Inventory lists it.
+type Listed struct {
+	SessionID string    // the session it serves, or whose work it grades (an oracle)
+	Oracle    bool      // a verification's oracle rather than a session's sandbox
+	Name      string    // the runtime's own name for it (a directory, a service), for Reclaim and logs
+	CreatedAt time.Time // when it was created, as the runtime recorded it
+}
+
 // ExecResult is the outcome of one command.
 type ExecResult struct {
 	ExitCode int           `json:"exit_code"`

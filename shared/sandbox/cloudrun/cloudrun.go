@@ -24,6 +24,7 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 	"github.com/googleapis/gax-go/v2/apierror"
 	"google.golang.org/api/idtoken"
+	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -143,6 +144,9 @@ func (r *Runtime) parent() string {
 	return fmt.Sprintf("projects/%s/locations/%s", r.opts.Project, r.opts.Region)
 }
 
+// sessionAnnotation holds the session id of a sandbox service.
+const sessionAnnotation = "codeset-session-id"
+
 // Roles of a sandbox service: a session's, whose agent keeps a manifest of its work tree to
 // report the agent's changes, or an oracle's, fresh from the image, which alone may verify.
 const (
@@ -198,7 +202,10 @@ func (r *Runtime) service(spec sandbox.Spec, secret, role string) *runpb.Service
 		tmpl.VpcAccess = &runpb.VpcAccess{Connector: r.opts.VPCConnector, Egress: runpb.VpcAccess_PRIVATE_RANGES_ONLY}
 	}
 	return &runpb.Service{
-		Labels:      labels,
+		Labels: labels,
+		// The session id as it is (a label value is lowercased and cut): the sweep of leaked
+		// sandboxes reads it back.
+		Annotations: map[string]string{sessionAnnotation: spec.SessionID},
 		Description: fmt.Sprintf("codeset %s sandbox of session %s (%s/%s)", role, spec.SessionID, spec.Dataset, spec.SampleID),
 		Ingress:     runpb.IngressTraffic_INGRESS_TRAFFIC_INTERNAL_ONLY,
 		Scaling:     &runpb.ServiceScaling{MinInstanceCount: 1, MaxInstanceCount: 1},
@@ -498,4 +505,40 @@ func message(err error) string {
 		return st.Message()
 	}
 	return err.Error()
+}
+
+var _ sandbox.Inventory = (*Runtime)(nil)
+
+// List returns the sandbox services of the region that codeset manages (the label
+// managed-by=codeset), sessions' and oracles', with their session and creation time.
+func (r *Runtime) List(ctx context.Context) ([]sandbox.Listed, error) {
+	var out []sandbox.Listed
+	it := r.services.ListServices(ctx, &runpb.ListServicesRequest{Parent: r.parent()})
+	for {
+		svc, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list services of %s: %w", r.parent(), err)
+		}
+		labels := svc.GetLabels()
+		if labels["managed-by"] != "codeset" {
+			continue
+		}
+		session := svc.GetAnnotations()[sessionAnnotation]
+		if session == "" {
+			session = labels["codeset-session"]
+		}
+		l := sandbox.Listed{SessionID: session, Oracle: labels["codeset-role"] == roleOracle, Name: svc.GetName()}
+		if t := svc.GetCreateTime(); t != nil {
+			l.CreatedAt = t.AsTime()
+		}
+		out = append(out, l)
+	}
+}
+
+// Reclaim deletes a listed service.
+func (r *Runtime) Reclaim(ctx context.Context, s sandbox.Listed) error {
+	return r.Stop(ctx, sandbox.Info{Name: s.Name})
 }

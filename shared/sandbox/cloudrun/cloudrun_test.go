@@ -289,3 +289,47 @@ func TestVerifyFromAnotherInstance(t *testing.T) {
 		t.Errorf("a second stop: %v", err)
 	}
 }
+
+// TestListAndReclaim: the runtime lists the services codeset manages in its region (a session's
+// and an oracle another instance left), with their session, role and creation time, and
+// reclaiming one deletes its service.
+func TestListAndReclaim(t *testing.T) {
+	fake := fakerun.New(t)
+	r := newRuntime(t, fake)
+	ctx := context.Background()
+	if _, err := r.Start(ctx, spec("sess_Mixed_Case", "img")); err != nil {
+		t.Fatal(err)
+	}
+	parent := "projects/proj/locations/europe-west1/services/"
+	left := time.Now().Add(-3 * time.Hour)
+	fake.Plant(parent+"sbx-sess-old-oabcd", map[string]string{"managed-by": "codeset", "codeset-role": "oracle", "codeset-session": "sess_old"}, left)
+	fake.Plant(parent+"someone-elses", map[string]string{"team": "web"}, left)
+	fake.Plant("projects/proj/locations/us-east1/services/sbx-elsewhere", map[string]string{"managed-by": "codeset"}, left)
+
+	listed, err := r.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 2 {
+		t.Fatalf("listed %+v", listed)
+	}
+	session, oracle := listed[0], listed[1] // by name
+	if !oracle.Oracle || oracle.SessionID != "sess_old" || oracle.CreatedAt.Sub(left).Abs() > time.Millisecond {
+		t.Errorf("oracle %+v", oracle)
+	}
+	// The exact session id, not its label (lowercased).
+	if session.Oracle || session.SessionID != "sess_Mixed_Case" || session.Name != parent+cloudrun.ServiceID("sess_Mixed_Case") || session.CreatedAt.IsZero() {
+		t.Errorf("session %+v", session)
+	}
+	for _, l := range listed {
+		if err := r.Reclaim(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		if fake.Exists(l.Name) {
+			t.Errorf("%s still exists", l.Name)
+		}
+	}
+	if err := r.Reclaim(ctx, oracle); err != nil {
+		t.Errorf("reclaim twice: %v", err)
+	}
+}

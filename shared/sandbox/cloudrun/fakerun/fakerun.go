@@ -12,9 +12,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/iam/apiv1/iampb"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/agent"
@@ -112,6 +115,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.create(w, r, strings.TrimSuffix(path, "/services"))
 	case r.Method == http.MethodPost && strings.HasSuffix(path, ":setIamPolicy"):
 		s.setIAM(w, r, strings.TrimSuffix(path, ":setIamPolicy"))
+	case r.Method == http.MethodGet && strings.HasSuffix(path, "/services"):
+		s.list(w, strings.TrimSuffix(path, "/services"))
 	case r.Method == http.MethodGet && strings.Contains(path, "/operations/"):
 		s.poll(w, path)
 	case r.Method == http.MethodGet && strings.Contains(path, "/services/"):
@@ -126,6 +131,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.Method+" "+r.URL.Path)
 	}
+}
+
+// Plant adds a service that no client of this fake created (one left by an earlier instance of
+// the backend): no instance runs for it, and it is listed and deleted like any other.
+func (s *Server) Plant(name string, labels map[string]string, created time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.services[name] = &runpb.Service{Name: name, Labels: labels, CreateTime: timestamppb.New(created),
+		TerminalCondition: &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_SUCCEEDED}}
+}
+
+// list answers every service of parent, in one page.
+func (s *Server) list(w http.ResponseWriter, parent string) {
+	resp := &runpb.ListServicesResponse{}
+	for name, svc := range s.services {
+		if strings.HasPrefix(name, parent+"/services/") {
+			resp.Services = append(resp.Services, svc)
+		}
+	}
+	sort.Slice(resp.Services, func(i, j int) bool { return resp.Services[i].GetName() < resp.Services[j].GetName() })
+	writeProto(w, resp)
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
@@ -143,6 +169,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
 	}
 	s.created[name] = proto.Clone(svc).(*runpb.Service)
 	svc.Name = name
+	svc.CreateTime = timestamppb.Now()
 	svc.Reconciling = true
 	s.services[name] = svc
 	revision := id + "-00001-abc"
