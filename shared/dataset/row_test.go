@@ -1,14 +1,21 @@
 package dataset
 
 import (
+	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/blob"
+	"github.com/codeset/codeset/shared/blob/fsblob"
 )
 
 func goodRow() map[string]any {
@@ -147,10 +154,68 @@ func TestReadFileGzipAndSourceDir(t *testing.T) {
 		t.Fatalf("source files %v, work dir %q", rows[0].SourceFiles, rows[0].Content.Environment.WorkDir)
 	}
 	// base_commit "abc" is not what the tree commits to: Prepare names the field.
-	b := &Blobs{DataDir: t.TempDir()}
-	if rerr := b.Prepare(context.Background(), &rows[0]); rerr == nil || rerr.Field != "base_commit" || !strings.Contains(rerr.Msg, "work tree built from") {
+	store, err := fsblob.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingStore{Store: store}
+	b := &Blobs{Store: counted}
+	ctx := context.Background()
+	rerr := b.Prepare(ctx, &rows[0])
+	if rerr == nil || rerr.Field != "base_commit" || !strings.Contains(rerr.Msg, "work tree built from") {
 		t.Fatalf("prepare with a wrong base_commit: %v", rerr)
 	}
+	if counted.puts != 0 {
+		t.Fatal("a wrong base_commit stored an archive")
+	}
+
+	// At its commit, the tree is stored in the blob store and the row records its reference.
+	rows[0].Content.BaseCommit = rerr.Msg[strings.LastIndex(rerr.Msg, " ")+1:]
+	if rerr := b.Prepare(ctx, &rows[0]); rerr != nil {
+		t.Fatal(rerr)
+	}
+	env := rows[0].Content.Environment
+	if env.ArchiveRef == nil || env.Archive != "" || rows[0].Content.EnvironmentDigest != "git-"+rows[0].Content.BaseCommit || counted.puts != 1 {
+		t.Fatalf("prepared: %+v, digest %q, %d puts", env, rows[0].Content.EnvironmentDigest, counted.puts)
+	}
+	raw, err := blob.ReadAll(ctx, store, blob.Ref{Digest: env.ArchiveRef.Digest, Size: env.ArchiveRef.Size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for tr := tar.NewReader(zr); ; {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names[h.Name] = true
+	}
+	if !names["repo/pkg/a.txt"] || !names["repo/.git/HEAD"] {
+		t.Errorf("the archive holds %v", names)
+	}
+
+	// Built again (other bytes: git's index holds file times), a known environment is not
+	// stored again and keeps its reference.
+	again := &Blobs{Store: counted, Known: map[string]events.ArchiveRef{rows[0].Content.EnvironmentDigest: *env.ArchiveRef}}
+	rows[0].Content.Environment.ArchiveRef = nil
+	if rerr := again.Prepare(ctx, &rows[0]); rerr != nil || counted.puts != 1 || *rows[0].Content.Environment.ArchiveRef != *env.ArchiveRef {
+		t.Fatalf("a known environment: %v, %d puts, %+v", rerr, counted.puts, rows[0].Content.Environment.ArchiveRef)
+	}
+}
+
+// countingStore counts what is stored.
+type countingStore struct {
+	blob.Store
+	puts int
+}
+
+func (c *countingStore) Put(ctx context.Context, r io.Reader) (blob.Ref, error) {
+	c.puts++
+	return c.Store.Put(ctx, r)
 }
 
 // The same files always commit to the same base_commit; any change moves it.

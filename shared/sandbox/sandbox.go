@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"time"
+
+	"github.com/codeset/codeset/shared/blob"
 )
 
 // ErrUnreachable: the sandbox's agent could not be reached or answered nonsense. Commands that
@@ -24,12 +26,13 @@ const InfraExitCode = -1000
 
 // Environment is where a sample runs: stored with each sample by the catalog.
 type Environment struct {
-	Image           string   `json:"image,omitempty"`        // container image (Cloud Run)
-	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, a path under the data dir's blobs (local)
-	WorkDir         string   `json:"work_dir"`               // the repository inside the sandbox, e.g. /workspace/repo
-	VerifierCommand string   `json:"verifier_command"`       // run from WorkDir by the oracle
-	ReportFormat    string   `json:"report_format"`          // junit | go-test-json | pytest-rA
-	ReportPaths     []string `json:"report_paths,omitempty"` // files the verifier writes (junit); empty: parse its stdout
+	Image           string    `json:"image,omitempty"`        // container image (Cloud Run)
+	Archive         string    `json:"archive,omitempty"`      // tar.gz of the work tree, a path on this machine (older imports)
+	ArchiveRef      *blob.Ref `json:"archive_ref,omitempty"`  // tar.gz of the work tree in Spec.Blobs
+	WorkDir         string    `json:"work_dir"`               // the repository inside the sandbox, e.g. /workspace/repo
+	VerifierCommand string    `json:"verifier_command"`       // run from WorkDir by the oracle
+	ReportFormat    string    `json:"report_format"`          // junit | go-test-json | pytest-rA
+	ReportPaths     []string  `json:"report_paths,omitempty"` // files the verifier writes (junit); empty: parse its stdout
 	// ProtectedPaths are globs (relative to WorkDir, "**" for any depth) of files the grader
 	// depends on beyond the test patch's and the verifier's own: the agent's changes to them are
 	// not graded.
@@ -47,6 +50,9 @@ type Spec struct {
 	// Secret is what the agent will ask of every request: the caller derives it (it is stored
 	// nowhere). Empty: the runtime makes a random one, for a sandbox nobody reaches again.
 	Secret string
+	// Blobs holds Env.ArchiveRef: the App's blob store. A local runtime reads the archive from
+	// it; the Cloud Run runtime hands its sandbox a signed URL of it (blob.Signer).
+	Blobs blob.Store
 }
 
 // SecretOf is the secret a runtime gives the sandbox of spec: the caller's, or a random one.

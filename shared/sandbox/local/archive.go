@@ -1,10 +1,14 @@
 package local
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/codeset/codeset/shared/blob"
+	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/envarchive"
 )
 
@@ -47,4 +51,64 @@ func (r *Runtime) unpacked(archive string) (string, error) {
 		}
 	}
 	return dest, nil
+}
+
+// withArchiveFile returns spec with its environment's archive as a file of this machine
+// (Env.Archive): an archive of the blob store is read where it lies when the store is a
+// directory (fsblob: a read-only file named by its digest), or copied once, checked against
+// its digest, under envsDir. An archive given as a path (imports before the blob store) is
+// used as it is.
+func (r *Runtime) withArchiveFile(ctx context.Context, spec sandbox.Spec) (sandbox.Spec, error) {
+	ref := spec.Env.ArchiveRef
+	if ref == nil || spec.Env.Image != "" {
+		return spec, nil
+	}
+	if spec.Blobs == nil {
+		return spec, fmt.Errorf("environment archive %s: no blob store to read it from", ref.Digest)
+	}
+	if fs, ok := spec.Blobs.(interface {
+		Path(blob.Ref) (string, error)
+	}); ok {
+		p, err := fs.Path(*ref)
+		if err != nil {
+			return spec, fmt.Errorf("environment archive: %w", err)
+		}
+		spec.Env.Archive = p
+		return spec, nil
+	}
+	h, err := ref.Hex()
+	if err != nil {
+		return spec, err
+	}
+	dir := filepath.Join(r.envsDir(), "archives")
+	dst := filepath.Join(dir, h+".tar.gz")
+	if _, err := os.Stat(dst); err == nil {
+		spec.Env.Archive = dst
+		return spec, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return spec, err
+	}
+	rc, err := spec.Blobs.Get(ctx, *ref)
+	if err != nil {
+		return spec, fmt.Errorf("environment archive: %w", err)
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(dir, "copying-")
+	if err != nil {
+		return spec, err
+	}
+	defer os.Remove(tmp.Name()) // renamed away on success
+	_, err = io.Copy(tmp, rc)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		return spec, fmt.Errorf("environment archive %s: %w", ref.Digest, err)
+	}
+	spec.Env.Archive = dst
+	return spec, nil
 }

@@ -291,6 +291,10 @@ func (r *Runtime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, e
 			return sandbox.Info{}, fmt.Errorf("end the earlier sandbox of %s: %w", spec.SessionID, err)
 		}
 	}
+	spec, err = r.withArchiveFile(ctx, spec)
+	if err != nil {
+		return sandbox.Info{}, fmt.Errorf("start sandbox %s: %w", spec.SessionID, err)
+	}
 	info, err := r.start(ctx, spec, dir)
 	if err != nil {
 		r.Stop(context.WithoutCancel(ctx), info)
