@@ -67,7 +67,9 @@ var (
 func Bucket(tb testing.TB) string {
 	tb.Helper()
 	storageOnce.Do(func() {
-		storageSrv, storageErr = fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http"})
+		// Its public host is its own: a client pointed at an emulator reads objects by path on
+		// the emulator's host, which the fake otherwise serves only for storage.googleapis.com.
+		storageSrv, storageErr = fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http", PublicHost: "127.0.0.1"})
 		if storageErr == nil {
 			storageErr = os.Setenv(Storage, strings.TrimPrefix(storageSrv.URL(), "http://"))
 		}
