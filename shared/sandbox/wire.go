@@ -13,6 +13,12 @@ const (
 	// SecretEnv is where `codeset sandboxd` reads its secret when no secret file is given (Cloud
 	// Run). The agent removes it from the environment its commands inherit.
 	SecretEnv = "CODESET_SANDBOX_SECRET"
+	// ArchiveURLEnv, ArchiveDigestEnv and ArchiveSizeEnv give `codeset sandboxd` in the base
+	// image its environment archive: a signed URL of the blob store, and the digest and size its
+	// bytes must have. It unpacks the archive at its work dir before it serves.
+	ArchiveURLEnv    = "CODESET_SANDBOX_ARCHIVE_URL"
+	ArchiveDigestEnv = "CODESET_SANDBOX_ARCHIVE_DIGEST"
+	ArchiveSizeEnv   = "CODESET_SANDBOX_ARCHIVE_SIZE"
 
 	PathHealth     = "/v1/health"
 	PathExec       = "/v1/exec"
