@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"path"
 	"time"
 
 	"github.com/codeset/codeset/shared/blob"
@@ -37,6 +38,23 @@ type Environment struct {
 	// depends on beyond the test patch's and the verifier's own: the agent's changes to them are
 	// not graded.
 	ProtectedPaths []string `json:"protected_paths,omitempty"`
+}
+
+// TreeRoot is where the repository of an environment whose work_dir is relative sits inside
+// every sandbox (the demo's "repo" is /workspace/repo), locally as on Cloud Run.
+const TreeRoot = "/workspace"
+
+// InsideWorkDir is where env's repository sits inside a sandbox: its work_dir when absolute (as
+// in the sample's image), else TreeRoot/<its last element>.
+func InsideWorkDir(env Environment) string {
+	if path.IsAbs(env.WorkDir) {
+		return path.Clean(env.WorkDir)
+	}
+	name := path.Base(env.WorkDir)
+	if name == "." || name == "/" || name == "" {
+		name = "repo"
+	}
+	return path.Join(TreeRoot, name)
 }
 
 // Spec asks a runtime for one sandbox.
