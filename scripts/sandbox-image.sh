@@ -28,14 +28,14 @@ pushed() {
 case ${1:-} in
 base)
 	[ $# -eq 2 ] || usage
-	docker build --file deploy/sandbox/Dockerfile --tag "$2" .
+	docker build --file scripts/sandbox/Dockerfile --tag "$2" .
 	pushed "$2"
 	;;
 sample)
 	[ $# -eq 4 ] || usage
 	context=$(mktemp -d)
 	trap 'rmdir "$context"' EXIT
-	docker build --file deploy/sandbox/sample.Dockerfile --build-arg SAMPLE_IMAGE="$2" --build-arg BASE_IMAGE="$4" --tag "$3" "$context"
+	docker build --file scripts/sandbox/sample.Dockerfile --build-arg SAMPLE_IMAGE="$2" --build-arg BASE_IMAGE="$4" --tag "$3" "$context"
 	pushed "$3"
 	;;
 *)

@@ -104,7 +104,7 @@ func TestFlagsOfSandboxd(t *testing.T) {
 // sandboxd` where the Cloud Run runtime expects it.
 func TestSandboxBaseImageDockerfile(t *testing.T) {
 	root, _ := filepath.Abs("../..")
-	ins := readDockerfile(t, filepath.Join(root, "deploy/sandbox/Dockerfile"))
+	ins := readDockerfile(t, filepath.Join(root, "scripts/sandbox/Dockerfile"))
 	for _, c := range find(ins, "COPY") {
 		var words []string
 		for _, w := range c.args {
@@ -150,7 +150,7 @@ func TestSandboxBaseImageDockerfile(t *testing.T) {
 // base image, and needs no build context (the script gives it an empty one).
 func TestSampleImageDockerfile(t *testing.T) {
 	root, _ := filepath.Abs("../..")
-	ins := readDockerfile(t, filepath.Join(root, "deploy/sandbox/sample.Dockerfile"))
+	ins := readDockerfile(t, filepath.Join(root, "scripts/sandbox/sample.Dockerfile"))
 	copies := find(ins, "COPY")
 	agent := config.Default().CloudRunAgent
 	if len(copies) != 1 || copies[0].raw != "--from=agent "+agent+" "+agent {
@@ -160,7 +160,7 @@ func TestSampleImageDockerfile(t *testing.T) {
 	if len(froms) != 2 || froms[0].raw != "${BASE_IMAGE} AS agent" || froms[1].raw != "${SAMPLE_IMAGE}" {
 		t.Errorf("FROM: %v", froms)
 	}
-	base := entryPoint(t, readDockerfile(t, filepath.Join(root, "deploy/sandbox/Dockerfile")))
+	base := entryPoint(t, readDockerfile(t, filepath.Join(root, "scripts/sandbox/Dockerfile")))
 	if got := entryPoint(t, ins); !slices.Equal(got, base) {
 		t.Errorf("ENTRYPOINT %v, the base image's is %v", got, base)
 	}

@@ -48,7 +48,7 @@ type Options struct {
 	// Agent is the path of the codeset binary inside the sample images (default
 	// /usr/local/bin/codeset).
 	Agent string
-	// BaseImage is the sandbox base image (deploy/sandbox/Dockerfile): the image of a sample
+	// BaseImage is the sandbox base image (scripts/sandbox/Dockerfile): the image of a sample
 	// that has an environment archive and no image of its own. Empty: such samples do not run.
 	BaseImage string
 	// CPU and Memory of the one instance (defaults "2" and "4Gi").
