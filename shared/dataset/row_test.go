@@ -34,6 +34,22 @@ func line(t *testing.T, row map[string]any) string {
 	return string(raw)
 }
 
+// An image is recorded as the row names it: a registry's reference (by digest, as
+// scripts/sandbox-image.sh prints it, or by tag), or a local runtime's.
+func TestParseImageReferences(t *testing.T) {
+	for _, ref := range []string{
+		"europe-docker.pkg.dev/proj/samples/calc@sha256:" + strings.Repeat("ab", 32),
+		"localhost:5000/calc:v1", "calc", "oci:/images/calc:v1", "docker-archive:calc.tar",
+	} {
+		row := goodRow()
+		row["environment"].(map[string]any)["image"] = ref
+		rows, bad, err := Parse(strings.NewReader(line(t, row)), fstest.MapFS{})
+		if err != nil || len(bad) != 0 || rows[0].Content.Environment.Image != ref {
+			t.Errorf("%s: %v %v", ref, bad, err)
+		}
+	}
+}
+
 func TestParseGoodRow(t *testing.T) {
 	row := goodRow()
 	row["FAIL_TO_FAIL"] = []string{"c"}
@@ -100,6 +116,7 @@ func TestParseBadRows(t *testing.T) {
 			r["environment"].(map[string]any)["protected_paths"] = []string{"tests/**", "../x"}
 		}, "environment.protected_paths", `"../x"`},
 		{"protected paths not a list", func(r map[string]any) { r["environment"].(map[string]any)["protected_paths"] = "tests" }, "environment.protected_paths", "array of strings"},
+		{"bad image reference", func(r map[string]any) { r["environment"].(map[string]any)["image"] = "Europe-Docker/UPPER case:1" }, "environment.image", "is not an image reference"},
 		{"nothing to run in", func(r map[string]any) { delete(r["environment"].(map[string]any), "image") }, "environment", "needs an image"},
 		{"missing archive", func(r map[string]any) {
 			r["environment"] = map[string]any{"archive": "nope.tar.gz", "work_dir": "repo", "verifier_command": "x", "report_format": "pytest-rA"}
