@@ -22,10 +22,6 @@ import (
 	"github.com/codeset/codeset/shared/blob"
 )
 
-// EnvironmentsDir is where imports before the blob store copied environment archives, relative
-// to the data dir: samples of those imports name their archive by a path under it.
-const EnvironmentsDir = "blobs/environments"
-
 // BaseTime is the author and committer date of every work tree built from a source directory:
 // with fixed dates, names and file modes, the same files always give the same base_commit.
 var BaseTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
