@@ -27,17 +27,18 @@ const InfraExitCode = -1000
 
 // Environment is where a sample runs: stored with each sample by the catalog.
 type Environment struct {
-	Image           string    `json:"image,omitempty"`        // container image (Cloud Run)
-	Archive         string    `json:"archive,omitempty"`      // tar.gz of the work tree, a path on this machine (older imports)
-	ArchiveRef      *blob.Ref `json:"archive_ref,omitempty"`  // tar.gz of the work tree in Spec.Blobs
-	WorkDir         string    `json:"work_dir"`               // the repository inside the sandbox, e.g. /workspace/repo
-	VerifierCommand string    `json:"verifier_command"`       // run from WorkDir by the oracle
-	ReportFormat    string    `json:"report_format"`          // junit | go-test-json | pytest-rA
-	ReportPaths     []string  `json:"report_paths,omitempty"` // files the verifier writes (junit); empty: parse its stdout
+	Image           string   `json:"image,omitempty"`        // container image (Cloud Run)
+	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, a path on this machine (older imports)
+	WorkDir         string   `json:"work_dir"`               // the repository inside the sandbox, e.g. /workspace/repo
+	VerifierCommand string   `json:"verifier_command"`       // run from WorkDir by the oracle
+	ReportFormat    string   `json:"report_format"`          // junit | go-test-json | pytest-rA
+	ReportPaths     []string `json:"report_paths,omitempty"` // files the verifier writes (junit); empty: parse its stdout
 	// ProtectedPaths are globs (relative to WorkDir, "**" for any depth) of files the grader
 	// depends on beyond the test patch's and the verifier's own: the agent's changes to them are
 	// not graded.
 	ProtectedPaths []string `json:"protected_paths,omitempty"`
+	// ArchiveRef is the tar.gz of the work tree in Spec.Blobs, where the importer stores it.
+	ArchiveRef *blob.Ref `json:"archive_ref,omitempty"`
 }
 
 // TreeRoot is where the repository of an environment whose work_dir is relative sits inside
