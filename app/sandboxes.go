@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
@@ -105,7 +106,11 @@ func SandboxRecord(info sandbox.Info, sec SandboxSecret) events.Sandbox {
 
 // SandboxEnvironment is the runtime's view of a sample's environment.
 func SandboxEnvironment(env events.Environment) sandbox.Environment {
-	return sandbox.Environment{Image: env.Image, Archive: env.Archive, WorkDir: env.WorkDir,
+	out := sandbox.Environment{Image: env.Image, Archive: env.Archive, WorkDir: env.WorkDir,
 		VerifierCommand: env.VerifierCommand, ReportFormat: env.ReportFormat,
 		ReportPaths: env.ReportPaths, ProtectedPaths: env.ProtectedPaths}
+	if env.ArchiveRef != nil {
+		out.ArchiveRef = &blob.Ref{Digest: env.ArchiveRef.Digest, Size: env.ArchiveRef.Size}
+	}
+	return out
 }

@@ -98,12 +98,21 @@ func (c SampleContent) Hash() string {
 // is part of the stored schema: SampleContent.Hash encodes it.
 type Environment struct {
 	Image           string   `json:"image,omitempty"`        // container image
-	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, relative to the data dir's blobs
+	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, relative to the data dir (imports before ArchiveRef)
 	WorkDir         string   `json:"work_dir"`               // the repository inside the sandbox
 	VerifierCommand string   `json:"verifier_command"`       // run from WorkDir by the oracle
 	ReportFormat    string   `json:"report_format"`          // one of ReportFormats
 	ReportPaths     []string `json:"report_paths,omitempty"` // files the verifier writes; empty: its stdout
 	ProtectedPaths  []string `json:"protected_paths,omitempty"`
+	// ArchiveRef is the tar.gz of the work tree in the blob store, where every import puts it
+	// (the data dir locally, the bucket on GCP, where a Cloud Run sandbox downloads it from).
+	ArchiveRef *ArchiveRef `json:"archive_ref,omitempty"`
+}
+
+// ArchiveRef names an environment archive in the blob store by its content.
+type ArchiveRef struct {
+	Digest string `json:"digest"` // "sha256:<64 hex digits>"
+	Size   int64  `json:"size"`
 }
 
 // SampleVersionAddedData is the data of SampleVersionAdded: version N of a sample, which is

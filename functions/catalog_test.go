@@ -19,6 +19,7 @@ import (
 	"github.com/codeset/codeset/demo"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/config"
 	"github.com/codeset/codeset/shared/dataset"
 	"github.com/codeset/codeset/shared/httpapi"
@@ -239,13 +240,17 @@ func testCatalogEndpoints(t *testing.T, h *catalogHarness) {
 		}
 	}
 
-	// The archive the sessions engineer unpacks is where the sample says, under the data dir.
+	// The archive a sandbox unpacks is in the App's blob store (the data dir, or the bucket).
 	s, err := projections.Sample(ctx, h.a.Docs, "demo", "py-envfile-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := os.Stat(s.Env(h.a.Config.DataDir).Archive); err != nil || st.Size() == 0 {
-		t.Errorf("environment archive %q: %v", s.Env(h.a.Config.DataDir).Archive, err)
+	ref := s.Environment.ArchiveRef
+	if ref == nil || s.Environment.Archive != "" {
+		t.Fatalf("the sample's environment: %+v", s.Environment)
+	}
+	if b, err := blob.ReadAll(ctx, h.a.Blobs, blob.Ref{Digest: ref.Digest, Size: ref.Size}); err != nil || len(b) == 0 {
+		t.Errorf("environment archive %s: %d bytes, %v", ref.Digest, len(b), err)
 	}
 }
 
@@ -390,8 +395,8 @@ func TestImportInvalidRows(t *testing.T) {
 	}
 }
 
-// TestImportArchiveEnvironment: an environment given as a tar.gz next to the JSONL is copied into
-// the data dir by content; a different archive is a new version.
+// TestImportArchiveEnvironment: an environment given as a tar.gz next to the JSONL is stored in
+// the blob store by content; the same archive again is no new version, a different one is.
 func TestImportArchiveEnvironment(t *testing.T) {
 	t.Parallel()
 	h := newCatalogHarness(t, nil)
@@ -407,16 +412,23 @@ func TestImportArchiveEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(s.Env(h.a.Config.DataDir).Archive)
-	if err != nil || string(got) != "pretend archive 1" || !strings.HasPrefix(s.Environment.Archive, dataset.EnvironmentsDir+"/sha256-") {
-		t.Fatalf("archive %q: %q %v", s.Environment.Archive, got, err)
+	ref := s.Environment.ArchiveRef
+	if ref == nil || s.Environment.Archive != "" {
+		t.Fatalf("environment: %+v", s.Environment)
+	}
+	got, err := blob.ReadAll(ctx, h.a.Blobs, blob.Ref{Digest: ref.Digest, Size: ref.Size})
+	if err != nil || string(got) != "pretend archive 1" || s.EnvironmentDigest != "sha256-"+strings.TrimPrefix(ref.Digest, "sha256:") {
+		t.Fatalf("archive %+v (%s): %q %v", ref, s.EnvironmentDigest, got, err)
+	}
+	if res, err := importFile(t, h.a, file, "arch", false); err != nil || res.Unchanged != 1 {
+		t.Fatalf("the same archive again: %+v %v", res, err)
 	}
 	os.WriteFile(filepath.Join(dir, "env.tar.gz"), []byte("pretend archive 2"), 0o644)
 	res, err := importFile(t, h.a, file, "arch", false)
 	if err != nil || res.Versioned != 1 {
 		t.Fatalf("changed archive: %+v %v", res, err)
 	}
-	if s2, _ := projections.Sample(ctx, h.a.Docs, "arch", "org__proj-1"); s2.Version != 2 || s2.Environment.Archive == s.Environment.Archive || *s2.View().VersionDescription != "changed: environment, environment_digest" {
-		t.Fatalf("after a changed archive: v%d %q %q", s2.Version, s2.Environment.Archive, s2.VersionDescription)
+	if s2, _ := projections.Sample(ctx, h.a.Docs, "arch", "org__proj-1"); s2.Version != 2 || *s2.Environment.ArchiveRef == *ref || *s2.View().VersionDescription != "changed: environment, environment_digest" {
+		t.Fatalf("after a changed archive: v%d %+v %q", s2.Version, s2.Environment.ArchiveRef, s2.VersionDescription)
 	}
 }

@@ -66,7 +66,7 @@ func DownloadSample(a *app.App, w http.ResponseWriter, r *http.Request) error {
 		s.Latest = true
 	}
 	env := s.Environment
-	env.Archive = ""
+	env.Archive, env.ArchiveRef = "", nil // where the server keeps it: nothing a client can use
 	raw, err := json.Marshal(downloadView{SampleView: s.View(), Environment: env})
 	if err != nil {
 		return err

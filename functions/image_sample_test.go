@@ -30,6 +30,7 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/grading"
+	"github.com/codeset/codeset/shared/sandbox/local"
 )
 
 // imageRepo is the repository inside the test image: add subtracts; its verifier, a script of
@@ -110,11 +111,11 @@ func imageLayer(t *testing.T, files map[string]string, programs ...string) v1.La
 // untouched verification fails as FAIL_TO_PASS says, and the fix passes.
 func TestImageSampleRunsLocally(t *testing.T) {
 	env := newVerifyEnv(t, nil)
-	if env.rt.Mode() != "namespaces" {
+	if lrt := env.rt.Runtime.(*local.Runtime); lrt.Mode() != "namespaces" {
 		if ciRun() {
 			t.Fatal("image samples need namespaces, which CI has")
 		}
-		t.Skip("image samples need namespaces: " + env.rt.Describe())
+		t.Skip("image samples need namespaces: " + lrt.Describe())
 	}
 	// /bin/sh is dash (shell builtins and forks only); git applies the test patch.
 	layer := imageLayer(t, imageRepo, "/usr/bin/dash", "/usr/bin/git")

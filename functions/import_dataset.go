@@ -71,7 +71,11 @@ func ImportDataset(ctx context.Context, a *app.App, rows []dataset.Row, invalid 
 	if progress == nil {
 		progress = func(string, int, int) {}
 	}
-	blobs := &dataset.Blobs{DataDir: a.Config.DataDir}
+	known, err := storedArchives(ctx, a, opts.Dataset)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	blobs := &dataset.Blobs{Store: a.Blobs, Known: known}
 	valid := rows[:0:0]
 	for i := range rows {
 		if rerr := blobs.Prepare(ctx, &rows[i]); rerr != nil {
@@ -115,7 +119,8 @@ func ImportDataset(ctx context.Context, a *app.App, rows []dataset.Row, invalid 
 	moved := func(version int64) error {
 		return fmt.Errorf("import into %s after %d of %d events: another writer appended at version %d: %w", opts.Dataset, start, len(plan.Events), version, events.ErrConcurrency)
 	}
-	_, stored, err := app.Update(ctx, a, stream, events.DatasetOf, func(ds *events.Dataset) ([]events.Envelope, error) {
+	var stored []events.Envelope
+	_, stored, err = app.Update(ctx, a, stream, events.DatasetOf, func(ds *events.Dataset) ([]events.Envelope, error) {
 		if planned {
 			return nil, moved(ds.Version)
 		}
@@ -143,4 +148,24 @@ func ImportDataset(ctx context.Context, a *app.App, rows []dataset.Row, invalid 
 		}, app.From(&app.Head{Version: expected}))
 	}
 	return ImportResult{Rows: len(valid), New: plan.New, Versioned: plan.Versioned, Unchanged: plan.Unchanged, Invalid: invalid}, nil
+}
+
+// storedArchives are the archives the dataset's samples keep in the blob store, by environment
+// digest: an import of the same environments stores nothing again.
+func storedArchives(ctx context.Context, a *app.App, name string) (map[string]events.ArchiveRef, error) {
+	evs, err := a.Events.Load(ctx, events.DatasetStream(name), 1)
+	if err != nil {
+		return nil, fmt.Errorf("import into %s: %w", name, err)
+	}
+	ds, err := events.DatasetOf(evs)
+	if err != nil {
+		return nil, fmt.Errorf("import into %s: %w", name, err)
+	}
+	known := map[string]events.ArchiveRef{}
+	for _, head := range ds.Samples {
+		if ref := head.Content.Environment.ArchiveRef; ref != nil && head.Content.EnvironmentDigest != "" {
+			known[head.Content.EnvironmentDigest] = *ref
+		}
+	}
+	return known, nil
 }

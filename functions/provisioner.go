@@ -104,7 +104,8 @@ func sandboxSpec(a *app.App, s events.Session, sampleEnv events.Environment) san
 	if env.Archive != "" && !filepath.IsAbs(env.Archive) {
 		env.Archive = filepath.Join(a.Config.DataDir, filepath.FromSlash(env.Archive))
 	}
-	return sandbox.Spec{SessionID: s.SessionID, UserID: s.UserID, Dataset: s.Dataset, SampleID: s.SampleID, Env: env, ExpiresAt: s.ExpiresAt}
+	return sandbox.Spec{SessionID: s.SessionID, UserID: s.UserID, Dataset: s.Dataset, SampleID: s.SampleID, Env: env, ExpiresAt: s.ExpiresAt,
+		Blobs: a.Blobs}
 }
 
 // wantsSessionRequest: the provisioner's events.

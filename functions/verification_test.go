@@ -43,9 +43,10 @@ type verifyEnv struct {
 	rt      *countingRuntime
 }
 
-// countingRuntime is the real local runtime, counting the verifier runs it is asked for.
+// countingRuntime is a real runtime (the local one, unless a test says), counting the verifier
+// runs it is asked for.
 type countingRuntime struct {
-	*local.Runtime
+	sandbox.Runtime
 	mu       sync.Mutex
 	verifies int
 	refused  int // stops refused to "another instance"
@@ -93,6 +94,13 @@ func newVerifyEnv(t testing.TB, tune func(*config.Config)) *verifyEnv {
 // (Firestore and Pub/Sub on their emulators, pushing to the App's own server).
 func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *verifyEnv {
 	t.Helper()
+	return newVerifyEnvWith(t, backend, tune, nil, nil)
+}
+
+// newVerifyEnvWith is newVerifyEnvOn with the runtime rt (nil: the local one) and prepare, when
+// set, run on the App before anything else.
+func newVerifyEnvWith(t testing.TB, backend string, tune func(*config.Config), rt sandbox.Runtime, prepare func(*app.App)) *verifyEnv {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end verification runs real sandboxes; skipped with -short")
 	}
@@ -105,14 +113,15 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 		t.Fatal(err)
 	}
 	dataDir := t.TempDir()
-	lrt, err := local.New(local.Options{DataDir: dataDir, Binary: bin, Ephemeral: true})
-	if err != nil {
-		t.Fatal(err)
+	if rt == nil {
+		if rt, err = local.New(local.Options{DataDir: dataDir, Binary: bin, Ephemeral: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	rt := &countingRuntime{Runtime: lrt}
+	counting := &countingRuntime{Runtime: rt}
 	// The bus is the one background task verification needs; the other startup tasks (the
 	// bootstrap user, recoveries) belong to other capabilities.
-	ta := openApp(t, appSpec{Backend: backend, DataDir: dataDir, Tune: tune, Sandboxes: rt, Run: runBus, Serve: true})
+	ta := openApp(t, appSpec{Backend: backend, DataDir: dataDir, Tune: tune, Sandboxes: counting, Run: runBus, Serve: true, Prepare: prepare})
 	a := ta.App
 	ctx := context.Background()
 	rows, err := demo.Rows()
@@ -122,7 +131,7 @@ func newVerifyEnvOn(t testing.TB, backend string, tune func(*config.Config)) *ve
 	if _, err := ImportDataset(ctx, a, rows, nil, ImportOptions{Dataset: demo.Name, Description: demo.Description}); err != nil {
 		t.Fatal(err)
 	}
-	env := &verifyEnv{t: t, a: a, url: ta.URL, samples: map[string]dataset.Row{}, dataset: map[string]string{}, rt: rt}
+	env := &verifyEnv{t: t, a: a, url: ta.URL, samples: map[string]dataset.Row{}, dataset: map[string]string{}, rt: counting}
 	for _, r := range rows {
 		env.samples[r.Content.SampleID] = r
 	}

@@ -18,8 +18,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/agent"
+	"github.com/codeset/codeset/shared/sandbox/envarchive"
 )
 
 // sandboxd is the agent inside a sandbox: exec, str_replace, upload and verify over HTTP, for
@@ -53,6 +55,9 @@ func sandboxd(args []string) error {
 	trackChanges := fs.Bool("track-changes", false, "take a manifest of the work tree at start and answer GET /v1/changes from it (a sandbox with no pristine copy beside it: Cloud Run)")
 	oracleRequest := fs.String("oracle-request", "", "run the oracle once instead of serving: the sandbox.VerifyRequest in this JSON file, the answer on stdout")
 	oracleChanges := fs.String("oracle-changes", "", "with --oracle-request: the agent's changes, a layer (tar)")
+	archiveURL := fs.String("archive-url", os.Getenv(sandbox.ArchiveURLEnv), "the environment archive (tar.gz) to unpack at --work-dir before serving: a URL (env "+sandbox.ArchiveURLEnv+"; Cloud Run's base image)")
+	archiveDigest := fs.String("archive-digest", os.Getenv(sandbox.ArchiveDigestEnv), "with --archive-url: the sha256:<hex> digest its bytes must have (env "+sandbox.ArchiveDigestEnv+")")
+	archiveSize := fs.Int64("archive-size", envInt64(sandbox.ArchiveSizeEnv), "with --archive-url: the size in bytes it must have (env "+sandbox.ArchiveSizeEnv+")")
 	stopAt := fs.Int64("stop-at", 0, "unix time at which the sandbox ends, whatever happens: one its server never came back to stop does not run for ever (0: never)")
 	var limits agent.Limits
 	fs.StringVar(&limits.Cgroup, "cgroup", "", "the control group the runtime started the sandbox in (its name): the agent checks that it is there and says which of its limits a command hit")
@@ -97,6 +102,11 @@ func sandboxd(args []string) error {
 			child = append(child, "--track-changes")
 		}
 		child = append(child, limitArgs(limits)...)
+		// The archive's URL goes to the agent in its environment, not on its command line,
+		// which any command may read; the agent removes it once read.
+		os.Setenv(sandbox.ArchiveURLEnv, *archiveURL)
+		os.Setenv(sandbox.ArchiveDigestEnv, *archiveDigest)
+		os.Setenv(sandbox.ArchiveSizeEnv, strconv.FormatInt(*archiveSize, 10))
 		os.Exit(agent.RunInit(child, setup))
 	}
 
@@ -118,6 +128,15 @@ func sandboxd(args []string) error {
 		secret = strings.TrimSpace(string(b))
 	}
 	os.Unsetenv(sandbox.SecretEnv)
+	for _, k := range []string{sandbox.ArchiveURLEnv, sandbox.ArchiveDigestEnv, sandbox.ArchiveSizeEnv} {
+		os.Unsetenv(k)
+	}
+	if *archiveURL != "" {
+		// Before listening: the container's startup probe passes only once the tree is there.
+		if err := fetchArchive(*archiveURL, blob.Ref{Digest: *archiveDigest, Size: *archiveSize}, *workDir); err != nil {
+			return err
+		}
+	}
 	if *workDir == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -332,4 +351,31 @@ func listenOn(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// archiveFetchTimeout bounds the download and unpacking of an environment archive: within the
+// time Cloud Run gives a container to start listening.
+const archiveFetchTimeout = 4 * time.Minute
+
+// fetchArchive puts the environment archive at url, checked against ref, at workDir.
+func fetchArchive(url string, ref blob.Ref, workDir string) error {
+	if workDir == "" {
+		return errors.New("sandboxd: --archive-url needs --work-dir (where the work tree goes)")
+	}
+	if ref.Size <= 0 {
+		return errors.New("sandboxd: --archive-url needs --archive-digest and --archive-size")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), archiveFetchTimeout)
+	defer cancel()
+	if err := envarchive.Fetch(ctx, nil, url, ref, workDir); err != nil {
+		return fmt.Errorf("sandboxd: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "sandboxd: unpacked the environment archive %s at %s\n", ref.Digest, workDir)
+	return nil
+}
+
+// envInt64 is the integer in the environment variable k, 0 when unset or not one.
+func envInt64(k string) int64 {
+	n, _ := strconv.ParseInt(os.Getenv(k), 10, 64)
+	return n
 }

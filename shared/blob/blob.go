@@ -17,6 +17,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"time"
 )
 
 // Ref names stored bytes: their digest and size. It is what an event keeps.
@@ -34,6 +35,14 @@ type Store interface {
 	Get(ctx context.Context, ref Ref) (io.ReadCloser, error)
 	// Delete removes the bytes of ref; bytes already gone are not an error.
 	Delete(ctx context.Context, ref Ref) error
+}
+
+// Signer is a store whose values can be read, for a while, through a URL that carries its own
+// credential: how a sandbox, which holds no credentials, downloads its environment archive.
+type Signer interface {
+	// SignedURL is a URL that answers a plain GET with the bytes of ref until ttl has passed.
+	// Bytes that are not stored are ErrNotFound.
+	SignedURL(ctx context.Context, ref Ref, ttl time.Duration) (string, error)
 }
 
 var (

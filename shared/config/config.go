@@ -74,6 +74,7 @@ type Config struct {
 	CloudRunSandboxSA     string // cloudrun runtime: the identity sandboxes run as
 	CloudRunAgent         string // cloudrun runtime: path of the codeset binary inside sample images
 	CloudRunVPCConnector  string // cloudrun runtime: VPC connector of the sandboxes (optional)
+	CloudRunBaseImage     string // cloudrun runtime: the sandbox base image that runs archive samples
 	CloudRunAdminEndpoint string // cloudrun runtime: Admin API endpoint (empty: Google's; tests: a fake)
 
 	// What each local sandbox may use (0: no limit)
@@ -161,6 +162,7 @@ func (c *Config) Settings() []Setting {
 		str(&c.CloudRunInvoker, "cloudrun-invoker", "CODESET_CLOUDRUN_INVOKER", "", "Cloud Run sandboxes: the backend's service account e-mail, the only one allowed to invoke them"),
 		str(&c.CloudRunSandboxSA, "cloudrun-sandbox-service-account", "CODESET_CLOUDRUN_SANDBOX_SERVICE_ACCOUNT", "", "Cloud Run sandboxes: the service account they run as (give it no roles)"),
 		str(&c.CloudRunAgent, "cloudrun-agent-path", "CODESET_CLOUDRUN_AGENT_PATH", "/usr/local/bin/codeset", "Cloud Run sandboxes: path of the codeset binary inside sample images"),
+		str(&c.CloudRunBaseImage, "cloudrun-base-image", "CODESET_CLOUDRUN_BASE_IMAGE", "", "Cloud Run sandboxes: the sandbox base image (scripts/sandbox/Dockerfile) that runs samples with an environment archive and no image"),
 		str(&c.CloudRunVPCConnector, "cloudrun-vpc-connector", "CODESET_CLOUDRUN_VPC_CONNECTOR", "", "Cloud Run sandboxes: VPC connector (optional)"),
 		str(&c.CloudRunAdminEndpoint, "cloudrun-admin-endpoint", "CODESET_CLOUDRUN_ADMIN_ENDPOINT", "", "Cloud Run Admin API endpoint (empty: Google's own)"),
 		str(&c.Service, "service-name", "CODESET_SERVICE_NAME", "codeset-api", "service name reported by /health"),

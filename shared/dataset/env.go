@@ -12,53 +12,67 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"time"
-)
 
-// EnvironmentsDir is where environment archives live, relative to the data dir. Archives are
-// named by their content (a work tree's commit, or a given archive's sha256), so importing the
-// same environment again, or for another sample, reuses the file.
-const EnvironmentsDir = "blobs/environments"
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/blob"
+)
 
 // BaseTime is the author and committer date of every work tree built from a source directory:
 // with fixed dates, names and file modes, the same files always give the same base_commit.
 var BaseTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Blobs prepares environments under a data dir.
+// Blobs prepares environments in a blob store.
 type Blobs struct {
-	DataDir string
-	sums    map[string]string // archive file -> digest, so a file shared by many rows is read once
+	Store blob.Store
+	// Known are the archives stored already, by environment digest (the dataset's samples'
+	// and this import's), so that an import of an unchanged environment stores nothing again
+	// and records the same reference: a work tree built again from a source directory has the
+	// same commit, but not the same bytes (git's index holds the files' times).
+	Known map[string]events.ArchiveRef
+	sums  map[string]string // archive file -> digest, so a file shared by many rows is read once
 }
 
-// Prepare makes the row's environment archive available in the data dir and records its path
-// (relative to the data dir) and digest in the row's content. A work tree built from a source
-// directory must land on the row's base_commit.
+// Prepare stores the row's environment archive in the blob store and records its reference
+// and digest in the row's content. A work tree built from a source directory must land on the
+// row's base_commit.
 func (b *Blobs) Prepare(ctx context.Context, row *Row) *RowError {
 	env := &row.Content.Environment
-	var digest string
-	var write func(dst string) error
+	if b.Known == nil {
+		b.Known = map[string]events.ArchiveRef{}
+	}
+	var digest, field string
+	var open func() (io.ReadCloser, error)
 	switch {
 	case row.SourceFiles != nil:
+		field = "environment.source_dir"
 		tmp, err := os.MkdirTemp("", "codeset-env-")
 		if err != nil {
-			return &RowError{Line: row.Line, Field: "environment.source_dir", Msg: err.Error()}
+			return &RowError{Line: row.Line, Field: field, Msg: err.Error()}
 		}
 		defer os.RemoveAll(tmp)
-		commit, err := BuildRepo(ctx, row.SourceFiles, filepath.Join(tmp, DefaultWorkDir))
+		tree := filepath.Join(tmp, "tree")
+		commit, err := BuildRepo(ctx, row.SourceFiles, filepath.Join(tree, DefaultWorkDir))
 		if err != nil {
-			return &RowError{Line: row.Line, Field: "environment.source_dir", Msg: err.Error()}
+			return &RowError{Line: row.Line, Field: field, Msg: err.Error()}
 		}
 		if commit != row.Content.BaseCommit {
 			return &RowError{Line: row.Line, Field: "base_commit", Msg: fmt.Sprintf("is %s, but the work tree built from environment.source_dir is at commit %s", row.Content.BaseCommit, commit)}
 		}
 		digest = "git-" + commit
-		write = func(dst string) error { return WriteArchive(tmp, dst) }
+		open = func() (io.ReadCloser, error) {
+			packed := filepath.Join(tmp, "env.tar.gz")
+			if err := WriteArchive(tree, packed); err != nil {
+				return nil, err
+			}
+			return os.Open(packed)
+		}
 	case row.Archive != nil:
+		field = "environment.archive"
 		if b.sums == nil {
 			b.sums = map[string]string{}
 		}
@@ -66,32 +80,31 @@ func (b *Blobs) Prepare(ctx context.Context, row *Row) *RowError {
 		if digest == "" {
 			sum, err := fileSHA256(row.Archive, row.ArchiveName)
 			if err != nil {
-				return &RowError{Line: row.Line, Field: "environment.archive", Msg: err.Error()}
+				return &RowError{Line: row.Line, Field: field, Msg: err.Error()}
 			}
 			digest = "sha256-" + sum
 			b.sums[row.ArchiveName] = digest
 		}
-		write = func(dst string) error { return copyFile(row.Archive, row.ArchiveName, dst) }
+		open = func() (io.ReadCloser, error) { return row.Archive.Open(row.ArchiveName) }
 	default:
-		env.Archive, row.Content.EnvironmentDigest = "", ""
+		env.Archive, env.ArchiveRef, row.Content.EnvironmentDigest = "", nil, ""
 		return nil
 	}
-	rel := path.Join(EnvironmentsDir, digest+".tar.gz")
-	dst := filepath.Join(b.DataDir, filepath.FromSlash(rel))
-	if _, err := os.Stat(dst); err != nil {
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return &RowError{Line: row.Line, Field: "environment", Msg: err.Error()}
+	ref, known := b.Known[digest]
+	if !known {
+		rc, err := open()
+		if err != nil {
+			return &RowError{Line: row.Line, Field: field, Msg: err.Error()}
 		}
-		tmp := fmt.Sprintf("%s.%d.tmp", dst, os.Getpid())
-		if err := write(tmp); err != nil {
-			os.Remove(tmp)
-			return &RowError{Line: row.Line, Field: "environment", Msg: err.Error()}
+		stored, err := b.Store.Put(ctx, rc)
+		rc.Close()
+		if err != nil {
+			return &RowError{Line: row.Line, Field: field, Msg: fmt.Sprintf("store the archive: %v", err)}
 		}
-		if err := os.Rename(tmp, dst); err != nil {
-			return &RowError{Line: row.Line, Field: "environment", Msg: err.Error()}
-		}
+		ref = events.ArchiveRef{Digest: stored.Digest, Size: stored.Size}
+		b.Known[digest] = ref
 	}
-	env.Archive, row.Content.EnvironmentDigest = rel, digest
+	env.Archive, env.ArchiveRef, row.Content.EnvironmentDigest = "", &ref, digest
 	return nil
 }
 
@@ -239,21 +252,4 @@ func fileSHA256(fsys fs.FS, name string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func copyFile(fsys fs.FS, src, dst string) error {
-	in, err := fsys.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

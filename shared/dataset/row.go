@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/shared/sandbox/changes"
 )
@@ -350,6 +352,9 @@ func parseEnvironment(line int, raw json.RawMessage, base fs.FS, row *Row) (even
 	case given == 0 && env.Image == "":
 		return bad("", "needs an image, an archive, a source_dir or a source_txtar")
 	}
+	if err := validImage(env.Image); err != nil {
+		return bad(".image", "%q %v", env.Image, err)
+	}
 	if strings.TrimSpace(env.VerifierCommand) == "" {
 		return bad(".verifier_command", "is required")
 	}
@@ -434,4 +439,17 @@ func relativeClean(p string) bool {
 	}
 	c := path.Clean(p)
 	return c == p && c != ".." && !strings.HasPrefix(c, "../")
+}
+
+// validImage checks an environment's image reference: a registry's (what Cloud Run and the local
+// runtime pull: scripts/sandbox-image.sh prints one by digest), or a local runtime's OCI layout
+// or docker archive. A bad one would otherwise be found only when a session starts.
+func validImage(ref string) error {
+	if ref == "" || strings.HasPrefix(ref, "oci:") || strings.HasPrefix(ref, "docker-archive:") {
+		return nil
+	}
+	if _, err := name.ParseReference(ref); err != nil {
+		return fmt.Errorf("is not an image reference: %v", err)
+	}
+	return nil
 }

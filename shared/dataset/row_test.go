@@ -1,14 +1,21 @@
 package dataset
 
 import (
+	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/blob"
+	"github.com/codeset/codeset/shared/blob/fsblob"
 )
 
 func goodRow() map[string]any {
@@ -25,6 +32,22 @@ func line(t *testing.T, row map[string]any) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// An image is recorded as the row names it: a registry's reference (by digest, as
+// scripts/sandbox-image.sh prints it, or by tag), or a local runtime's.
+func TestParseImageReferences(t *testing.T) {
+	for _, ref := range []string{
+		"europe-docker.pkg.dev/proj/samples/calc@sha256:" + strings.Repeat("ab", 32),
+		"localhost:5000/calc:v1", "calc", "oci:/images/calc:v1", "docker-archive:calc.tar",
+	} {
+		row := goodRow()
+		row["environment"].(map[string]any)["image"] = ref
+		rows, bad, err := Parse(strings.NewReader(line(t, row)), fstest.MapFS{})
+		if err != nil || len(bad) != 0 || rows[0].Content.Environment.Image != ref {
+			t.Errorf("%s: %v %v", ref, bad, err)
+		}
+	}
 }
 
 func TestParseGoodRow(t *testing.T) {
@@ -93,6 +116,7 @@ func TestParseBadRows(t *testing.T) {
 			r["environment"].(map[string]any)["protected_paths"] = []string{"tests/**", "../x"}
 		}, "environment.protected_paths", `"../x"`},
 		{"protected paths not a list", func(r map[string]any) { r["environment"].(map[string]any)["protected_paths"] = "tests" }, "environment.protected_paths", "array of strings"},
+		{"bad image reference", func(r map[string]any) { r["environment"].(map[string]any)["image"] = "Europe-Docker/UPPER case:1" }, "environment.image", "is not an image reference"},
 		{"nothing to run in", func(r map[string]any) { delete(r["environment"].(map[string]any), "image") }, "environment", "needs an image"},
 		{"missing archive", func(r map[string]any) {
 			r["environment"] = map[string]any{"archive": "nope.tar.gz", "work_dir": "repo", "verifier_command": "x", "report_format": "pytest-rA"}
@@ -147,10 +171,68 @@ func TestReadFileGzipAndSourceDir(t *testing.T) {
 		t.Fatalf("source files %v, work dir %q", rows[0].SourceFiles, rows[0].Content.Environment.WorkDir)
 	}
 	// base_commit "abc" is not what the tree commits to: Prepare names the field.
-	b := &Blobs{DataDir: t.TempDir()}
-	if rerr := b.Prepare(context.Background(), &rows[0]); rerr == nil || rerr.Field != "base_commit" || !strings.Contains(rerr.Msg, "work tree built from") {
+	store, err := fsblob.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingStore{Store: store}
+	b := &Blobs{Store: counted}
+	ctx := context.Background()
+	rerr := b.Prepare(ctx, &rows[0])
+	if rerr == nil || rerr.Field != "base_commit" || !strings.Contains(rerr.Msg, "work tree built from") {
 		t.Fatalf("prepare with a wrong base_commit: %v", rerr)
 	}
+	if counted.puts != 0 {
+		t.Fatal("a wrong base_commit stored an archive")
+	}
+
+	// At its commit, the tree is stored in the blob store and the row records its reference.
+	rows[0].Content.BaseCommit = rerr.Msg[strings.LastIndex(rerr.Msg, " ")+1:]
+	if rerr := b.Prepare(ctx, &rows[0]); rerr != nil {
+		t.Fatal(rerr)
+	}
+	env := rows[0].Content.Environment
+	if env.ArchiveRef == nil || env.Archive != "" || rows[0].Content.EnvironmentDigest != "git-"+rows[0].Content.BaseCommit || counted.puts != 1 {
+		t.Fatalf("prepared: %+v, digest %q, %d puts", env, rows[0].Content.EnvironmentDigest, counted.puts)
+	}
+	raw, err := blob.ReadAll(ctx, store, blob.Ref{Digest: env.ArchiveRef.Digest, Size: env.ArchiveRef.Size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for tr := tar.NewReader(zr); ; {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names[h.Name] = true
+	}
+	if !names["repo/pkg/a.txt"] || !names["repo/.git/HEAD"] {
+		t.Errorf("the archive holds %v", names)
+	}
+
+	// Built again (other bytes: git's index holds file times), a known environment is not
+	// stored again and keeps its reference.
+	again := &Blobs{Store: counted, Known: map[string]events.ArchiveRef{rows[0].Content.EnvironmentDigest: *env.ArchiveRef}}
+	rows[0].Content.Environment.ArchiveRef = nil
+	if rerr := again.Prepare(ctx, &rows[0]); rerr != nil || counted.puts != 1 || *rows[0].Content.Environment.ArchiveRef != *env.ArchiveRef {
+		t.Fatalf("a known environment: %v, %d puts, %+v", rerr, counted.puts, rows[0].Content.Environment.ArchiveRef)
+	}
+}
+
+// countingStore counts what is stored.
+type countingStore struct {
+	blob.Store
+	puts int
+}
+
+func (c *countingStore) Put(ctx context.Context, r io.Reader) (blob.Ref, error) {
+	c.puts++
+	return c.Store.Put(ctx, r)
 }
 
 // The same files always commit to the same base_commit; any change moves it.

@@ -8,7 +8,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"path"
 	"time"
+
+	"github.com/codeset/codeset/shared/blob"
 )
 
 // ErrUnreachable: the sandbox's agent could not be reached or answered nonsense. Commands that
@@ -25,7 +28,7 @@ const InfraExitCode = -1000
 // Environment is where a sample runs: stored with each sample by the catalog.
 type Environment struct {
 	Image           string   `json:"image,omitempty"`        // container image (Cloud Run)
-	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, a path under the data dir's blobs (local)
+	Archive         string   `json:"archive,omitempty"`      // tar.gz of the work tree, a path on this machine (older imports)
 	WorkDir         string   `json:"work_dir"`               // the repository inside the sandbox, e.g. /workspace/repo
 	VerifierCommand string   `json:"verifier_command"`       // run from WorkDir by the oracle
 	ReportFormat    string   `json:"report_format"`          // junit | go-test-json | pytest-rA
@@ -34,6 +37,25 @@ type Environment struct {
 	// depends on beyond the test patch's and the verifier's own: the agent's changes to them are
 	// not graded.
 	ProtectedPaths []string `json:"protected_paths,omitempty"`
+	// ArchiveRef is the tar.gz of the work tree in Spec.Blobs, where the importer stores it.
+	ArchiveRef *blob.Ref `json:"archive_ref,omitempty"`
+}
+
+// TreeRoot is where the repository of an environment whose work_dir is relative sits inside
+// every sandbox (the demo's "repo" is /workspace/repo), locally as on Cloud Run.
+const TreeRoot = "/workspace"
+
+// InsideWorkDir is where env's repository sits inside a sandbox: its work_dir when absolute (as
+// in the sample's image), else TreeRoot/<its last element>.
+func InsideWorkDir(env Environment) string {
+	if path.IsAbs(env.WorkDir) {
+		return path.Clean(env.WorkDir)
+	}
+	name := path.Base(env.WorkDir)
+	if name == "." || name == "/" || name == "" {
+		name = "repo"
+	}
+	return path.Join(TreeRoot, name)
 }
 
 // Spec asks a runtime for one sandbox.
@@ -47,6 +69,9 @@ type Spec struct {
 	// Secret is what the agent will ask of every request: the caller derives it (it is stored
 	// nowhere). Empty: the runtime makes a random one, for a sandbox nobody reaches again.
 	Secret string
+	// Blobs holds Env.ArchiveRef: the App's blob store. A local runtime reads the archive from
+	// it; the Cloud Run runtime hands its sandbox a signed URL of it (blob.Signer).
+	Blobs blob.Store
 }
 
 // SecretOf is the secret a runtime gives the sandbox of spec: the caller's, or a random one.

@@ -13,6 +13,12 @@ const (
 	// SecretEnv is where `codeset sandboxd` reads its secret when no secret file is given (Cloud
 	// Run). The agent removes it from the environment its commands inherit.
 	SecretEnv = "CODESET_SANDBOX_SECRET"
+	// ArchiveURLEnv, ArchiveDigestEnv and ArchiveSizeEnv give `codeset sandboxd` in the base
+	// image its environment archive: a signed URL of the blob store, and the digest and size its
+	// bytes must have. It unpacks the archive at its work dir before it serves.
+	ArchiveURLEnv    = "CODESET_SANDBOX_ARCHIVE_URL"
+	ArchiveDigestEnv = "CODESET_SANDBOX_ARCHIVE_DIGEST"
+	ArchiveSizeEnv   = "CODESET_SANDBOX_ARCHIVE_SIZE"
 
 	PathHealth     = "/v1/health"
 	PathExec       = "/v1/exec"
@@ -29,13 +35,13 @@ const (
 // RunRequest is the body of POST PathRuns. The ID is the caller's: a second request with an id
 // the agent knows never starts the command again, it waits for the one under way.
 type RunRequest struct {
-	ID      string        `json:"id"`
-	Command string        `json:"command"`
+	ID      string `json:"id"`
+	Command string `json:"command"`
 	// Verify, instead of a command, runs the oracle (an oracle's agent only): its answer is the
 	// run's Answer.
 	Verify  *VerifyRequest `json:"verify,omitempty"`
-	Timeout time.Duration `json:"timeout"` // nanoseconds; at most 0 means the agent's default
-	Wait    time.Duration `json:"wait"`    // how long this request waits for the end (0: not at all)
+	Timeout time.Duration  `json:"timeout"` // nanoseconds; at most 0 means the agent's default
+	Wait    time.Duration  `json:"wait"`    // how long this request waits for the end (0: not at all)
 }
 
 // RunState answers PathRuns: the command's result once it has ended.

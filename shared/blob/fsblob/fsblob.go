@@ -106,3 +106,20 @@ func (s *Store) Delete(ctx context.Context, ref blob.Ref) error {
 	}
 	return nil
 }
+
+// Path is the file holding the bytes of ref (ErrNotFound when there is none), for a reader on
+// this machine that needs a file rather than a stream: the local runtime unpacks an environment
+// archive from where it lies instead of copying it. The file is read-only and never changes.
+func (s *Store) Path(ref blob.Ref) (string, error) {
+	p, err := s.path(ref)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%w: %s", blob.ErrNotFound, ref.Digest)
+		}
+		return "", fmt.Errorf("blob store: %w", err)
+	}
+	return p, nil
+}

@@ -1,7 +1,8 @@
 // Package cloudrun is the sandbox runtime on GCP: one Cloud Run service per session, from the
-// sample's image, with `codeset sandboxd` as its entry point, exactly one instance with its CPU
-// always allocated, internal ingress and only the backend's service account allowed to invoke
-// it.
+// sample's image (or, for a sample with an environment archive and no image, the sandbox base
+// image, whose agent downloads the archive by a signed URL and unpacks it before it serves),
+// with `codeset sandboxd` as its entry point, exactly one instance with its CPU always
+// allocated, internal ingress and only the backend's service account allowed to invoke it.
 package cloudrun
 
 import (
@@ -30,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
@@ -47,6 +49,9 @@ type Options struct {
 	// Agent is the path of the codeset binary inside the sample images (default
 	// /usr/local/bin/codeset).
 	Agent string
+	// BaseImage is the sandbox base image (scripts/sandbox/Dockerfile): the image of a sample
+	// that has an environment archive and no image of its own. Empty: such samples do not run.
+	BaseImage string
 	// CPU and Memory of the one instance (defaults "2" and "4Gi").
 	CPU, Memory string
 	// VPCConnector, when set, lets the sandbox reach the VPC (e.g. a package mirror); its egress
@@ -154,8 +159,53 @@ const (
 	roleOracle  = "oracle"
 )
 
+// archiveURLTTL is how long the signed URL of a sandbox's environment archive lives: the
+// agent downloads it at start, and again only if Cloud Run restarts the container, whose tree
+// is then fresh anyway; past the session's end nothing needs it.
+func archiveURLTTL(spec sandbox.Spec) time.Duration {
+	ttl := time.Until(spec.ExpiresAt) + 10*time.Minute
+	return min(max(ttl, time.Hour), 7*24*time.Hour)
+}
+
+// container is what runs the sandbox of spec: the sample's image at its work dir, or the base
+// image given the sample's environment archive (a signed URL, its digest and size), unpacked
+// at the work dir a local sandbox has it at too.
+type container struct {
+	image, workDir string
+	env            []*runpb.EnvVar
+	archive        bool
+}
+
+func (r *Runtime) container(ctx context.Context, spec sandbox.Spec) (container, error) {
+	env := spec.Env
+	switch {
+	case env.Image != "":
+		if strings.HasPrefix(env.Image, "oci:") || strings.HasPrefix(env.Image, "docker-archive:") {
+			return container{}, fmt.Errorf("the sample's image %q is a local one: Cloud Run pulls from a registry (scripts/sandbox-image.sh sample pushes one)", env.Image)
+		}
+		return container{image: env.Image, workDir: env.WorkDir}, nil
+	case env.ArchiveRef == nil:
+		return container{}, errors.New("the sample has no image and no environment archive in the blob store (an archive given as a path runs only on local sandboxes: import the dataset again)")
+	case r.opts.BaseImage == "":
+		return container{}, errors.New("the sample's environment is an archive, which runs in the sandbox base image: set CODESET_CLOUDRUN_BASE_IMAGE")
+	}
+	signer, ok := spec.Blobs.(blob.Signer)
+	if !ok {
+		return container{}, fmt.Errorf("the sample's environment archive: the blob store (%T) cannot sign URLs for the sandbox to download it", spec.Blobs)
+	}
+	url, err := signer.SignedURL(ctx, *env.ArchiveRef, archiveURLTTL(spec))
+	if err != nil {
+		return container{}, fmt.Errorf("the sample's environment archive: %w", err)
+	}
+	return container{image: r.opts.BaseImage, workDir: sandbox.InsideWorkDir(env), archive: true, env: []*runpb.EnvVar{
+		{Name: sandbox.ArchiveURLEnv, Values: &runpb.EnvVar_Value{Value: url}},
+		{Name: sandbox.ArchiveDigestEnv, Values: &runpb.EnvVar_Value{Value: env.ArchiveRef.Digest}},
+		{Name: sandbox.ArchiveSizeEnv, Values: &runpb.EnvVar_Value{Value: strconv.FormatInt(env.ArchiveRef.Size, 10)}},
+	}}, nil
+}
+
 // service is the sandbox's service definition.
-func (r *Runtime) service(spec sandbox.Spec, secret, role string) *runpb.Service {
+func (r *Runtime) service(spec sandbox.Spec, c container, secret, role string) *runpb.Service {
 	labels := map[string]string{"codeset-session": label(spec.SessionID), "codeset-user": label(spec.UserID),
 		"codeset-role": role, "managed-by": "codeset"}
 	args := []string{"sandboxd", "--init", "--track-changes"}
@@ -177,14 +227,14 @@ func (r *Runtime) service(spec sandbox.Spec, secret, role string) *runpb.Service
 		ExecutionEnvironment:          runpb.ExecutionEnvironment_EXECUTION_ENVIRONMENT_GEN2,
 		Containers: []*runpb.Container{{
 			Name:    "sandbox",
-			Image:   spec.Env.Image,
+			Image:   c.image,
 			Command: []string{r.opts.Agent},
 			Args:    args,
-			Env: []*runpb.EnvVar{
+			Env: append([]*runpb.EnvVar{
 				{Name: sandbox.SecretEnv, Values: &runpb.EnvVar_Value{Value: secret}},
-				{Name: "CODESET_SANDBOX_WORK_DIR", Values: &runpb.EnvVar_Value{Value: spec.Env.WorkDir}},
-			},
-			WorkingDir: spec.Env.WorkDir,
+				{Name: "CODESET_SANDBOX_WORK_DIR", Values: &runpb.EnvVar_Value{Value: c.workDir}},
+			}, c.env...),
+			WorkingDir: workingDir(c),
 			Ports:      []*runpb.ContainerPort{{Name: "http1", ContainerPort: 8080}},
 			Resources: &runpb.ResourceRequirements{
 				Limits: map[string]string{"cpu": r.opts.CPU, "memory": r.opts.Memory},
@@ -192,10 +242,7 @@ func (r *Runtime) service(spec sandbox.Spec, secret, role string) *runpb.Service
 				CpuIdle:         false,
 				StartupCpuBoost: true,
 			},
-			StartupProbe: &runpb.Probe{
-				PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 60,
-				ProbeType: &runpb.Probe_TcpSocket{TcpSocket: &runpb.TCPSocketAction{Port: 8080}},
-			},
+			StartupProbe: startupProbe(c),
 		}},
 	}
 	if r.opts.VPCConnector != "" {
@@ -213,6 +260,26 @@ func (r *Runtime) service(spec sandbox.Spec, secret, role string) *runpb.Service
 	}
 }
 
+// workingDir is the container's working directory: the work dir, but for an archive's, which
+// exists only once the agent unpacked it (the base image's /workspace holds it).
+func workingDir(c container) string {
+	if c.archive {
+		return path.Dir(c.workDir)
+	}
+	return c.workDir
+}
+
+// startupProbe waits for the agent to listen: a minute for an image, four (Cloud Run's most)
+// for an archive, which the agent downloads and unpacks first.
+func startupProbe(c container) *runpb.Probe {
+	p := &runpb.Probe{PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 60,
+		ProbeType: &runpb.Probe_TcpSocket{TcpSocket: &runpb.TCPSocketAction{Port: 8080}}}
+	if c.archive {
+		p.PeriodSeconds, p.FailureThreshold = 2, 120
+	}
+	return p
+}
+
 // Start creates the session's service, waits until its revision is ready, grants the backend
 // (and only it) the right to invoke it, and returns once the agent answers. Any failure deletes
 // what was created.
@@ -221,18 +288,19 @@ func (r *Runtime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, e
 }
 
 func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, serviceID, role string) (sandbox.Info, error) {
-	if spec.Env.Image == "" {
-		return sandbox.Info{}, fmt.Errorf("start sandbox %s: the sample has no image", spec.SessionID)
+	c, err := r.container(ctx, spec)
+	if err != nil {
+		return sandbox.Info{}, fmt.Errorf("start sandbox %s: %w", spec.SessionID, err)
 	}
 	info := sandbox.Info{
 		Name:     r.parent() + "/services/" + serviceID,
 		Secret:   sandbox.SecretOf(spec),
 		Location: r.opts.Region,
-		WorkDir:  spec.Env.WorkDir,
+		WorkDir:  c.workDir,
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ReadyTimeout)
 	defer cancel()
-	svc, err := r.create(ctx, spec, info, serviceID, role)
+	svc, err := r.create(ctx, c, info, serviceID, role, spec)
 	if err == nil {
 		info.URL = svc.GetUri()
 		err = r.ready(ctx, info)
@@ -341,9 +409,9 @@ func OracleServiceID(sessionID, suffix string) string {
 	return strings.TrimRight(id, "-") + "-o" + suffix
 }
 
-func (r *Runtime) create(ctx context.Context, spec sandbox.Spec, info sandbox.Info, serviceID, role string) (*runpb.Service, error) {
+func (r *Runtime) create(ctx context.Context, c container, info sandbox.Info, serviceID, role string, spec sandbox.Spec) (*runpb.Service, error) {
 	op, err := r.services.CreateService(ctx, &runpb.CreateServiceRequest{
-		Parent: r.parent(), ServiceId: serviceID, Service: r.service(spec, info.Secret, role),
+		Parent: r.parent(), ServiceId: serviceID, Service: r.service(spec, c, info.Secret, role),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create service %s: %w", info.Name, err)

@@ -3,17 +3,24 @@ package cloudrun_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/run/apiv2/runpb"
 	"google.golang.org/api/option"
 
+	"github.com/codeset/codeset/shared/blob"
+	"github.com/codeset/codeset/shared/blob/fsblob"
+	"github.com/codeset/codeset/shared/dataset"
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/cloudrun"
 	"github.com/codeset/codeset/shared/sandbox/cloudrun/fakerun"
@@ -21,10 +28,10 @@ import (
 
 const invoker = "codeset-api@proj.iam.gserviceaccount.com"
 
-func newRuntime(t *testing.T, fake *fakerun.Server) *cloudrun.Runtime {
+func newRuntime(t *testing.T, fake *fakerun.Server, tune ...func(*cloudrun.Options)) *cloudrun.Runtime {
 	t.Helper()
 	tokens := 0
-	r, err := cloudrun.New(context.Background(), cloudrun.Options{
+	opts := cloudrun.Options{
 		Project: "proj", Region: "europe-west1", Invoker: invoker,
 		ServiceAccount: "sandbox@proj.iam.gserviceaccount.com",
 		PollInterval:   5 * time.Millisecond, ReadyTimeout: 20 * time.Second,
@@ -34,7 +41,11 @@ func newRuntime(t *testing.T, fake *fakerun.Server) *cloudrun.Runtime {
 			tokens++
 			return &http.Client{}, nil
 		},
-	})
+	}
+	for _, f := range tune {
+		f(&opts)
+	}
+	r, err := cloudrun.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,5 +342,174 @@ func TestListAndReclaim(t *testing.T) {
 	}
 	if err := r.Reclaim(ctx, oracle); err != nil {
 		t.Errorf("reclaim twice: %v", err)
+	}
+}
+
+// signingStore is a blob store whose signed URLs are served by a test server: what gcsblob and
+// its bucket are on GCP. Each URL carries a token the server checks, as a signature.
+type signingStore struct {
+	*fsblob.Store
+	url    string
+	signed atomic.Int64
+}
+
+func newSigningStore(t *testing.T) *signingStore {
+	fs, err := fsblob.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &signingStore{Store: fs}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sig") != "ok" {
+			http.Error(w, "bad signature", http.StatusForbidden)
+			return
+		}
+		size, _ := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
+		b, err := blob.ReadAll(r.Context(), fs, blob.Ref{Digest: strings.TrimPrefix(r.URL.Path, "/"), Size: size})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+func (s *signingStore) SignedURL(ctx context.Context, ref blob.Ref, ttl time.Duration) (string, error) {
+	if ttl < time.Hour {
+		return "", fmt.Errorf("a URL for %s only: the sandbox may not get to it", ttl)
+	}
+	s.signed.Add(1)
+	return fmt.Sprintf("%s/%s?size=%d&sig=ok", s.url, ref.Digest, ref.Size), nil
+}
+
+// calcArchive is the environment archive of a work tree with a bug (add subtracts) and a test
+// of it, packed as the importer packs one, stored in s.
+func calcArchive(t *testing.T, s blob.Store) blob.Ref {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "tree")
+	files := map[string][]byte{
+		"calc.sh": []byte("add() { echo $(( $1 - $2 )); }\n"),
+		"test.sh": []byte(". ./calc.sh\nif [ \"$(add 1 2)\" = 3 ]; then echo PASS add; else echo FAIL add; fi\n"),
+	}
+	if _, err := dataset.BuildRepo(context.Background(), files, filepath.Join(src, "repo")); err != nil {
+		t.Fatal(err)
+	}
+	packed := filepath.Join(t.TempDir(), "env.tar.gz")
+	if err := dataset.WriteArchive(src, packed); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(packed)
+	ref, err := blob.PutBytes(context.Background(), s, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+const baseImage = "europe-docker.pkg.dev/proj/codeset/sandbox:1"
+
+func envOf(c *runpb.Container) map[string]string {
+	env := map[string]string{}
+	for _, e := range c.GetEnv() {
+		env[e.GetName()] = e.GetValue()
+	}
+	return env
+}
+
+// TestArchiveSampleOnTheBaseImage: a sample with an environment archive and no image runs in the
+// base image, whose agent gets the archive's signed URL, digest and size and serves its tree at
+// the fixed work dir; the oracle's service is built the same way, fresh from the archive.
+func TestArchiveSampleOnTheBaseImage(t *testing.T) {
+	fake := fakerun.New(t)
+	r := newRuntime(t, fake, func(o *cloudrun.Options) { o.BaseImage = baseImage })
+	store := newSigningStore(t)
+	ref := calcArchive(t, store)
+	ctx := context.Background()
+	sp := sandbox.Spec{SessionID: "sess_archive", UserID: "user_ABC", Dataset: "demo", SampleID: "calc-1",
+		Env: sandbox.Environment{WorkDir: "repo", ArchiveRef: &ref}, Blobs: store, ExpiresAt: time.Now().Add(time.Hour)}
+	info, err := r.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(ctx, info)
+	c := fake.Created(info.Name).GetTemplate().GetContainers()[0]
+	env := envOf(c)
+	if c.GetImage() != baseImage || env[sandbox.ArchiveDigestEnv] != ref.Digest || env[sandbox.ArchiveSizeEnv] != strconv.FormatInt(ref.Size, 10) ||
+		!strings.HasPrefix(env[sandbox.ArchiveURLEnv], store.url+"/") || env["CODESET_SANDBOX_WORK_DIR"] != "/workspace/repo" || c.GetWorkingDir() != "/workspace" {
+		t.Fatalf("the container: image %s, working dir %s, env %v", c.GetImage(), c.GetWorkingDir(), env)
+	}
+	if p := c.GetStartupProbe(); p.GetPeriodSeconds()*p.GetFailureThreshold() != 240 {
+		t.Errorf("an archive's startup probe waits %d s, want Cloud Run's 240", p.GetPeriodSeconds()*p.GetFailureThreshold())
+	}
+	if info.WorkDir != "/workspace/repo" {
+		t.Errorf("work dir %q", info.WorkDir)
+	}
+	session := r.Client(info)
+	out, err := session.Exec(ctx, "cat calc.sh; git status --porcelain; git log --format=%s", time.Minute)
+	if err != nil || out.Stdout != "add() { echo $(( $1 - $2 )); }\nbase\n" {
+		t.Fatalf("the unpacked tree: %+v %v", out, err)
+	}
+
+	// The oracle: a second base-image service, its own download of the same archive.
+	if ok, msg, err := session.StrReplace(ctx, "calc.sh", "$1 - $2", "$1 + $2"); err != nil || !ok {
+		t.Fatal(msg, err)
+	}
+	res, err := sandbox.Verify(ctx, r, info, sp, sandbox.VerifyRequest{Command: "sh test.sh", Protected: []string{"test.sh"}, Timeout: time.Minute})
+	if err != nil || res.Stdout != "PASS add\n" {
+		t.Fatalf("the fix was not graded: %+v %v", res, err)
+	}
+	oracles := fake.Deleted()
+	if len(oracles) != 1 {
+		t.Fatalf("deleted %v, want the oracle", oracles)
+	}
+	oc := fake.Created(oracles[0]).GetTemplate().GetContainers()[0]
+	if oc.GetImage() != baseImage || envOf(oc)[sandbox.ArchiveDigestEnv] != ref.Digest || !slices.Contains(oc.GetArgs(), "--oracle") {
+		t.Errorf("the oracle's container: %s %v %v", oc.GetImage(), oc.GetArgs(), envOf(oc))
+	}
+	if n := store.signed.Load(); n != 2 {
+		t.Errorf("%d URLs signed, want 2 (the session's, the oracle's)", n)
+	}
+}
+
+// TestArchiveSampleRefusals: what keeps an archive sample from starting is said, and a
+// container whose archive is not the digest's never becomes ready.
+func TestArchiveSampleRefusals(t *testing.T) {
+	fake := fakerun.New(t)
+	store := newSigningStore(t)
+	ref := calcArchive(t, store)
+	spec := func(id string, ref blob.Ref, blobs blob.Store) sandbox.Spec {
+		return sandbox.Spec{SessionID: id, Env: sandbox.Environment{WorkDir: "repo", ArchiveRef: &ref}, Blobs: blobs, ExpiresAt: time.Now().Add(time.Hour)}
+	}
+	ctx := context.Background()
+	noBase := newRuntime(t, fake)
+	if _, err := noBase.Start(ctx, spec("sess_nobase", ref, store)); err == nil || !strings.Contains(err.Error(), "CODESET_CLOUDRUN_BASE_IMAGE") {
+		t.Errorf("without a base image: %v", err)
+	}
+	r := newRuntime(t, fake, func(o *cloudrun.Options) { o.BaseImage = baseImage })
+	if _, err := r.Start(ctx, spec("sess_nosign", ref, store.Store)); err == nil || !strings.Contains(err.Error(), "cannot sign") {
+		t.Errorf("a store that cannot sign: %v", err)
+	}
+	forged := ref
+	forged.Digest = "sha256:" + strings.Repeat("ab", 32)
+	if _, err := r.Start(ctx, spec("sess_forged", forged, store)); err == nil || !strings.Contains(err.Error(), "failed to become ready") {
+		t.Errorf("an archive that cannot be had: %v", err)
+	}
+	local := sandbox.Spec{SessionID: "sess_oci", Env: sandbox.Environment{Image: "oci:/images/x", WorkDir: "/w"}}
+	if _, err := r.Start(ctx, local); err == nil || !strings.Contains(err.Error(), "local one") {
+		t.Errorf("a local image: %v", err)
+	}
+	if fake.Exists("projects/proj/locations/europe-west1/services/"+cloudrun.ServiceID("sess_forged")) || len(fake.Deleted()) != 1 {
+		t.Errorf("the service that never became ready was not deleted: %v", fake.Deleted())
+	}
+	// Both runtimes still run a sample with an image of its own.
+	for i, rt := range []*cloudrun.Runtime{noBase, r} {
+		info, err := rt.Start(ctx, sandbox.Spec{SessionID: fmt.Sprintf("sess_img%d", i), Env: sandbox.Environment{Image: "img", WorkDir: "/w"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.Stop(ctx, info)
 	}
 }

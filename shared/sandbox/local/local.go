@@ -91,8 +91,8 @@ type Runtime struct {
 	// verifications are the oracle runs under way, by id: processes of this server, which
 	// end with it like its sandboxes' agents.
 	verifications sandbox.OracleRuns
-	mu      sync.Mutex
-	waited  map[int]chan struct{} // agents started by this process: closed once reaped
+	mu            sync.Mutex
+	waited        map[int]chan struct{} // agents started by this process: closed once reaped
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -293,6 +293,10 @@ func (r *Runtime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, e
 		if err := r.Stop(ctx, sandbox.Info{Name: spec.SessionID}); err != nil {
 			return sandbox.Info{}, fmt.Errorf("end the earlier sandbox of %s: %w", spec.SessionID, err)
 		}
+	}
+	spec, err = r.withArchiveFile(ctx, spec)
+	if err != nil {
+		return sandbox.Info{}, fmt.Errorf("start sandbox %s: %w", spec.SessionID, err)
 	}
 	info, err := r.start(ctx, spec, dir)
 	if err != nil {

@@ -49,6 +49,9 @@ func (r *Runtime) verify(ctx context.Context, info sandbox.Info, spec sandbox.Sp
 	}
 	defer os.RemoveAll(odir)
 
+	if spec, err = r.withArchiveFile(ctx, spec); err != nil {
+		return sandbox.VerifyResult{}, err
+	}
 	pristine, err := r.pristine(spec.Env)
 	if err != nil {
 		return sandbox.VerifyResult{}, err

@@ -17,7 +17,7 @@ import (
 // TreeRoot is where a sample's repository sits inside a local sandbox whose work_dir is relative
 // (the demo's "repo" is /workspace/repo); an absolute work_dir is used as it is, as in the
 // sample's image on Cloud Run.
-const TreeRoot = "/workspace"
+const TreeRoot = sandbox.TreeRoot
 
 // Home is a sandbox's home directory inside: empty and private.
 const Home = "/home/user"
@@ -35,13 +35,9 @@ type treeSetup struct {
 	Env     []string // the environment of the sandbox's processes (nil: the runtime's, sandboxEnv)
 }
 
-// InsideWorkDir is where env's repository sits inside a sandbox with a root of its own.
-func InsideWorkDir(env sandbox.Environment) string {
-	if path.IsAbs(env.WorkDir) {
-		return path.Clean(env.WorkDir)
-	}
-	return path.Join(TreeRoot, treeName(env))
-}
+// InsideWorkDir is where env's repository sits inside a sandbox with a root of its own: the
+// same place as on Cloud Run (sandbox.InsideWorkDir).
+func InsideWorkDir(env sandbox.Environment) string { return sandbox.InsideWorkDir(env) }
 
 // prepareTree lays out the work tree of the sandbox in dir (a session's or an oracle's): in
 // namespaces, a root of its own with the tree at its fixed path, an overlay on the archive

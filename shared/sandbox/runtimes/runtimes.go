@@ -37,7 +37,7 @@ func FromConfig(ctx context.Context, cfg config.Config) (sandbox.Runtime, string
 		return r, r.Describe() + "; " + r.DescribeLimits(), nil
 	case "cloudrun":
 		opts := cloudrun.Options{Project: cfg.Project, Region: cfg.CloudRunRegion, Invoker: cfg.CloudRunInvoker,
-			ServiceAccount: cfg.CloudRunSandboxSA, Agent: cfg.CloudRunAgent, VPCConnector: cfg.CloudRunVPCConnector,
+			ServiceAccount: cfg.CloudRunSandboxSA, Agent: cfg.CloudRunAgent, BaseImage: cfg.CloudRunBaseImage, VPCConnector: cfg.CloudRunVPCConnector,
 			ReadyTimeout: cfg.SessionStartTimeout}
 		if ep := cfg.CloudRunAdminEndpoint; ep != "" {
 			opts.ClientOptions = append(opts.ClientOptions, option.WithEndpoint(ep))

@@ -2,10 +2,14 @@
 // created through long-running operations that finish after a few polls, and each "instance" is
 // the real sandbox agent served over HTTP on the loopback, with the secret and work directory
 // the service definition gives it. An image whose name contains "fail" gets a revision that
-// never becomes ready, as a container that does not start would.
+// never becomes ready, as a container that does not start would. A container given an
+// environment archive (the base image) gets it downloaded, checked and unpacked at its work dir
+// as `codeset sandboxd` does it; one whose archive cannot be had never becomes ready.
 package fakerun
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,8 +32,10 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/sandbox"
 	"github.com/codeset/codeset/shared/sandbox/agent"
+	"github.com/codeset/codeset/shared/sandbox/envarchive"
 )
 
 // Server is the fake API.
@@ -175,16 +182,25 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
 	revision := id + "-00001-abc"
 	c := svc.GetTemplate().GetContainers()
 	final := &longrunningpb.Operation{Done: true}
-	if len(c) != 1 || strings.Contains(c[0].GetImage(), "fail") {
+	var a *httptest.Server
+	var startErr error
+	if len(c) == 1 && !strings.Contains(c[0].GetImage(), "fail") {
+		if a, startErr = s.startAgent(c[0]); startErr != nil {
+			var refused *agentRefused
+			if !errors.As(startErr, &refused) {
+				apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", startErr.Error())
+				return
+			}
+		}
+	}
+	if a == nil {
 		msg := fmt.Sprintf("Revision '%s' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable within the allocated timeout.", revision)
+		if startErr != nil {
+			msg += " Logs: " + startErr.Error()
+		}
 		final.Result = &longrunningpb.Operation_Error{Error: &status.Status{Code: 9, Message: msg}}
 		svc.TerminalCondition = &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_FAILED, Message: msg}
 	} else {
-		a, err := s.startAgent(c[0])
-		if err != nil {
-			apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", err.Error())
-			return
-		}
 		s.agents[name] = a
 		ready := proto.Clone(svc).(*runpb.Service)
 		ready.Reconciling = false
@@ -219,6 +235,15 @@ func (s *Server) startAgent(c *runpb.Container) (*httptest.Server, error) {
 			return nil, err
 		}
 	}
+	if url := env[sandbox.ArchiveURLEnv]; url != "" {
+		// What `codeset sandboxd` does in the base image before it listens; a container whose
+		// agent exits there never becomes ready.
+		size, _ := strconv.ParseInt(env[sandbox.ArchiveSizeEnv], 10, 64)
+		ref := blob.Ref{Digest: env[sandbox.ArchiveDigestEnv], Size: size}
+		if err := envarchive.Fetch(context.Background(), nil, url, ref, wd); err != nil {
+			return nil, &agentRefused{err}
+		}
+	}
 	// The agent's own flags, as `codeset sandboxd` reads them from the container's args.
 	opts := agent.Options{WorkDir: wd, Secret: env[sandbox.SecretEnv]}
 	for _, arg := range c.GetArgs() {
@@ -235,6 +260,11 @@ func (s *Server) startAgent(c *runpb.Container) (*httptest.Server, error) {
 	}
 	return httptest.NewServer(a), nil
 }
+
+// agentRefused: the agent exited before it listened, as a container that fails to start.
+type agentRefused struct{ err error }
+
+func (e *agentRefused) Error() string { return "sandboxd: " + e.err.Error() }
 
 func (s *Server) newOp(parent string, final *longrunningpb.Operation, onDone func()) *longrunningpb.Operation {
 	s.nextOp++
