@@ -106,13 +106,7 @@ type Environment struct {
 	ProtectedPaths  []string `json:"protected_paths,omitempty"`
 	// ArchiveRef is the tar.gz of the work tree in the blob store, where every import puts it
 	// (the data dir locally, the bucket on GCP, where a Cloud Run sandbox downloads it from).
-	ArchiveRef *ArchiveRef `json:"archive_ref,omitempty"`
-}
-
-// ArchiveRef names an environment archive in the blob store by its content.
-type ArchiveRef struct {
-	Digest string `json:"digest"` // "sha256:<64 hex digits>"
-	Size   int64  `json:"size"`
+	ArchiveRef *BlobRef `json:"archive_ref,omitempty"`
 }
 
 // SampleVersionAddedData is the data of SampleVersionAdded: version N of a sample, which is

@@ -152,7 +152,7 @@ func ImportDataset(ctx context.Context, a *app.App, rows []dataset.Row, invalid 
 
 // storedArchives are the archives the dataset's samples keep in the blob store, by environment
 // digest: an import of the same environments stores nothing again.
-func storedArchives(ctx context.Context, a *app.App, name string) (map[string]events.ArchiveRef, error) {
+func storedArchives(ctx context.Context, a *app.App, name string) (map[string]events.BlobRef, error) {
 	evs, err := a.Events.Load(ctx, events.DatasetStream(name), 1)
 	if err != nil {
 		return nil, fmt.Errorf("import into %s: %w", name, err)
@@ -161,7 +161,7 @@ func storedArchives(ctx context.Context, a *app.App, name string) (map[string]ev
 	if err != nil {
 		return nil, fmt.Errorf("import into %s: %w", name, err)
 	}
-	known := map[string]events.ArchiveRef{}
+	known := map[string]events.BlobRef{}
 	for _, head := range ds.Samples {
 		if ref := head.Content.Environment.ArchiveRef; ref != nil && head.Content.EnvironmentDigest != "" {
 			known[head.Content.EnvironmentDigest] = *ref

@@ -33,7 +33,7 @@ type Blobs struct {
 	// and this import's), so that an import of an unchanged environment stores nothing again
 	// and records the same reference: a work tree built again from a source directory has the
 	// same commit, but not the same bytes (git's index holds the files' times).
-	Known map[string]events.ArchiveRef
+	Known map[string]events.BlobRef
 	sums  map[string]string // archive file -> digest, so a file shared by many rows is read once
 }
 
@@ -43,7 +43,7 @@ type Blobs struct {
 func (b *Blobs) Prepare(ctx context.Context, row *Row) *RowError {
 	env := &row.Content.Environment
 	if b.Known == nil {
-		b.Known = map[string]events.ArchiveRef{}
+		b.Known = map[string]events.BlobRef{}
 	}
 	var digest, field string
 	var open func() (io.ReadCloser, error)
@@ -101,7 +101,7 @@ func (b *Blobs) Prepare(ctx context.Context, row *Row) *RowError {
 		if err != nil {
 			return &RowError{Line: row.Line, Field: field, Msg: fmt.Sprintf("store the archive: %v", err)}
 		}
-		ref = events.ArchiveRef{Digest: stored.Digest, Size: stored.Size}
+		ref = events.BlobRef{Digest: stored.Digest, Size: stored.Size}
 		b.Known[digest] = ref
 	}
 	env.Archive, env.ArchiveRef, row.Content.EnvironmentDigest = "", &ref, digest

@@ -217,7 +217,7 @@ func TestReadFileGzipAndSourceDir(t *testing.T) {
 
 	// Built again (other bytes: git's index holds file times), a known environment is not
 	// stored again and keeps its reference.
-	again := &Blobs{Store: counted, Known: map[string]events.ArchiveRef{rows[0].Content.EnvironmentDigest: *env.ArchiveRef}}
+	again := &Blobs{Store: counted, Known: map[string]events.BlobRef{rows[0].Content.EnvironmentDigest: *env.ArchiveRef}}
 	rows[0].Content.Environment.ArchiveRef = nil
 	if rerr := again.Prepare(ctx, &rows[0]); rerr != nil || counted.puts != 1 || *rows[0].Content.Environment.ArchiveRef != *env.ArchiveRef {
 		t.Fatalf("a known environment: %v, %d puts, %+v", rerr, counted.puts, rows[0].Content.Environment.ArchiveRef)
