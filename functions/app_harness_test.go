@@ -46,6 +46,10 @@ type appSpec struct {
 	Wrap  func(http.Handler) http.Handler
 	// Prepare, when set, may replace parts of the App before anything runs.
 	Prepare func(*app.App)
+	// Project, on the gcp backend, is another instance of a deployment whose App opened this
+	// emulator project: it shares its events, read models and topic, and leaves its push
+	// subscriptions as they are (they keep pushing to the first instance).
+	Project string
 }
 
 type runMode int
@@ -83,6 +87,9 @@ func openApp(t testing.TB, spec appSpec) *testApp {
 	}
 	if spec.Backend == "gcp" {
 		useGCPBackend(t, &cfg, "http://"+srv.Listener.Addr().String())
+		if spec.Project != "" {
+			cfg.Project, cfg.ConsumerBase = spec.Project, ""
+		}
 	}
 	w := Wiring()
 	w.Consumers = append(w.Consumers, spec.Consumers...)

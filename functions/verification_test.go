@@ -52,6 +52,15 @@ type countingRuntime struct {
 	refused  int // stops refused to "another instance"
 }
 
+// List and Reclaim are the wrapped runtime's (sandbox.Inventory), for the leaked-sandbox sweep.
+func (r *countingRuntime) List(ctx context.Context) ([]sandbox.Listed, error) {
+	return r.Runtime.(sandbox.Inventory).List(ctx)
+}
+
+func (r *countingRuntime) Reclaim(ctx context.Context, s sandbox.Listed) error {
+	return r.Runtime.(sandbox.Inventory).Reclaim(ctx, s)
+}
+
 // StopVerify stops the oracle, unless the call comes from "another instance" (otherInstance),
 // which cannot reach this runtime's processes.
 func (r *countingRuntime) StopVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, id string) error {

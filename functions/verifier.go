@@ -145,14 +145,21 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 func (vf *verifier) awaitVerification(ctx context.Context, a *app.App, e events.Envelope) error {
 	jobID := strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix)
 	v, ok, err := loadVerification(ctx, a, jobID)
-	if err != nil || !ok || v.Status != events.JobRunning || v.Version != e.Version {
-		return err // ended, or handed over again by another delivery of this event
+	if err != nil || !ok {
+		return err
 	}
 	s, found, err := loadSession(ctx, a, v.SessionID)
 	if err != nil {
 		return err
 	}
-	if !found {
+	switch {
+	case v.Done() && found && a.Sandboxes != nil:
+		// Ended while its oracle ran (cancelled by another instance, which may not reach the
+		// oracle): stopping it is this delivery's, and a stop of a stopped run is harmless.
+		return a.Sandboxes.StopVerify(ctx, a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(a, s, s.Env), jobID)
+	case v.Status != events.JobRunning || v.Version != e.Version:
+		return nil // handed over again by another delivery of this event
+	case !found:
 		return failJob(ctx, a, jobID, events.CodeSandboxUnreachable, "the job's session does not exist")
 	}
 	o, ok, err := oracleOf(ctx, a, v, s)
