@@ -39,6 +39,13 @@ func newAgentRuntime(t *testing.T) *agentRuntime {
 	return rt
 }
 
+// startCount is how many sandboxes r was asked to start.
+func (r *agentRuntime) startCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.starts
+}
+
 func (r *agentRuntime) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Info, error) {
 	r.mu.Lock()
 	r.starts++

@@ -255,7 +255,7 @@ func TestExecRulesAndSessionClosedWhileCreating(t *testing.T) {
 	close(rt.gate)
 	h.waitStatus("carol", sid, "closed")
 	eventually(t, 10*time.Second, func() (bool, string) {
-		return rt.starts > 0 && rt.running() == 0, fmt.Sprintf("sandbox of a session closed while creating still runs (%d starts)", rt.starts)
+		return rt.startCount() > 0 && rt.running() == 0, fmt.Sprintf("sandbox of a session closed while creating still runs (%d starts)", rt.startCount())
 	})
 	if closed.DurationSeconds != 0 {
 		t.Fatalf("closed while creating billed %v s", closed.DurationSeconds)
@@ -392,7 +392,7 @@ func TestDuplicateDeliveriesRunOnce(t *testing.T) {
 		t.Fatalf("the command ran %s times", *it.Stdout)
 	}
 	// A redelivered session request starts nothing more.
-	starts := rt.starts
+	starts := rt.startCount()
 	req, _ := a.Events.Load(ctx, events.SessionStream(sid), 1)
 	p := &provisioner{}
 	for range 3 {
@@ -400,8 +400,8 @@ func TestDuplicateDeliveriesRunOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if rt.starts != starts {
-		t.Fatalf("a redelivered request started %d more sandboxes", rt.starts-starts)
+	if rt.startCount() != starts {
+		t.Fatalf("a redelivered request started %d more sandboxes", rt.startCount()-starts)
 	}
 }
 
