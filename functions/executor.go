@@ -129,9 +129,6 @@ func recordResult(ctx context.Context, a *app.App, seen []events.Envelope, it ev
 	return nil
 }
 
-// errRestarted: the command was claimed by an earlier run of this server.
-var errRestarted = errors.New("claimed by an earlier run")
-
 // claim appends the executor's claim on the command of e (its request) and returns the stream's
 // events with the claim, and the interaction claimed; false when there is nothing to run. The
 // request delivered is usually the whole stream, so it is claimed at its version without reading
@@ -154,19 +151,18 @@ func claim(ctx context.Context, a *app.App, e events.Envelope, ours bool) ([]eve
 		}
 		opts = append(opts, app.From(known))
 	}
+	handover := false
 	it, stored, err := app.Update(ctx, a, e.Stream, fold, func(it *events.Interaction) ([]events.Envelope, error) {
-		if it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" && !ours {
-			return nil, errRestarted
+		handover = it.Status == events.InteractionProcessing && a.Config.Backend == "embedded" && !ours
+		if handover {
+			// Claimed by an earlier run of this server, which stopped before the result: the
+			// agent ran the command on its own, so the wait is handed over, not the command.
+			return it.StillRunning(ids.New(), a.Clock.Now(), it.Version)
 		}
 		return it.Start(ids.New(), a.Clock.Now())
 	}, opts...)
-	switch {
-	case errors.Is(err, errRestarted):
-		// The earlier run stopped before recording the result: the command is lost, say so
-		// rather than leave it processing forever.
-		return nil, it, false, interrupt(ctx, a, *it, lostToRestart)
-	case err != nil || len(stored) == 0:
-		return nil, it, false, err // nothing to run: unknown, or claimed by another delivery
+	if err != nil || len(stored) == 0 || handover {
+		return nil, it, false, err // nothing to run: unknown, claimed by another delivery, or handed over
 	}
 	return append(seen, stored...), it, true, nil
 }
@@ -184,9 +180,8 @@ func foldDoc(evs []events.Envelope) *projections.InteractionDoc {
 
 // Why a claimed command is recorded as lost.
 const (
-	lostToRestart = "the command was interrupted: the server restarted while it ran"
 	lostToSilence = "the command was interrupted: its executor stopped before recording a result, and the command's timeout has long passed"
-	lostToSandbox = "the command was interrupted: the sandbox no longer knows it (its agent restarted)"
+	lostToSandbox = "the command was interrupted: its sandbox does not know it (the sandbox, or the server before it sent the command, restarted)"
 )
 
 // interrupt records the claimed command it as lost: exit code -1000 and why. A stream that moved

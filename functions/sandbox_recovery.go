@@ -8,12 +8,13 @@ import (
 	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/ids"
 )
 
 // At start of `codeset serve`, sandboxes of the previous run are never leaked: a ready session
 // whose sandbox still answers is reattached (its agent is reached from the address recorded in the
 // session), any other is ended and billed up to now; commands that were running when the server
-// stopped are recorded as interrupted.
+// stopped are waited for again (their agent ran them on its own).
 
 // RecoverSandboxes reattaches or ends the ready sessions of a previous run.
 func RecoverSandboxes(ctx context.Context, a *app.App) error {
@@ -51,8 +52,11 @@ func RecoverSandboxes(ctx context.Context, a *app.App) error {
 	return errors.Join(errs...)
 }
 
-// interruptCommands records as failed the commands that were running when the server stopped:
-// their processes died with the agent or were orphaned, and their result is lost.
+// interruptCommands settles the commands that were running when the server stopped. Their agent
+// ran them on its own: a reattached sandbox's agent still has them, running or with their
+// result. So each is handed over (exec running), and the executor waits for it again; one whose
+// agent no longer knows it (it died with its sandbox, or was never sent) is recorded as lost then,
+// and one whose session was ended above as interrupted by its end.
 func interruptCommands(ctx context.Context, a *app.App) error {
 	// The claim may not be projected yet ("pending" in the read model): the stream decides.
 	var docs []projections.InteractionDoc
@@ -73,7 +77,10 @@ func interruptCommands(ctx context.Context, a *app.App) error {
 		if err != nil || !ok || it.Status != events.InteractionProcessing {
 			continue
 		}
-		if err := interrupt(ctx, a, it, lostToRestart); err != nil {
+		read := it.Version
+		if _, _, err := app.Update(ctx, a, stream, events.InteractionOf, func(cur *events.Interaction) ([]events.Envelope, error) {
+			return cur.StillRunning(ids.New(), a.Clock.Now(), read)
+		}, app.From(&it)); err != nil {
 			return err
 		}
 	}

@@ -661,3 +661,42 @@ func firstEvent(t *testing.T, a *app.App, stream, typ string) events.Envelope {
 	})
 	return found
 }
+
+// TestCommandOutlivesARestart: a command running when the server stops goes on in its sandbox,
+// whose agent runs it on its own; the restarted server waits for it again and records its real
+// result, once.
+func TestCommandOutlivesARestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h1 := newSessionHarness(t, dir, nil, nil)
+	h1.addSample(events.Environment{Archive: sampleArchive(t)})
+	h1.credit("kim", 100)
+	sid := h1.openSession("kim")
+	var started struct {
+		InteractionID string `json:"interaction_id"`
+	}
+	h1.expect(http.StatusAccepted, "kim", "POST", "/sessions/"+sid+"/exec", map[string]any{"command": "echo x >> runs.txt; sleep 2; echo survived", "command_timeout": 60}, &started)
+	stream := events.InteractionStream(started.InteractionID)
+	firstEvent(t, h1.a, stream, events.ExecStarted)
+	h1.stop() // the server stops; the sandbox and its command do not
+
+	h2 := newSessionHarness(t, dir, nil, nil)
+	it := h2.await("kim", sid, started.InteractionID)
+	if *it.ExitCode != 0 || *it.Stdout != "survived\n" {
+		t.Fatalf("the command across the restart: exit %d, stdout %q, message %q", *it.ExitCode, *it.Stdout, *it.Message)
+	}
+	evs, _ := h2.a.Events.Load(context.Background(), stream, 1)
+	done := 0
+	for _, e := range evs {
+		if e.Type == events.ExecCompleted {
+			done++
+		}
+	}
+	if done != 1 {
+		t.Fatalf("%d results recorded", done)
+	}
+	if it := h2.run("kim", sid, "wc -l < runs.txt", 10); strings.TrimSpace(*it.Stdout) != "1" {
+		t.Fatalf("the command ran %s times", *it.Stdout)
+	}
+	h2.expect(http.StatusOK, "kim", "DELETE", "/sessions/"+sid, nil, nil)
+}
