@@ -5,6 +5,7 @@
 //	codeset dataset import   load samples from SWE-bench-style JSONL
 //	codeset billing replay   recompute every balance from the event log
 //	codeset credits grant    give a user credit
+//	codeset agent-job run    one agent job, as its environment describes (runners run it)
 package main
 
 import (
@@ -22,6 +23,7 @@ var commands = map[string]func(args []string) error{
 	"billing replay": billingReplay,
 	"credits grant":  creditsGrant,
 	"users":          users,
+	"agent-job run":  agentJobRun,
 }
 
 func main() {
