@@ -34,7 +34,7 @@ type fakeAgentRunner struct {
 
 	mu       sync.Mutex
 	launched []agentjob.Spec
-	err      error                     // Launch's answer
+	err      error                    // Launch's answer
 	behave   func(spec agentjob.Spec) // run after Launch answers; nil: the job never reports
 }
 
