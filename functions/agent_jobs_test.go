@@ -663,3 +663,54 @@ func TestAgentJobAbandonedRequest(t *testing.T) {
 		t.Fatalf("balance %d after a late charge of a rejected job", b)
 	}
 }
+
+// TestAgentJobRepositoryAccess: a GitHub user may have studied only what GitHub lets their token
+// read: a repository GitHub hides is a 404 that says so (repository_not_found), one whose
+// organisation has not approved the app a 404 with github_app_required; nothing is charged.
+// A readable one is launched with a clone URL and the user's token.
+func TestAgentJobRepositoryAccess(t *testing.T) {
+	t.Parallel()
+	runner := &fakeAgentRunner{}
+	e := newIDEnv(t, func(cfg *config.Config) { cfg.AgentJobCostCents = agentJobCost })
+	e.a.AgentRunner = runner
+	e.gh.addAccount(42, fakeAcc{Login: "alice", Repos: 3})
+	alice := e.login(42)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		b, _ := projections.Get[projections.Balance](context.Background(), e.a.Docs, projections.BalanceCollection, alice.UserID)
+		return b.BalanceCents == 500, fmt.Sprintf("sign-up credit: balance %d", b.BalanceCents)
+	})
+	for _, tc := range []struct{ repo, code string }{
+		{"someone/private-thing", codeRepoNotFound},
+		{"alice/repo-007", codeRepoNotFound}, // alice has three: repo-000 to repo-002
+		{lockedOrg + "/internal", codeGitHubAppMissing},
+	} {
+		var out struct{ Detail, Code string }
+		resp := e.call(http.MethodPost, "/agent-jobs", alice.AccessToken, map[string]any{"repo": tc.repo, "agent_id": "demo"}, nil)
+		json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusNotFound || out.Code != tc.code || !strings.Contains(out.Detail, tc.repo) {
+			t.Fatalf("%s: %d %+v, want 404 %s", tc.repo, resp.StatusCode, out, tc.code)
+		}
+	}
+	var job agentJobView
+	e.want(e.call(http.MethodPost, "/agent-jobs", alice.AccessToken, map[string]any{"repo": "alice/repo-001", "agent_id": "demo", "ref": "main"}, &job), http.StatusAccepted)
+	if b, _ := projections.Get[projections.Balance](context.Background(), e.a.Docs, projections.BalanceCollection, alice.UserID); b.BalanceCents != 500-agentJobCost {
+		t.Fatalf("balance %d: the refused requests were charged", b.BalanceCents)
+	}
+	// No bus runs here: launch as the bus would.
+	evs, err := e.a.Events.Load(context.Background(), events.AgentJobStream(job.JobID), 1)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("job events: %d %v", len(evs), err)
+	}
+	if err := launchAgentJob(context.Background(), e.a, evs[1]); err != nil {
+		t.Fatal(err)
+	}
+	spec := runner.spec(t, job.JobID)
+	if spec.Source.GitURL != e.gh.URL+"/alice/repo-001.git" || !strings.HasPrefix(spec.Source.Token, "gho_fake42") || spec.Ref != "main" {
+		t.Fatalf("launched with source %+v ref %q", spec.Source, spec.Ref)
+	}
+	for _, e := range evs {
+		if strings.Contains(string(e.Data), spec.Source.Token) {
+			t.Fatalf("event %s holds the GitHub token", e.Type)
+		}
+	}
+}
