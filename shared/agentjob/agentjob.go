@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/codeset/codeset/shared/blob"
 )
@@ -156,4 +157,35 @@ type ProgressRequest struct {
 	Secret        string `json:"secret"`
 	ProgressPct   int    `json:"progress_pct"`
 	ProgressStage string `json:"progress_stage"`
+}
+
+// Instruction is where a target agent reads its instructions in a repository.
+type Instruction struct {
+	AgentID string
+	Path    string // a file, or for cursor a directory of rule files (.mdc)
+	Dir     bool
+}
+
+// Instructions are the instruction files of the agents a knowledge base is written for, in the
+// form each reads.
+var Instructions = []Instruction{
+	{AgentID: "claude_code", Path: "CLAUDE.md"},
+	{AgentID: "codex", Path: "AGENTS.md"},
+	{AgentID: "copilot", Path: ".github/copilot-instructions.md"},
+	{AgentID: "cursor", Path: ".cursor/rules", Dir: true},
+	{AgentID: "gemini_cli", Path: "GEMINI.md"},
+}
+
+// InstructionAgent is the agent that reads the file at path (slash-separated, relative to the
+// repository), or "" when no agent reads it as instructions.
+func InstructionAgent(path string) string {
+	for _, in := range Instructions {
+		if !in.Dir && path == in.Path {
+			return in.AgentID
+		}
+		if in.Dir && strings.HasPrefix(path, in.Path+"/") && strings.HasSuffix(path, ".mdc") && !strings.Contains(strings.TrimPrefix(path, in.Path+"/"), "/") {
+			return in.AgentID
+		}
+	}
+	return ""
 }
