@@ -15,6 +15,7 @@ import (
 
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
+	"github.com/codeset/codeset/shared/agentjob"
 	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
@@ -43,6 +44,9 @@ type App struct {
 	Sandboxes sandbox.Runtime
 	// Samples is the in-memory index behind GET /samples (see projections.SampleIndex).
 	Samples *projections.SampleIndex
+	// AgentRunner launches agent jobs (a local process, or a Cloud Run Jobs execution). Nil
+	// when this process has none: a job it is asked to launch fails and is refunded.
+	AgentRunner agentjob.Runner
 	// Completions wakes the requests waiting on an interaction when it completes.
 	Completions *projections.Completions
 
@@ -55,6 +59,17 @@ type App struct {
 	starting  atomic.Bool
 	closers   []func() error
 }
+
+// ReportAgentJob is the agentjob.Report of this App, for a runner that watches its jobs and
+// cannot reach the completion endpoint: the same code as the endpoint (Wiring.AgentJobReport).
+func (a *App) ReportAgentJob(ctx context.Context, jobID, secret, outcome, errorMessage string, result *blob.Ref) error {
+	if a.Wiring.AgentJobReport == nil {
+		return errors.New("this App's wiring has no agent-job completion")
+	}
+	return a.Wiring.AgentJobReport(ctx, a, jobID, secret, outcome, errorMessage, result)
+}
+
+var _ agentjob.Report = (*App)(nil).ReportAgentJob
 
 // Close releases what Open acquired, in reverse order.
 func (a *App) Close() error {

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -165,7 +167,37 @@ func (l *lazyRuntime) close() error {
 // credentials), for the functions that store or read large values only.
 type lazyBlobs struct{ once[blob.Store] }
 
-var _ blob.Store = (*lazyBlobs)(nil)
+var (
+	_ blob.Store = (*lazyBlobs)(nil)
+	_ blob.Inbox = (*lazyBlobs)(nil)
+)
+
+// UploadURL implements blob.Inbox when the store it opens does.
+func (l *lazyBlobs) UploadURL(ctx context.Context, name string, ttl time.Duration) (string, error) {
+	s, err := l.get()
+	if err != nil {
+		return "", err
+	}
+	in, ok := s.(blob.Inbox)
+	if !ok {
+		return "", fmt.Errorf("the blob store %T takes no uploads: %w", s, errors.ErrUnsupported)
+	}
+	return in.UploadURL(ctx, name, ttl)
+}
+
+// Collect implements blob.Inbox when the store it opens does: one that takes no uploads has
+// none (ErrNotFound).
+func (l *lazyBlobs) Collect(ctx context.Context, name string) (blob.Ref, error) {
+	s, err := l.get()
+	if err != nil {
+		return blob.Ref{}, err
+	}
+	in, ok := s.(blob.Inbox)
+	if !ok {
+		return blob.Ref{}, fmt.Errorf("%w: the blob store %T takes no uploads", blob.ErrNotFound, s)
+	}
+	return in.Collect(ctx, name)
+}
 
 func (l *lazyBlobs) Put(ctx context.Context, r io.Reader) (blob.Ref, error) {
 	s, err := l.get()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/codeset/codeset/events"
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/config"
 )
 
@@ -21,6 +22,9 @@ type Wiring struct {
 	// Startup tasks run once, in order, when `codeset serve` starts.
 	Startup []Task
 	Jobs    []Job
+	// AgentJobReport records how an agent job ended, as its completion endpoint does: what a
+	// runner that cannot reach that endpoint calls (App.ReportAgentJob).
+	AgentJobReport func(ctx context.Context, a *App, jobID, secret, outcome, errorMessage string, result *blob.Ref) error
 }
 
 // Auth says what a route asks of the caller.

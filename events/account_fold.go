@@ -32,6 +32,10 @@ type Account struct {
 	JobCharged map[string]int64    // by job id
 	JobRefund  map[string]int64    // by job id
 	Grants     map[string]bool     // by credit id
+	// NetCents is what this stream's movements add up to: credits and deposits, less Stripe
+	// refunds and agent-job charges, plus agent-job refunds. The balance is NetCents less the
+	// session usage, which the sessions' streams carry.
+	NetCents int64
 }
 
 // NewAccount is the empty account of userID.
@@ -67,6 +71,7 @@ func (a *Account) Apply(e Envelope) error {
 			return err
 		}
 		a.Grants[d.CreditID] = true
+		a.NetCents += d.AmountCents
 	case DepositRequested:
 		var d DepositRequestedData
 		if err := e.Decode(&d); err != nil {
@@ -85,6 +90,7 @@ func (a *Account) Apply(e Envelope) error {
 		}
 		dep := a.deposit(d.CheckoutSessionID, d.DepositID)
 		dep.AmountCents, dep.Status = d.AmountCents, "succeeded"
+		a.NetCents += d.AmountCents
 	case DepositFailed:
 		var d DepositFailedData
 		if err := e.Decode(&d); err != nil {
@@ -97,18 +103,21 @@ func (a *Account) Apply(e Envelope) error {
 			return err
 		}
 		a.Refunded[d.ChargeID] = max(a.Refunded[d.ChargeID], d.CumulativeRefundCents)
+		a.NetCents -= d.AmountCents
 	case AgentJobCharged:
 		var d AgentJobChargedData
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
 		a.JobCharged[d.JobID] += d.AmountCents
+		a.NetCents -= d.AmountCents
 	case AgentJobRefunded:
 		var d AgentJobRefundedData
 		if err := e.Decode(&d); err != nil {
 			return err
 		}
 		a.JobRefund[d.JobID] += d.AmountCents
+		a.NetCents += d.AmountCents
 	}
 	return nil
 }
@@ -205,6 +214,22 @@ func (a *Account) ChargeAgentJob(d AgentJobChargedData, at time.Time) ([]Envelop
 	}
 	e, err := New("agent_job_charged:"+d.JobID, a.UserID, AgentJobCharged, at, d)
 	return accountEvents(e, err)
+}
+
+// ChargeAgentJobWithin charges an agent job once, when the balance covers it: this stream's
+// movements (NetCents) less sessionUsageCents, the session usage billed so far (carried by the
+// sessions' streams; the caller reads it from the balance read model). Deciding on this stream
+// serialises the charges: two jobs asked for at once are each checked against the other's
+// charge, so together they never spend more than the balance. A job already charged decides
+// nothing (a retried request).
+func (a *Account) ChargeAgentJobWithin(d AgentJobChargedData, at time.Time, sessionUsageCents int64) ([]Envelope, error) {
+	if _, ok := a.JobCharged[d.JobID]; ok {
+		return nil, nil
+	}
+	if available := a.NetCents - sessionUsageCents; available < d.AmountCents {
+		return nil, fmt.Errorf("%w: %d cents available, the job costs %d", ErrInsufficientBalance, available, d.AmountCents)
+	}
+	return a.ChargeAgentJob(d, at)
 }
 
 // RefundAgentJob gives back what an agent job was charged, once, never more.

@@ -24,6 +24,9 @@ type fakeGitHub struct {
 	Fail     bool              // answer 500 everywhere
 }
 
+// lockedOrg is the fake GitHub's organisation that has not approved this app.
+const lockedOrg = "locked-org"
+
 type fakeAcc struct {
 	Login, Name string
 	Repos       int
@@ -65,6 +68,24 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 			repos = []map[string]any{}
 		}
 		json.NewEncoder(w).Encode(repos)
+	}))
+	// A repository: the account's own repo-NNN are readable; the organisation lockedOrg refuses
+	// this app (403, as GitHub does for OAuth App access restrictions); anything else is a 404.
+	mux.HandleFunc("GET /repos/{owner}/{name}", g.auth(func(w http.ResponseWriter, r *http.Request, id int64, a fakeAcc) {
+		owner, name := r.PathValue("owner"), r.PathValue("name")
+		var i int
+		if _, err := fmt.Sscanf(name, "repo-%03d", &i); err == nil && owner == a.Login && i < a.Repos {
+			json.NewEncoder(w).Encode(map[string]any{"full_name": owner + "/" + name, "private": i%2 == 0,
+				"html_url": "https://github.example/" + owner + "/" + name, "permissions": map[string]bool{"pull": true}})
+			return
+		}
+		if owner == lockedOrg {
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"message":"Although you appear to have the correct authorization credentials, the organization has enabled OAuth App access restrictions"}`))
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"message":"Not Found"}`))
 	}))
 	g.Server = httptest.NewServer(mux)
 	t.Cleanup(g.Close)

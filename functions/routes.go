@@ -4,10 +4,10 @@ import (
 	"net/http"
 
 	"github.com/codeset/codeset/app"
-	"github.com/codeset/codeset/shared/httpapi"
 )
 
-// Routes is every operation of spec/codeset-openapi.json, in the spec's order.
+// Routes is every operation of spec/codeset-openapi.json, in the spec's order, then this
+// server's documented extensions.
 var Routes = []app.Route{
 	route(http.MethodGet, "/health", "HealthCheck", app.Public, HealthCheck),
 	route(http.MethodPost, "/auth/github", "GithubOauth", app.Public, GithubOauth),
@@ -35,16 +35,13 @@ var Routes = []app.Route{
 	route(http.MethodPost, "/billing/deposit", "DepositMoney", app.Bearer, DepositMoney),
 	route(http.MethodPost, "/billing/webhook", "StripeWebhook", app.Public, StripeWebhook),
 	route(http.MethodGet, "/billing/usage", "GetUsageHistory", app.Bearer, GetUsageHistory),
-	route(http.MethodGet, "/agent-jobs", "ListAgentJobs", app.Bearer, notImplemented),
-	route(http.MethodPost, "/agent-jobs", "CreateAgentJob", app.Bearer, notImplemented),
-	route(http.MethodGet, "/agent-jobs/{job_id}", "GetAgentJob", app.Bearer, notImplemented),
-	route(http.MethodPost, "/agent-jobs/{job_id}/completion", "AgentJobCompletion", app.Public, notImplemented),
-	route(http.MethodGet, "/agent-jobs/{job_id}/result", "GetAgentJobResult", app.Bearer, notImplemented),
-}
-
-// notImplemented answers the operations whose issue has not landed yet.
-func notImplemented(a *app.App, w http.ResponseWriter, r *http.Request) error {
-	return httpapi.Errorf(http.StatusNotImplemented, "not implemented yet")
+	route(http.MethodGet, "/agent-jobs", "ListAgentJobs", app.Bearer, ListAgentJobs),
+	route(http.MethodPost, "/agent-jobs", "CreateAgentJob", app.Bearer, CreateAgentJob),
+	route(http.MethodGet, "/agent-jobs/{job_id}", "GetAgentJob", app.Bearer, GetAgentJob),
+	route(http.MethodPost, "/agent-jobs/{job_id}/completion", "AgentJobCompletion", app.Public, AgentJobCompletion),
+	route(http.MethodGet, "/agent-jobs/{job_id}/result", "GetAgentJobResult", app.Bearer, GetAgentJobResult),
+	// Extensions of this server, documented in openapi.json ("x-codeset-extension").
+	route(http.MethodPost, "/agent-jobs/{job_id}/progress", "AgentJobProgress", app.Public, AgentJobProgress),
 }
 
 // route is one row of the table.

@@ -40,6 +40,11 @@ func Wiring() app.Wiring {
 			{Name: "UserProjector", Wants: wantsUser, Handle: projectUser, Inline: true},
 			{Name: "ProjectVerifications", Wants: projections.IsVerificationEvent, Handle: projectVerification, Inline: true},
 			{Name: "Verifier", Wants: wantsVerifier, Handle: verify.handle},
+			{Name: "ProjectAgentJobs", Wants: projections.IsAgentJobEvent, Handle: projectAgentJob, Inline: true},
+			// Inline so that a failed job's answer and the caller's balance agree at once; the
+			// bus delivers it again after a crash, and the account pays a job's refund once.
+			{Name: "AgentJobRefunder", Wants: wantsAgentJobFailure, Handle: refundAgentJob, Inline: true},
+			{Name: "AgentJobLauncher", Wants: wantsAgentJobAccepted, Handle: launchAgentJob},
 		},
 		// The demo goes first (a second or so, after /health answers), so that by the time the
 		// bootstrap key is written a user who reads it finds the demo listed.
@@ -54,8 +59,10 @@ func Wiring() app.Wiring {
 			{Name: "SpentBalanceReaper", Every: reaperEvery, Run: reapSpentBalances},
 			{Name: "LeakedSandboxReaper", Every: leakedEvery, Run: reapLeakedSandboxes},
 			{Name: "StuckVerificationReaper", Every: stuckEvery, Run: reapStuckVerifications},
+			{Name: "AgentJobReaper", Every: agentJobReaperEvery, Run: reapAgentJobs},
 			{Name: "OutboxRelay", Every: relayEvery, Run: relay},
 		},
+		AgentJobReport: reportAgentJob,
 	}
 }
 

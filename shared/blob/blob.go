@@ -45,6 +45,18 @@ type Signer interface {
 	SignedURL(ctx context.Context, ref Ref, ttl time.Duration) (string, error)
 }
 
+// Inbox is a store that takes bytes from a holder of a signed URL under a name its owner chose,
+// for a writer that has no credentials and cannot know a digest in advance (an agent job's
+// runner on Cloud Run PUTs its result there), and then keeps them by content.
+type Inbox interface {
+	// UploadURL is a URL that takes a plain PUT of the bytes to keep under name until ttl has
+	// passed.
+	UploadURL(ctx context.Context, name string, ttl time.Duration) (string, error)
+	// Collect stores by content what was uploaded under name and returns its Ref; ErrNotFound
+	// when nothing was. Collecting twice gives the same Ref.
+	Collect(ctx context.Context, name string) (Ref, error)
+}
+
 var (
 	// ErrNotFound: no bytes with that digest are stored.
 	ErrNotFound = errors.New("blob: not found")

@@ -64,6 +64,12 @@ type Config struct {
 	// runs on and hands the wait to the next delivery: no request lasts as long as the work.
 	DeliveryWait time.Duration
 
+	// Agent jobs
+	Agents          string        // JSON list of agents beside the built-in demo (shared/agentjob.Agents)
+	AgentJobTimeout time.Duration // a job not completed by then is failed and refunded
+	LocalReposDir   string        // git repositories <dir>/<owner>/<name> that agent jobs may study
+	PublicURL       string        // the API's base URL as a runner reaches it (completion, progress)
+
 	// Sandboxes
 	SandboxIsolation      string // local runtime: auto, namespaces or process
 	SandboxShare          string // local runtime: host directories a sandbox sees read-only (comma-separated; empty: the defaults)
@@ -147,6 +153,10 @@ func (c *Config) Settings() []Setting {
 		str(&c.Scheduler, "scheduler", "CODESET_SCHEDULER", "internal", "scheduled jobs of codeset serve: internal (a ticker per job) or external (no ticker; each job answers POST /_jobs/<name> from the loopback only, for a scheduler such as make run-emulated's)"),
 		duration(&c.VerifyTimeout, "verify-timeout", "CODESET_VERIFY_TIMEOUT", 1800*time.Second, "time a sample's verifier may run before the verification errors with VERIFIER_TIMEOUT"),
 		duration(&c.DeliveryWait, "delivery-wait", "CODESET_DELIVERY_WAIT", 240*time.Second, "how long one delivery of the executor or the verifier waits for a command or a verification (which run on their own in the sandbox) before it hands the wait to the next delivery; keep it well under the push subscriptions' ack deadline on GCP"),
+		str(&c.Agents, "agents", "CODESET_AGENTS", "", "agent jobs: JSON list of coding agents beside the built-in demo, each {\"id\", \"name\", \"command\": [...] (local runner), \"image\" (Cloud Run job)}; an entry with id demo replaces the built-in one"),
+		duration(&c.AgentJobTimeout, "agent-job-timeout", "CODESET_AGENT_JOB_TIMEOUT", 2*time.Hour, "agent jobs: time a job has to complete before it is failed and refunded"),
+		str(&c.LocalReposDir, "local-repos-dir", "CODESET_LOCAL_REPOS_DIR", "", "agent jobs: a directory of git repositories <owner>/<name> that users without GitHub may have studied (empty: none)"),
+		str(&c.PublicURL, "public-url", "CODESET_PUBLIC_URL", "", "the API's base URL as agent-job runners reach it, e.g. https://api.example.org (empty: http://<addr> of codeset serve)"),
 		str(&c.SandboxIsolation, "sandbox-isolation", "CODESET_SANDBOX_ISOLATION", "auto", "local sandboxes: namespaces (unshare: own mount, pid, network), process, or auto (namespaces when they work here)"),
 		str(&c.SandboxShare, "sandbox-share", "CODESET_SANDBOX_SHARE", "", "local sandboxes in namespaces: the host directories they see, read-only, comma-separated (empty: /usr, /bin, /sbin and /lib*, the system and its toolchains)"),
 		str(&c.SandboxBaseImage, "sandbox-base-image", "CODESET_SANDBOX_BASE_IMAGE", "", "local sandboxes in namespaces: an image (registry reference, oci:<dir>, docker-archive:<file>) as the root of samples that have an archive, instead of --sandbox-share"),

@@ -27,6 +27,12 @@ var (
 	ErrMisconfigured = errors.New("GitHub refused this server's OAuth client credentials")
 	// ErrUnavailable: GitHub could not be reached or answered with a server error.
 	ErrUnavailable = errors.New("GitHub is unavailable")
+	// ErrRepoNotFound: GitHub says the repository does not exist or the token cannot read it
+	// (GitHub answers 404 for both, so as not to reveal private repositories).
+	ErrRepoNotFound = errors.New("GitHub: repository not found or not readable with this token")
+	// ErrRepoNeedsApp: GitHub refuses this app's token for the repository (403): its
+	// organisation restricts third-party access until the app is installed or approved there.
+	ErrRepoNeedsApp = errors.New("GitHub: the repository's organisation has not granted this app access")
 )
 
 // Client is a GitHub OAuth app's client.
@@ -171,6 +177,27 @@ func (c *Client) Repos(ctx context.Context, token string) ([]Repo, error) {
 		}
 	}
 	return all, nil
+}
+
+// Repository reads the repository fullName ("owner/name") with token: nil when the token may
+// read it, ErrRepoNotFound, ErrRepoNeedsApp, or the errors of any call.
+func (c *Client) Repository(ctx context.Context, token, fullName string) (Repo, error) {
+	owner, name, ok := strings.Cut(fullName, "/")
+	if !ok {
+		return Repo{}, fmt.Errorf("%w: %q is not owner/name", ErrRepoNotFound, fullName)
+	}
+	var r Repo
+	_, err := c.get(ctx, token, c.api("/repos/"+url.PathEscape(owner)+"/"+url.PathEscape(name)), &r)
+	var se *statusError
+	switch {
+	case errors.As(err, &se) && se.status == http.StatusNotFound:
+		return Repo{}, ErrRepoNotFound
+	case errors.As(err, &se) && se.status == http.StatusForbidden:
+		return Repo{}, ErrRepoNeedsApp
+	case err != nil:
+		return Repo{}, err
+	}
+	return r, nil
 }
 
 func (c *Client) api(path string) string { return strings.TrimRight(c.APIURL, "/") + path }

@@ -14,6 +14,10 @@ type Error struct {
 	Status int
 	Detail string
 	Header http.Header // extra headers, e.g. WWW-Authenticate
+	// Code, when set, is a stable machine-readable reason written beside the detail
+	// ({"detail": "...", "code": "..."}), for a client that must tell two errors of the same
+	// status apart (a repository GitHub does not show, one that needs the GitHub App).
+	Code string
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Detail) }
@@ -70,7 +74,11 @@ func WriteError(w http.ResponseWriter, err error) {
 		for k, v := range he.Header {
 			w.Header()[k] = v
 		}
-		WriteJSON(w, he.Status, map[string]string{"detail": he.Detail})
+		body := map[string]string{"detail": he.Detail}
+		if he.Code != "" {
+			body["code"] = he.Code
+		}
+		WriteJSON(w, he.Status, body)
 		return
 	}
 	WriteJSON(w, http.StatusInternalServerError, map[string]string{"detail": "internal server error"})

@@ -32,7 +32,39 @@ type Store struct {
 var (
 	_ blob.Store  = (*Store)(nil)
 	_ blob.Signer = (*Store)(nil)
+	_ blob.Inbox  = (*Store)(nil)
 )
+
+// inbox is the prefix of the objects uploaded through UploadURL.
+const inbox = "inbox/"
+
+// UploadURL implements blob.Inbox: a V4 signed PUT of the object inbox/<name>.
+func (s *Store) UploadURL(ctx context.Context, name string, ttl time.Duration) (string, error) {
+	opts := storage.SignedURLOptions{}
+	if s.Signing != nil {
+		opts = *s.Signing
+	}
+	opts.Method, opts.Scheme, opts.Expires = http.MethodPut, storage.SigningSchemeV4, time.Now().Add(min(ttl, MaxSignedURLTTL))
+	u, err := s.bucket.SignedURL(inbox+name, &opts)
+	if err != nil {
+		return "", fmt.Errorf("blob store: sign an upload URL of %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// Collect implements blob.Inbox: the uploaded object is stored by content (Put) and left in
+// place, so that collecting again gives the same Ref; a lifecycle rule on inbox/ may age it out.
+func (s *Store) Collect(ctx context.Context, name string) (blob.Ref, error) {
+	r, err := s.bucket.Object(inbox + name).NewReader(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return blob.Ref{}, fmt.Errorf("%w: %s", blob.ErrNotFound, inbox+name)
+	}
+	if err != nil {
+		return blob.Ref{}, fmt.Errorf("blob store: %w", err)
+	}
+	defer r.Close()
+	return s.Put(ctx, r)
+}
 
 // MaxSignedURLTTL is the longest a V4 signed URL lives.
 const MaxSignedURLTTL = 7 * 24 * time.Hour

@@ -85,3 +85,58 @@ func TestSignedURL(t *testing.T) {
 		t.Errorf("a URL of nothing: %v", err)
 	}
 }
+
+// TestInbox: a signed upload URL takes a plain PUT of the inbox object with no credentials;
+// Collect keeps what is there by content, twice the same Ref; a name nothing was uploaded to is
+// ErrNotFound. (The fake stores what the PUT sends but will not hand it to a reader, so the
+// collected object is created through the fake's own API.)
+func TestInbox(t *testing.T) {
+	t.Parallel()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http", PublicHost: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "results"})
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	u, _ := url.Parse(srv.URL())
+	s := gcsblob.New(srv.Client(), "results")
+	s.Signing = &storage.SignedURLOptions{GoogleAccessID: "backend@proj.iam.gserviceaccount.com", PrivateKey: pemKey, Hostname: u.Host, Insecure: true}
+	ctx := context.Background()
+	if _, err := s.Collect(ctx, "agent-jobs/j1/result.json"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("collect before any upload: %v", err)
+	}
+	put, err := s.UploadURL(ctx, "agent-jobs/j1/result.json", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(put, "/results/inbox/agent-jobs/j1/result.json?") || !strings.Contains(put, "X-Goog-Signature=") {
+		t.Fatalf("not a signed URL of the inbox object: %s", put)
+	}
+	req, _ := http.NewRequest(http.MethodPut, put, strings.NewReader(`{"job_id":"j1"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := srv.Client().Bucket("results").Object("inbox/agent-jobs/j1/result.json").Attrs(ctx); resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("PUT the upload URL: %s, object: %v", resp.Status, err)
+	}
+	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "results", Name: "inbox/agent-jobs/j2/result.json"}, Content: []byte(`{"job_id":"j2"}`)})
+	ref, err := s.Collect(ctx, "agent-jobs/j2/result.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Collect(ctx, "agent-jobs/j2/result.json")
+	if err != nil || again != ref {
+		t.Fatalf("collected again: %v %v, first %v", again, err, ref)
+	}
+	got, err := blob.ReadAll(ctx, s, ref)
+	if err != nil || string(got) != `{"job_id":"j2"}` {
+		t.Fatalf("read back: %q %v", got, err)
+	}
+}
