@@ -168,9 +168,24 @@ func (l *lazyRuntime) close() error {
 type lazyBlobs struct{ once[blob.Store] }
 
 var (
-	_ blob.Store = (*lazyBlobs)(nil)
-	_ blob.Inbox = (*lazyBlobs)(nil)
+	_ blob.Store  = (*lazyBlobs)(nil)
+	_ blob.Inbox  = (*lazyBlobs)(nil)
+	_ blob.Signer = (*lazyBlobs)(nil)
 )
+
+// SignedURL implements blob.Signer when the store it opens does (Cloud Run sandboxes download
+// their environment archive by one).
+func (l *lazyBlobs) SignedURL(ctx context.Context, ref blob.Ref, ttl time.Duration) (string, error) {
+	s, err := l.get()
+	if err != nil {
+		return "", err
+	}
+	sg, ok := s.(blob.Signer)
+	if !ok {
+		return "", fmt.Errorf("the blob store %T cannot sign URLs: %w", s, errors.ErrUnsupported)
+	}
+	return sg.SignedURL(ctx, ref, ttl)
+}
 
 // UploadURL implements blob.Inbox when the store it opens does.
 func (l *lazyBlobs) UploadURL(ctx context.Context, name string, ttl time.Duration) (string, error) {

@@ -9,9 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/api/option"
+
 	evsqlite "github.com/codeset/codeset/events/sqlite"
 	"github.com/codeset/codeset/projections"
 	docsqlite "github.com/codeset/codeset/projections/sqlite"
+	"github.com/codeset/codeset/shared/agentjob/cloudrunjobs"
+	"github.com/codeset/codeset/shared/agentjob/localrunner"
+	"github.com/codeset/codeset/shared/blob"
 	"github.com/codeset/codeset/shared/blob/fsblob"
 	"github.com/codeset/codeset/shared/clock"
 	"github.com/codeset/codeset/shared/config"
@@ -63,6 +68,9 @@ func Open(ctx context.Context, cfg config.Config, w Wiring) (*App, error) {
 	}
 	if err == nil {
 		err = a.openSandboxes(ctx)
+	}
+	if err == nil {
+		err = a.openAgentRunner(ctx)
 	}
 	if err != nil {
 		a.Close()
@@ -139,6 +147,36 @@ func (a *App) OpenAll() error {
 		if _, err := b.get(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// openAgentRunner builds the runner of agent jobs the sandbox runtime implies: local processes
+// that report through the App itself, or Cloud Run job executions that report to the API. On
+// Cloud Run without a configured job there is none, and a job fails at launch saying why.
+func (a *App) openAgentRunner(ctx context.Context) error {
+	cfg := a.Config
+	switch {
+	case cfg.Runtime == "local":
+		r, err := localrunner.New(localrunner.Options{DataDir: cfg.DataDir, Binary: cfg.SandboxBinary, Report: a.ReportAgentJob, Isolation: cfg.SandboxIsolation})
+		if err != nil {
+			return fmt.Errorf("agent jobs: %w", err)
+		}
+		a.AgentRunner = r
+	case cfg.Runtime == "cloudrun" && cfg.AgentJobName != "":
+		signer, _ := a.Blobs.(blob.Signer)
+		opts := cloudrunjobs.Options{Project: cfg.Project, Region: cfg.CloudRunRegion, Job: cfg.AgentJobName, Signer: signer, Log: a.Logger}
+		if ep := cfg.CloudRunAdminEndpoint; ep != "" {
+			opts.ClientOptions = []option.ClientOption{option.WithEndpoint(ep)}
+			if strings.HasPrefix(ep, "http://") { // a local fake: no Google credentials for it
+				opts.ClientOptions = append(opts.ClientOptions, option.WithoutAuthentication())
+			}
+		}
+		r, err := cloudrunjobs.New(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("agent jobs: %w", err)
+		}
+		a.AgentRunner = r
 	}
 	return nil
 }

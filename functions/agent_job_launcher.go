@@ -39,7 +39,7 @@ func launchAgentJob(ctx context.Context, a *app.App, e events.Envelope) error {
 	case !known:
 		return failAgentJob(ctx, a, id, events.CodeLaunchFailed, fmt.Sprintf("agent %q is no longer configured on this server", j.AgentID))
 	case a.AgentRunner == nil:
-		return failAgentJob(ctx, a, id, events.CodeLaunchFailed, "this server has no agent-job runner configured")
+		return failAgentJob(ctx, a, id, events.CodeLaunchFailed, "this server has no agent-job runner configured (on Cloud Run: set CODESET_AGENT_JOB_NAME)")
 	}
 	secret, err := newCompletionSecret()
 	if err != nil {

@@ -69,6 +69,7 @@ type Config struct {
 	AgentJobTimeout time.Duration // a job not completed by then is failed and refunded
 	LocalReposDir   string        // git repositories <dir>/<owner>/<name> that agent jobs may study
 	PublicURL       string        // the API's base URL as a runner reaches it (completion, progress)
+	AgentJobName    string        // cloudrun runtime: the Cloud Run job that runs agent jobs
 
 	// Sandboxes
 	SandboxIsolation      string // local runtime: auto, namespaces or process
@@ -156,6 +157,7 @@ func (c *Config) Settings() []Setting {
 		str(&c.Agents, "agents", "CODESET_AGENTS", "", "agent jobs: JSON list of coding agents beside the built-in demo, each {\"id\", \"name\", \"command\": [...] (local runner), \"image\" (Cloud Run job)}; an entry with id demo replaces the built-in one"),
 		duration(&c.AgentJobTimeout, "agent-job-timeout", "CODESET_AGENT_JOB_TIMEOUT", 2*time.Hour, "agent jobs: time a job has to complete before it is failed and refunded"),
 		str(&c.LocalReposDir, "local-repos-dir", "CODESET_LOCAL_REPOS_DIR", "", "agent jobs: a directory of git repositories <owner>/<name> that users without GitHub may have studied (empty: none)"),
+		str(&c.AgentJobName, "agent-job-name", "CODESET_AGENT_JOB_NAME", "", "cloudrun runtime: the Cloud Run job (its id, in --cloudrun-region) that runs agent jobs from the runner image; empty: agent jobs fail at launch, saying so"),
 		str(&c.PublicURL, "public-url", "CODESET_PUBLIC_URL", "", "the API's base URL as agent-job runners reach it, e.g. https://api.example.org (empty: http://<addr> of codeset serve)"),
 		str(&c.SandboxIsolation, "sandbox-isolation", "CODESET_SANDBOX_ISOLATION", "auto", "local sandboxes: namespaces (unshare: own mount, pid, network), process, or auto (namespaces when they work here)"),
 		str(&c.SandboxShare, "sandbox-share", "CODESET_SANDBOX_SHARE", "", "local sandboxes in namespaces: the host directories they see, read-only, comma-separated (empty: /usr, /bin, /sbin and /lib*, the system and its toolchains)"),
