@@ -52,6 +52,9 @@ func (x *executor) execute(ctx context.Context, a *app.App, e events.Envelope) e
 	x.claimed.Store(e.Stream, true)
 	start := time.Now()
 	c, failed := commandClient(ctx, a, *it, false)
+	if failed != nil && ctx.Err() != nil {
+		return handOver(ctx, a, *it) // cut short (a shutdown): not the command's failure
+	}
 	if failed != nil {
 		return x.record(ctx, a, seen, *it, *failed)
 	}
@@ -73,6 +76,9 @@ func (x *executor) awaitCommand(ctx context.Context, a *app.App, e events.Envelo
 	}
 	start := time.Now()
 	c, failed := commandClient(ctx, a, it, true)
+	if failed != nil && ctx.Err() != nil {
+		return handOver(ctx, a, it)
+	}
 	if failed != nil {
 		return x.record(ctx, a, seen, it, *failed)
 	}
@@ -89,10 +95,7 @@ func (x *executor) settleCommand(ctx context.Context, a *app.App, seen []events.
 	case err == nil && st.Done && st.Result != nil:
 		return x.record(ctx, a, seen, it, commandResult(*st.Result, timeout))
 	case err == nil || ctx.Err() != nil:
-		_, _, err := app.Update(context.WithoutCancel(ctx), a, events.InteractionStream(it.InteractionID), events.InteractionOf, func(cur *events.Interaction) ([]events.Envelope, error) {
-			return cur.StillRunning(ids.New(), a.Clock.Now(), it.Version)
-		}, app.From(&it), app.NoInline())
-		return err
+		return handOver(ctx, a, it)
 	case errors.Is(err, sandbox.ErrNoSuchRun):
 		return x.record(ctx, a, seen, it, events.InteractionResult{ExitCode: sandbox.InfraExitCode, ExecutionTimeSeconds: time.Since(start).Seconds(),
 			Message: lostToSandbox})
@@ -103,6 +106,15 @@ func (x *executor) settleCommand(ctx context.Context, a *app.App, seen []events.
 			Message: "the command was interrupted: its session ended (status " + s.Status + ") while it ran"})
 	}
 	return x.record(ctx, a, seen, it, infraResult(err, time.Since(start)))
+}
+
+// handOver records that the claimed command it runs on (or may: a delivery cut short does not
+// know whether the agent got it), so that the next delivery waits for it; even when ctx ended.
+func handOver(ctx context.Context, a *app.App, it events.Interaction) error {
+	_, _, err := app.Update(context.WithoutCancel(ctx), a, events.InteractionStream(it.InteractionID), events.InteractionOf, func(cur *events.Interaction) ([]events.Envelope, error) {
+		return cur.StillRunning(ids.New(), a.Clock.Now(), it.Version)
+	}, app.From(&it), app.NoInline())
+	return err
 }
 
 // record is recordResult by the executor, which forgets its claim once the result is in.

@@ -8,7 +8,6 @@ import (
 	"github.com/codeset/codeset/app"
 	"github.com/codeset/codeset/events"
 	"github.com/codeset/codeset/projections"
-	"github.com/codeset/codeset/shared/ids"
 )
 
 // At start of `codeset serve`, sandboxes of the previous run are never leaked: a ready session
@@ -77,10 +76,7 @@ func interruptCommands(ctx context.Context, a *app.App) error {
 		if err != nil || !ok || it.Status != events.InteractionProcessing {
 			continue
 		}
-		read := it.Version
-		if _, _, err := app.Update(ctx, a, stream, events.InteractionOf, func(cur *events.Interaction) ([]events.Envelope, error) {
-			return cur.StillRunning(ids.New(), a.Clock.Now(), read)
-		}, app.From(&it)); err != nil {
+		if err := handOver(ctx, a, it); err != nil {
 			return err
 		}
 	}

@@ -675,9 +675,13 @@ func TestCommandOutlivesARestart(t *testing.T) {
 	var started struct {
 		InteractionID string `json:"interaction_id"`
 	}
-	h1.expect(http.StatusAccepted, "kim", "POST", "/sessions/"+sid+"/exec", map[string]any{"command": "echo x >> runs.txt; sleep 2; echo survived", "command_timeout": 60}, &started)
+	h1.expect(http.StatusAccepted, "kim", "POST", "/sessions/"+sid+"/exec", map[string]any{"command": "echo x >> runs.txt; sleep 3; echo survived", "command_timeout": 60}, &started)
 	stream := events.InteractionStream(started.InteractionID)
-	firstEvent(t, h1.a, stream, events.ExecStarted)
+	// The command runs in the sandbox (a command that never reached it is lost, and said so).
+	eventually(t, 10*time.Second, func() (bool, string) {
+		it := h1.run("kim", sid, "cat runs.txt 2>/dev/null", 10)
+		return *it.Stdout == "x\n", "the command has not started"
+	})
 	h1.stop() // the server stops; the sandbox and its command do not
 
 	h2 := newSessionHarness(t, dir, nil, nil)
