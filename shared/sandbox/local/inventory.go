@@ -1,15 +1,12 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/codeset/codeset/shared/sandbox"
@@ -81,25 +78,4 @@ func (r *Runtime) Reclaim(ctx context.Context, s sandbox.Listed) error {
 		return fmt.Errorf("reclaim oracle %s: %w", s.Name, err)
 	}
 	return nil
-}
-
-// killMarked kills every process that carries the mark of the sandbox in dir: in namespaces
-// its processes' working directories are not the host's path, but their environment keeps
-// the mark (see Mark).
-func killMarked(dir string) {
-	mark := []byte("\x00" + Mark(dir) + "\x00")
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil || p == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p))
-		if err == nil && bytes.Contains(append([]byte{0}, b...), mark) {
-			syscall.Kill(p, syscall.SIGKILL)
-		}
-	}
 }

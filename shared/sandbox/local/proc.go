@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -76,17 +77,32 @@ func hexHash(s string) string {
 
 // killStragglers kills every process whose working directory lies in dir.
 func killStragglers(dir string) {
+	killWhere(func(pid int) bool {
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		return err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/"))
+	})
+}
+
+// killMarked kills every process that carries the mark of the sandbox in dir: in namespaces
+// its processes' working directories are not the host's path, but their environment keeps
+// the mark (see Mark).
+func killMarked(dir string) {
+	mark := []byte("\x00" + Mark(dir) + "\x00")
+	killWhere(func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		return err == nil && bytes.Contains(append([]byte{0}, b...), mark)
+	})
+}
+
+// killWhere kills every process of the host but this one that match says to.
+func killWhere(match func(pid int) bool) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
-		if err != nil || p == os.Getpid() {
-			continue
-		}
-		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", p))
-		if err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
+		if err == nil && p != os.Getpid() && match(p) {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
 	}
