@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Go starts a process in a new user namespace by forking the whole server, not by the vfork it
@@ -22,7 +20,6 @@ import (
 // fills again in the background.
 type usernsPool struct {
 	bash, unshare, nsenter string
-	setpriv                string // sets a parent-death signal again once in the namespace ("": none here)
 	size                   int
 
 	joined atomic.Int64 // sandboxes started in a namespace of the pool
@@ -56,8 +53,7 @@ func newUsernsPool(bash, unshare string, size int) *usernsPool {
 	if err != nil || size <= 0 {
 		return nil
 	}
-	setpriv, _ := exec.LookPath("setpriv")
-	p := &usernsPool{bash: bash, unshare: unshare, nsenter: nsenter, setpriv: setpriv, size: size}
+	p := &usernsPool{bash: bash, unshare: unshare, nsenter: nsenter, size: size}
 	p.fill()
 	return p
 }
@@ -139,36 +135,21 @@ func (p *usernsPool) enter(cmd *exec.Cmd) (release func(), ok bool) {
 	if len(p.ready) > 0 {
 		h = p.ready[0]
 		p.ready = p.ready[1:]
+		p.ahead.Add(1)
 	}
 	p.mu.Unlock()
 	p.fill()
-	ahead := h != nil
-	if !ahead {
+	if h == nil {
 		var err error
 		if h, err = p.hold(); err != nil {
 			return nil, false
 		}
 	}
-	// nsenter joins the namespace and becomes its root (uid and gid 0, no supplementary groups),
-	// then runs the command as it was. Becoming root there clears a parent-death signal: a
-	// process that must die with the server (an oracle, an ephemeral sandbox) sets it again with
-	// setpriv, after the change.
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	args := []string{p.nsenter, "--user=" + h.path(), "--"}
-	if sig := cmd.SysProcAttr.Pdeathsig; sig != 0 && p.setpriv != "" {
-		args = append(args, p.setpriv, "--pdeathsig", unix.SignalName(sig), "--")
-	} else if sig != 0 {
-		h.release() // without setpriv this one starts the slow way
-		return nil, false
-	}
-	cmd.Args = append(args, append([]string{cmd.Path}, cmd.Args[1:]...)...)
-	cmd.Path = p.nsenter
 	p.joined.Add(1)
-	if ahead {
-		p.ahead.Add(1)
-	}
+	// nsenter joins the namespace and becomes its root (uid and gid 0, no supplementary groups),
+	// then runs the command as it was.
+	cmd.Args = append([]string{p.nsenter, "--user=" + h.path(), "--"}, append([]string{cmd.Path}, cmd.Args[1:]...)...)
+	cmd.Path = p.nsenter
 	// The host directory the runtime starts it in is not the sandbox's to enter.
 	cmd.Dir = "/"
 	return h.release, true
