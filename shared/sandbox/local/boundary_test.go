@@ -133,7 +133,7 @@ func TestSandboxUnprivileged(t *testing.T) {
 		t.Skip("no user namespace here: " + r.Describe())
 	}
 	arch := archive(t)
-	// The first sandbox's namespace is made at its start; the second joins one made ahead.
+	// The first sandbox's namespace is made for it; the second joins one made ahead.
 	checkUnprivileged(t, r, data, started(t, r, "ses_unprivileged", arch))
 	for deadline := time.Now().Add(10 * time.Second); local.NamespacesReady(r) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -141,8 +141,8 @@ func TestSandboxUnprivileged(t *testing.T) {
 		}
 	}
 	checkUnprivileged(t, r, data, started(t, r, "ses_unprivileged_2", arch))
-	if joined, ahead := local.NamespacesJoined(r); joined != 2 || ahead != 1 {
-		t.Fatalf("%d sandboxes joined a namespace of the pool, %d one made ahead; want 2 and 1", joined, ahead)
+	if n := local.NamespacesJoined(r); n != 1 {
+		t.Fatalf("%d sandboxes joined a namespace made ahead, want 1", n)
 	}
 }
 

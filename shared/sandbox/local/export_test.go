@@ -11,11 +11,10 @@ func NamespacesReady(r *Runtime) int {
 	return len(p.ready)
 }
 
-// NamespacesJoined is how many sandboxes joined a namespace of the pool, and of them how many
-// joined one made ahead.
-func NamespacesJoined(r *Runtime) (joined, ahead int64) {
+// NamespacesJoined is how many sandboxes joined a namespace made ahead.
+func NamespacesJoined(r *Runtime) int64 {
 	if r.namespaces == nil {
-		return 0, 0
+		return 0
 	}
-	return r.namespaces.joined.Load(), r.namespaces.ahead.Load()
+	return r.namespaces.joined.Load()
 }

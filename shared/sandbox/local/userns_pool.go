@@ -3,7 +3,6 @@ package local
 import (
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -16,14 +15,12 @@ import (
 // a few user namespaces ahead of time, each held by a process started only to make it, and a
 // sandbox's first process joins one (nsenter, as root of that namespace) on the quick path. Each
 // namespace serves one sandbox (namespaces are never shared between sandboxes); with none ready,
-// one is made for the sandbox there and then (still without forking the server), and the pool
-// fills again in the background.
+// a sandbox starts the slow way, and the pool fills again in the background.
 type usernsPool struct {
-	bash, unshare, nsenter string
-	size                   int
+	bash, nsenter string
+	size          int
 
 	joined atomic.Int64 // sandboxes started in a namespace of the pool
-	ahead  atomic.Int64 // of which in one made ahead
 
 	mu      sync.Mutex
 	ready   []*heldUserns
@@ -48,51 +45,32 @@ func (h *heldUserns) release() {
 
 // newUsernsPool keeps size namespaces ready; nil when nsenter is missing (sandboxes then start
 // the slow way).
-func newUsernsPool(bash, unshare string, size int) *usernsPool {
+func newUsernsPool(bash string, size int) *usernsPool {
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil || size <= 0 {
 		return nil
 	}
-	p := &usernsPool{bash: bash, unshare: unshare, nsenter: nsenter, size: size}
+	p := &usernsPool{bash: bash, nsenter: nsenter, size: size}
 	p.fill()
 	return p
 }
 
-// hold makes one namespace with the sandboxes' map. Not by Go's clone with CLONE_NEWUSER, which
-// would fork the whole server again (and stall its page faults while it copies its page
-// tables): `unshare --user` starts on the quick path and makes the namespace itself, and once
-// its bash says so the runtime, root outside, writes the namespace's id maps. The holder dies
-// with the server.
+// hold makes one namespace with the sandboxes' map, root inside allowed setgroups as in the
+// namespace Go would make for the sandbox itself. The holder dies with the server.
 func (p *usernsPool) hold() (*heldUserns, error) {
-	cmd := exec.Command(p.unshare, "--user", "--", p.bash, "-c", "echo; read -r _")
+	cmd := exec.Command(p.bash, "-c", "read -r _")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: sandboxIDMap, GidMappings: sandboxIDMap,
+		GidMappingsEnableSetgroups: true, Pdeathsig: syscall.SIGKILL, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		stdin.Close()
 		return nil, fmt.Errorf("a user namespace: %w", err)
 	}
-	h := &heldUserns{cmd: cmd, stdin: stdin}
-	// Its bash speaks once it runs in the new namespace.
-	if _, err := stdout.Read(make([]byte, 1)); err != nil {
-		h.release()
-		return nil, fmt.Errorf("a user namespace: its holder did not start: %w", err)
-	}
-	m := fmt.Sprintf("%d %d %d\n", sandboxIDMap[0].ContainerID, sandboxIDMap[0].HostID, sandboxIDMap[0].Size)
-	for _, f := range []string{"uid_map", "gid_map"} {
-		if err := os.WriteFile(fmt.Sprintf("/proc/%d/%s", cmd.Process.Pid, f), []byte(m), 0); err != nil {
-			h.release()
-			return nil, fmt.Errorf("a user namespace: its %s: %w", f, err)
-		}
-	}
-	return h, nil
+	return &heldUserns{cmd: cmd, stdin: stdin}, nil
 }
 
 // fill makes namespaces in the background until size are ready.
@@ -123,33 +101,31 @@ func (p *usernsPool) fill() {
 	}()
 }
 
-// enter makes cmd start in a namespace of the pool, as its root (one made now when none is
-// ready), and returns the release of the namespace's holder, to call once the sandbox's process
-// has joined it (its agent answers); false when no namespace could be made this way.
+// enter makes cmd start in a namespace of the pool, as its root, on the quick path, and returns
+// the release of the namespace's holder, to call once the sandbox's process has joined it (its
+// agent answers); false when none is ready (inUserNamespace then).
 func (p *usernsPool) enter(cmd *exec.Cmd) (release func(), ok bool) {
 	if p == nil {
 		return nil, false
 	}
 	p.mu.Lock()
-	var h *heldUserns
-	if len(p.ready) > 0 {
-		h = p.ready[0]
-		p.ready = p.ready[1:]
-		p.ahead.Add(1)
+	if len(p.ready) == 0 {
+		p.mu.Unlock()
+		p.fill()
+		return nil, false
 	}
+	h := p.ready[0]
+	p.ready = p.ready[1:]
 	p.mu.Unlock()
 	p.fill()
-	if h == nil {
-		var err error
-		if h, err = p.hold(); err != nil {
-			return nil, false
-		}
-	}
 	p.joined.Add(1)
 	// nsenter joins the namespace and becomes its root (uid and gid 0, no supplementary groups),
 	// then runs the command as it was.
 	cmd.Args = append([]string{p.nsenter, "--user=" + h.path(), "--"}, append([]string{cmd.Path}, cmd.Args[1:]...)...)
 	cmd.Path = p.nsenter
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
 	// The host directory the runtime starts it in is not the sandbox's to enter.
 	cmd.Dir = "/"
 	return h.release, true
@@ -178,7 +154,7 @@ const poolSize = 2
 // root there: one made ahead when the pool has one, else a new one. The release it returns is
 // for once the process has joined it (a no-op for a new one).
 func (r *Runtime) enterUserNamespace(cmd *exec.Cmd) (release func()) {
-	r.namespacesOnce.Do(func() { r.namespaces = newUsernsPool(r.bash, r.unshare, poolSize) })
+	r.namespacesOnce.Do(func() { r.namespaces = newUsernsPool(r.bash, poolSize) })
 	if release, ok := r.namespaces.enter(cmd); ok {
 		return release
 	}
