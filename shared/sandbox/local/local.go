@@ -93,10 +93,6 @@ type Runtime struct {
 	verifications sandbox.OracleRuns
 	mu            sync.Mutex
 	waited        map[int]chan struct{} // agents started by this process: closed once reaped
-	// namespaces are user namespaces made ahead for sandboxes to join (userns only), made on
-	// the first start: a runtime that starts nothing holds none.
-	namespaces     *usernsPool
-	namespacesOnce sync.Once
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -380,8 +376,7 @@ func (r *Runtime) start(ctx context.Context, spec sandbox.Spec, dir string) (san
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 	if r.userns {
-		release := r.enterUserNamespace(cmd)
-		defer release() // once the agent answers, or the start failed
+		inUserNamespace(cmd)
 	}
 	if err := r.startIn(group, cmd); err != nil {
 		return info, fmt.Errorf("start agent: %w", err)

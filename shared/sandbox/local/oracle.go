@@ -145,8 +145,7 @@ func (r *Runtime) runOracle(ctx context.Context, odir string, argv []string, gro
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if r.userns {
-		release := r.enterUserNamespace(cmd)
-		defer release() // the oracle has joined it once it answers
+		inUserNamespace(cmd)
 	}
 	if err := r.startIn(group, cmd); err != nil {
 		return sandbox.VerifyResult{}, fmt.Errorf("start the oracle: %w", err)
