@@ -27,7 +27,7 @@ func TestVerifyDemoSamplesOnCloudRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end verification runs real agents; skipped with -short")
 	}
-	const base = "europe-docker.pkg.dev/proj/codeset/sandbox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	const base = "registry.example/proj/codeset/sandbox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	fake := fakerun.New(t)
 	fake.PollsUntilDone = 1
 	rt, err := cloudrun.New(context.Background(), cloudrun.Options{

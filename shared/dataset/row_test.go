@@ -38,7 +38,7 @@ func line(t *testing.T, row map[string]any) string {
 // scripts/sandbox-image.sh prints it, or by tag), or a local runtime's.
 func TestParseImageReferences(t *testing.T) {
 	for _, ref := range []string{
-		"europe-docker.pkg.dev/proj/samples/calc@sha256:" + strings.Repeat("ab", 32),
+		"registry.example/proj/samples/calc@sha256:" + strings.Repeat("ab", 32),
 		"localhost:5000/calc:v1", "calc", "oci:/images/calc:v1", "docker-archive:calc.tar",
 	} {
 		row := goodRow()

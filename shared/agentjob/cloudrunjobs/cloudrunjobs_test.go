@@ -83,7 +83,7 @@ func gitRepo(t *testing.T) string {
 // point `codeset agent-job run` would, on the environment the execution was given.
 func fake(t *testing.T) (*fakejobs.Server, *[]string) {
 	s := fakejobs.New(t)
-	s.AddJob(base, "europe-docker.pkg.dev/p/codeset/runner:1", map[string]string{"LOG_LEVEL": "info"})
+	s.AddJob(base, "registry.example/p/codeset/runner:1", map[string]string{"LOG_LEVEL": "info"})
 	var mu sync.Mutex
 	var images []string
 	s.Exec = func(image string, env map[string]string) {
@@ -165,7 +165,7 @@ func TestLaunchDemo(t *testing.T) {
 func TestAgentImage(t *testing.T) {
 	s, images := fake(t)
 	a := newAPI(t)
-	agent := agentjob.Agent{ID: "claude_code", Image: "europe-docker.pkg.dev/p/codeset/claude:1",
+	agent := agentjob.Agent{ID: "claude_code", Image: "registry.example/p/codeset/claude:1",
 		Command: []string{"sh", "-c", "echo '# from claude' > CLAUDE.md"}}
 	r := runner(t, s, nil)
 	if err := r.Launch(context.Background(), a.spec("job2", agent, agentjob.Source{GitURL: "file://" + gitRepo(t)})); err != nil {

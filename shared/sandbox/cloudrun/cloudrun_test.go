@@ -67,7 +67,7 @@ func TestCreateReadyExecDelete(t *testing.T) {
 	fake := fakerun.New(t)
 	r := newRuntime(t, fake)
 	ctx := context.Background()
-	info, err := r.Start(ctx, spec("sess_0193abcd", "europe-docker.pkg.dev/proj/samples/s1:latest"))
+	info, err := r.Start(ctx, spec("sess_0193abcd", "registry.example/proj/samples/s1:latest"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestCreateReadyExecDelete(t *testing.T) {
 		"min = max = 1":           tmpl.GetScaling().GetMinInstanceCount() == 1 && tmpl.GetScaling().GetMaxInstanceCount() == 1,
 		"service min 1":           svc.GetScaling().GetMinInstanceCount() == 1,
 		"cpu always allocated":    c.GetResources() != nil && !c.GetResources().GetCpuIdle(),
-		"image":                   c.GetImage() == "europe-docker.pkg.dev/proj/samples/s1:latest",
+		"image":                   c.GetImage() == "registry.example/proj/samples/s1:latest",
 		"entry point":             strings.Join(c.GetCommand(), " ")+" "+strings.Join(c.GetArgs(), " ") == "/usr/local/bin/codeset sandboxd --init --track-changes",
 		"labels":                  svc.GetLabels()["codeset-session"] == "sess_0193abcd" && svc.GetLabels()["codeset-user"] == "user_abc",
 		"runs as its own account": tmpl.GetServiceAccount() == "sandbox@proj.iam.gserviceaccount.com",
@@ -143,7 +143,7 @@ func TestCreateReadyExecDelete(t *testing.T) {
 func TestFailedRevision(t *testing.T) {
 	fake := fakerun.New(t)
 	r := newRuntime(t, fake)
-	_, err := r.Start(context.Background(), spec("sess_broken", "europe-docker.pkg.dev/proj/samples/fail:latest"))
+	_, err := r.Start(context.Background(), spec("sess_broken", "registry.example/proj/samples/fail:latest"))
 	if err == nil {
 		t.Fatal("a failed revision started")
 	}
@@ -215,7 +215,7 @@ func TestVerifyInAnOracleService(t *testing.T) {
 	}
 	r := newRuntime(t, fake)
 	ctx := context.Background()
-	sp := spec("sess_verify", "europe-docker.pkg.dev/proj/samples/calc:1")
+	sp := spec("sess_verify", "registry.example/proj/samples/calc:1")
 	info, err := r.Start(ctx, sp)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +271,7 @@ func TestVerifyFromAnotherInstance(t *testing.T) {
 	}
 	first, second := newRuntime(t, fake), newRuntime(t, fake)
 	ctx := context.Background()
-	sp := spec("sess_two", "europe-docker.pkg.dev/proj/samples/two:1")
+	sp := spec("sess_two", "registry.example/proj/samples/two:1")
 	info, err := first.Start(ctx, sp)
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +409,7 @@ func calcArchive(t *testing.T, s blob.Store) blob.Ref {
 	return ref
 }
 
-const baseImage = "europe-docker.pkg.dev/proj/codeset/sandbox:1"
+const baseImage = "registry.example/proj/codeset/sandbox:1"
 
 func envOf(c *runpb.Container) map[string]string {
 	env := map[string]string{}
