@@ -12,9 +12,9 @@ import (
 	"github.com/codeset/codeset/shared/config"
 )
 
-// The stuck-verification reaper records as failed (VERIFIER_INTERRUPTED) the verifications
-// started longer ago than their timeout allows, with a generous margin, and still without a
-// result: whatever was running them stopped (on GCP an instance gone mid-run; locally a restart,
+// The stuck-verification reaper records as failed (VERIFIER_INTERRUPTED) the verification
+// requests nothing took up within pendingLimit, and the verifications started longer ago than
+// their timeout allows, with a generous margin, and still without a result: whatever was running them stopped (on GCP an instance gone mid-run; locally a restart,
 // which the start-up recovery settles at once). It reads the start and the timeout from the
 // job's stream, never from anything held in memory, so any instance may run it. A scheduled
 // job (entry point StuckVerificationReaper).
@@ -22,6 +22,11 @@ import (
 // stuckMargin is how long past its timeout and the verifier's grace (verifyGrace) a job may go
 // without a result before it is taken as interrupted.
 const stuckMargin = 10 * time.Minute
+
+// pendingLimit is how long a verification request may wait to be taken up by the verifier: its
+// delivery is retried with backoff for minutes, then dead-lettered, after which nothing would
+// ever take it.
+const pendingLimit = 15 * time.Minute
 
 // stuckEvery is the local period of the reaper.
 func stuckEvery(config.Config) time.Duration { return time.Minute }
@@ -33,7 +38,7 @@ func ReapStuckVerifications(ctx context.Context, a *app.App, limit int) ([]strin
 	now := a.Clock.Now()
 	var failed []string
 	var errs []error
-	for _, status := range []string{events.JobStarting, events.JobRunning} {
+	for _, status := range []string{events.JobPending, events.JobStarting, events.JobRunning} {
 		docs, err := listAll[projections.VerificationDoc](ctx, a, projections.VerificationCollection,
 			projections.Filter{Field: "status", Value: status})
 		if err != nil {
@@ -49,15 +54,21 @@ func ReapStuckVerifications(ctx context.Context, a *app.App, limit int) ([]strin
 				errs = append(errs, err)
 				continue
 			}
-			limitAfter := stuckAfter(a, v)
-			if !ok || (v.Status != events.JobStarting && v.Status != events.JobRunning) || now.Sub(v.StartedAt) <= limitAfter {
+			var msg string
+			switch limitAfter := stuckAfter(a, v); {
+			case !ok:
+				continue
+			case v.Status == events.JobPending && now.Sub(v.CreatedAt) > pendingLimit:
+				msg = fmt.Sprintf("the verification request was not taken up within %s (its delivery to the verifier failed); start a new verification", pendingLimit)
+			case (v.Status == events.JobStarting || v.Status == events.JobRunning) && now.Sub(v.StartedAt) > limitAfter:
+				msg = fmt.Sprintf("no result was recorded within %s of the verification's start (its timeout, plus %s): what was running it stopped; start a new verification",
+					limitAfter, verifyGrace+stuckMargin)
+			default:
 				continue
 			}
 			if len(failed) >= limit {
 				return failed, true, errors.Join(errs...)
 			}
-			msg := fmt.Sprintf("no result was recorded within %s of the verification's start (its timeout, plus %s): what was running it stopped; start a new verification",
-				limitAfter, verifyGrace+stuckMargin)
 			if err := failJob(ctx, a, d.JobID, events.CodeVerifierInterrupted, msg); err != nil {
 				errs = append(errs, err)
 				continue

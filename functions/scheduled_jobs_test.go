@@ -255,6 +255,20 @@ func TestStuckVerificationReaper(t *testing.T) {
 	job("vj_stuck", 60, t0, events.VerificationRunning)
 	job("vj_slow", 3600, t0)
 	job("vj_done", 60, t0, events.VerificationRunning, events.VerificationCompleted)
+	// Requests nothing took up (a delivery dead-lettered): the one left for long is failed.
+	request := func(id string, at time.Time) {
+		t.Helper()
+		req, err := events.RequestVerification("req-"+id, events.VerificationRequestedData{JobID: id, SessionID: "s", UserID: "u",
+			Dataset: "d", SampleID: "x", CreatedAt: at, TimeoutSeconds: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := record(ctx, h.a, events.VerificationStream(id), 0, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	request("vj_unclaimed", t0)
+	request("vj_queued", t0.Add(10*time.Minute))
 
 	limit := time.Minute + verifyGrace + stuckMargin
 	fake.Advance(limit) // not past it yet
@@ -273,6 +287,21 @@ func TestStuckVerificationReaper(t *testing.T) {
 			t.Fatalf("%s: %s, want %s (%v)", id, v.Status, want, err)
 		}
 		if id == "vj_stuck" && (v.Error == nil || v.Error.Code != events.CodeVerifierInterrupted || v.Version != 4) {
+			t.Fatalf("%s: error %+v, version %d (one failure event)", id, v.Error, v.Version)
+		}
+	}
+	fake.Advance(pendingLimit - limit) // vj_unclaimed waited past the limit, vj_queued not
+	for _, err := range overlapping(2, func() error { _, _, err := ReapStuckVerifications(ctx, h.a, passCap); return err }) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, want := range map[string]string{"vj_unclaimed": events.JobError, "vj_queued": events.JobPending} {
+		v, _, err := loadVerification(ctx, h.a, id)
+		if err != nil || v.Status != want {
+			t.Fatalf("%s: %s, want %s (%v)", id, v.Status, want, err)
+		}
+		if id == "vj_unclaimed" && (v.Error == nil || v.Error.Code != events.CodeVerifierInterrupted || v.Version != 2) {
 			t.Fatalf("%s: error %+v, version %d (one failure event)", id, v.Error, v.Version)
 		}
 	}
