@@ -50,6 +50,21 @@ type countingRuntime struct {
 	mu       sync.Mutex
 	verifies int
 	refused  int // stops refused to "another instance"
+	flaky    int // AwaitVerify calls still to fail as if the oracle were out of reach
+}
+
+// AwaitVerify fails while r is flaky, as an oracle out of reach for a moment, then waits.
+func (r *countingRuntime) AwaitVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, id string, wait time.Duration) (sandbox.VerifyResult, bool, error) {
+	r.mu.Lock()
+	flaky := r.flaky > 0
+	if flaky {
+		r.flaky--
+	}
+	r.mu.Unlock()
+	if flaky {
+		return sandbox.VerifyResult{}, false, fmt.Errorf("%w: connection refused (the test's)", sandbox.ErrUnreachable)
+	}
+	return r.Runtime.AwaitVerify(ctx, info, spec, id, wait)
 }
 
 // List and Reclaim are the wrapped runtime's (sandbox.Inventory), for the leaked-sandbox sweep.
@@ -837,3 +852,29 @@ func TestVerificationCancelledByAnotherInstance(t *testing.T) {
 
 // otherInstance marks the context of a call made as another instance of the backend would.
 type otherInstance struct{}
+
+// TestVerificationOutlivesAnUnreachableOracle: an oracle out of reach for a moment is waited for
+// again by the next delivery, not taken as failed.
+func TestVerificationOutlivesAnUnreachableOracle(t *testing.T) {
+	env := newVerifyEnv(t, nil)
+	env.credit("alice")
+	sid := env.openSession("alice", "sh-semver-1")
+	defer env.call("alice", "DELETE", "/sessions/"+sid, nil)
+	env.rt.mu.Lock()
+	env.rt.flaky = 2
+	env.rt.mu.Unlock()
+	j := env.verify("alice", sid)
+	if j.Status != events.JobCompleted {
+		t.Fatalf("%s", j.raw)
+	}
+	evs, _ := env.a.Events.Load(context.Background(), events.VerificationStream(j.JobID), 1)
+	handovers := 0
+	for _, e := range evs {
+		if e.Type == events.VerificationStillRunning {
+			handovers++
+		}
+	}
+	if handovers == 0 {
+		t.Fatal("the unreachable oracle was not waited for again")
+	}
+}

@@ -192,20 +192,30 @@ func awaitOracle(ctx context.Context, a *app.App, o oracleRun) (sandbox.VerifyRe
 // oracle is stopped; or, while it runs on within its time, the hand-over to the next delivery.
 func settleVerification(ctx context.Context, a *app.App, v events.Verification, o oracleRun, res sandbox.VerifyResult, done bool, err error) error {
 	rec := context.WithoutCancel(ctx)
-	if !done && err == nil {
+	defer func() {
+		if done || v.Done() {
+			a.Sandboxes.StopVerify(rec, o.info, o.spec, o.jobID)
+		}
+	}()
+	jobID := o.jobID
+	if !done && !errors.Is(err, sandbox.ErrNoSuchRun) {
 		if v.Done() {
 			return nil
 		}
-		if a.Clock.Now().Sub(v.StartedAt) <= o.timeout+verifyGrace {
-			_, _, err := updateVerification(rec, a, o.jobID, &v, func(cur events.Verification) ([]events.Envelope, error) {
-				return cur.StillRunning(ids.New(), a.Clock.Now(), v.Version)
-			})
-			return err
+		if a.Clock.Now().Sub(v.StartedAt) > o.timeout+verifyGrace {
+			a.Sandboxes.StopVerify(rec, o.info, o.spec, o.jobID)
+			return failJob(rec, a, jobID, events.CodeVerifierTimeout, fmt.Sprintf("the oracle did not answer within the verifier's timeout of %s", o.timeout+verifyGrace))
 		}
-		err = fmt.Errorf("the oracle did not answer within the verifier's timeout of %s", o.timeout+verifyGrace)
+		// Still running, or out of reach for a moment: the next delivery waits again, and
+		// learns whether the oracle is gone.
+		if err != nil {
+			a.Logger.WarnContext(ctx, "the oracle did not answer; the next delivery waits again", "job_id", jobID, "error", err.Error())
+		}
+		_, _, err := updateVerification(rec, a, jobID, &v, func(cur events.Verification) ([]events.Envelope, error) {
+			return cur.StillRunning(ids.New(), a.Clock.Now(), v.Version)
+		})
+		return err
 	}
-	defer a.Sandboxes.StopVerify(rec, o.info, o.spec, o.jobID)
-	jobID := o.jobID
 	var rejected *sandbox.Rejection
 	switch {
 	case err != nil && errors.As(err, &rejected):
@@ -216,8 +226,6 @@ func settleVerification(ctx context.Context, a *app.App, v events.Verification, 
 		return failJob(rec, a, jobID, code, rejected.Message)
 	case errors.Is(err, sandbox.ErrNoSuchRun):
 		return failJob(rec, a, jobID, events.CodeVerifierInterrupted, "the oracle was lost (its runtime restarted while it ran); start a new verification")
-	case err != nil && !done:
-		return failJob(rec, a, jobID, events.CodeVerifierTimeout, err.Error())
 	case err != nil:
 		// A sandbox that went away with its session is a cancellation, not a failure.
 		if s, found, lerr := loadSession(rec, a, v.SessionID); lerr == nil && found && s.Done() {

@@ -74,6 +74,8 @@ type Runtime struct {
 	opts     Options
 	services *run.ServicesClient
 	clients  sync.Map // URL -> *sandbox.AgentClient
+	// oracleURLs are the URLs of the oracle services this instance has looked up, by name.
+	oracleURLs sync.Map
 }
 
 var _ sandbox.Runtime = (*Runtime)(nil)
@@ -350,19 +352,30 @@ func (r *Runtime) StartVerify(ctx context.Context, info sandbox.Info, spec sandb
 // AwaitVerify waits for the oracle run id in its service.
 func (r *Runtime) AwaitVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, id string, wait time.Duration) (sandbox.VerifyResult, bool, error) {
 	oracle := r.oracle(info, spec, id)
-	svc, err := r.services.GetService(ctx, &runpb.GetServiceRequest{Name: oracle.Name})
-	if notFound(err) {
-		return sandbox.VerifyResult{}, false, fmt.Errorf("%w: no oracle service %s", sandbox.ErrNoSuchRun, oracle.Name)
+	// The service's URL is looked up once per instance: a wait is taken in steps of seconds,
+	// and the Admin API's read quota is per project.
+	if u, ok := r.oracleURLs.Load(oracle.Name); ok {
+		oracle.URL = u.(string)
+	} else {
+		svc, err := r.services.GetService(ctx, &runpb.GetServiceRequest{Name: oracle.Name})
+		if notFound(err) {
+			return sandbox.VerifyResult{}, false, fmt.Errorf("%w: no oracle service %s", sandbox.ErrNoSuchRun, oracle.Name)
+		}
+		if err != nil {
+			return sandbox.VerifyResult{}, false, fmt.Errorf("%w: oracle service %s: %s", sandbox.ErrUnreachable, oracle.Name, message(err))
+		}
+		oracle.URL = svc.GetUri()
+		r.oracleURLs.Store(oracle.Name, oracle.URL)
 	}
-	if err != nil {
-		return sandbox.VerifyResult{}, false, fmt.Errorf("%w: oracle service %s: %s", sandbox.ErrUnreachable, oracle.Name, message(err))
-	}
-	oracle.URL = svc.GetUri()
 	c, err := r.client(ctx, oracle)
 	if err != nil {
 		return sandbox.VerifyResult{}, false, err
 	}
 	st, err := c.Await(ctx, id, wait)
+	if err != nil {
+		// Gone (stopped by another instance) or unreachable: the next wait asks the Admin API.
+		r.oracleURLs.Delete(oracle.Name)
+	}
 	if err != nil || !st.Done {
 		return sandbox.VerifyResult{}, false, err
 	}
@@ -382,7 +395,9 @@ func (r *Runtime) AwaitVerify(ctx context.Context, info sandbox.Info, spec sandb
 
 // StopVerify deletes the oracle's service, and every process of the run with it.
 func (r *Runtime) StopVerify(ctx context.Context, info sandbox.Info, spec sandbox.Spec, id string) error {
-	return r.Stop(ctx, r.oracle(info, spec, id))
+	oracle := r.oracle(info, spec, id)
+	r.oracleURLs.Delete(oracle.Name)
+	return r.Stop(ctx, oracle)
 }
 
 // oracle is what the oracle run id of a session is known by: its service's name and its secret
