@@ -13,7 +13,7 @@ build:
 run: build
 	./$(BIN) serve
 
-# Every test; starts the Firestore and Pub/Sub emulators (and stripe-mock) on free loopback ports.
+# Every test; starts the Firestore, Pub/Sub and Cloud Storage emulators (and stripe-mock) on free loopback ports.
 test:
 	./scripts/test.sh
 
