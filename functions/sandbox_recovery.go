@@ -44,19 +44,19 @@ func RecoverSandboxes(ctx context.Context, a *app.App) error {
 		}
 		ended++
 	})
-	errs = append(errs, err, interruptCommands(ctx, a))
+	errs = append(errs, err, resumeCommands(ctx, a))
 	if reattached+ended > 0 {
 		a.Logger.InfoContext(ctx, "sessions of the previous run", "reattached", reattached, "ended", ended)
 	}
 	return errors.Join(errs...)
 }
 
-// interruptCommands settles the commands that were running when the server stopped. Their agent
+// resumeCommands settles the commands that were running when the server stopped. Their agent
 // ran them on its own: a reattached sandbox's agent still has them, running or with their
 // result. So each is handed over (exec running), and the executor waits for it again; one whose
 // agent no longer knows it (it died with its sandbox, or was never sent) is recorded as lost then,
 // and one whose session was ended above as interrupted by its end.
-func interruptCommands(ctx context.Context, a *app.App) error {
+func resumeCommands(ctx context.Context, a *app.App) error {
 	// The claim may not be projected yet ("pending" in the read model): the stream decides.
 	var docs []projections.InteractionDoc
 	for _, status := range []string{events.InteractionPending, events.InteractionProcessing} {

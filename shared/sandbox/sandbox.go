@@ -200,6 +200,6 @@ type Client interface {
 	// Upload writes content (parents created), optionally executable; returns the bytes written.
 	Upload(ctx context.Context, path string, content []byte, executable bool) (int64, error)
 	// Verify runs the oracle in the agent's own tree, which must be a fresh pristine copy:
-	// only an oracle sandbox is asked this (Runtime.Verify).
+	// only an oracle sandbox is asked this (Runtime.StartVerify).
 	Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error)
 }

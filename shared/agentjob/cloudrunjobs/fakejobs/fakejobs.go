@@ -7,9 +7,10 @@ package fakejobs
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/codeset/codeset/shared/sandbox/cloudrun/fakerun"
 )
 
 // Server is the fake API.
@@ -53,7 +56,7 @@ func (s *Server) AddJob(name, image string, env map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &runpb.Container{Image: image}
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		c.Env = append(c.Env, &runpb.EnvVar{Name: k, Values: &runpb.EnvVar_Value{Value: env[k]}})
 	}
 	s.jobs[name] = &runpb.Job{Name: name, Labels: map[string]string{"app": "codeset"},
@@ -80,7 +83,7 @@ func (s *Server) Wait() { s.tasks.Wait() }
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	path, ok := strings.CutPrefix(r.URL.Path, "/v2/")
 	if !ok {
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.URL.Path)
+		fakerun.APIError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.URL.Path)
 		return
 	}
 	s.mu.Lock()
@@ -92,16 +95,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.create(w, r, strings.TrimSuffix(path, "/jobs"))
 	case r.Method == http.MethodGet && strings.HasSuffix(path, "/executions"):
 		name := strings.TrimSuffix(path, "/executions")
-		writeProto(w, &runpb.ListExecutionsResponse{Executions: s.executions[name]})
+		fakerun.WriteProto(w, &runpb.ListExecutionsResponse{Executions: s.executions[name]})
 	case r.Method == http.MethodGet && strings.Contains(path, "/jobs/"):
 		job := s.jobs[path]
 		if job == nil {
-			apiError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+path+"' was not found")
+			fakerun.APIError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+path+"' was not found")
 			return
 		}
-		writeProto(w, job)
+		fakerun.WriteProto(w, job)
 	default:
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.Method+" "+r.URL.Path)
+		fakerun.APIError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.Method+" "+r.URL.Path)
 	}
 }
 
@@ -109,32 +112,32 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
 	body, _ := io.ReadAll(r.Body)
 	job := &runpb.Job{}
 	if err := protojson.Unmarshal(body, job); err != nil {
-		apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "bad job: "+err.Error())
+		fakerun.APIError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "bad job: "+err.Error())
 		return
 	}
 	name := parent + "/jobs/" + r.URL.Query().Get("jobId")
 	if s.jobs[name] != nil {
-		apiError(w, http.StatusConflict, "ALREADY_EXISTS", "Resource '"+name+"' already exists.")
+		fakerun.APIError(w, http.StatusConflict, "ALREADY_EXISTS", "Resource '"+name+"' already exists.")
 		return
 	}
 	job.Name = name
 	s.jobs[name] = job
 	resp, _ := anypb.New(job)
 	s.n++
-	writeProto(w, &longrunningpb.Operation{Name: fmt.Sprintf("%s/operations/op-%d", parent, s.n), Done: true,
+	fakerun.WriteProto(w, &longrunningpb.Operation{Name: fmt.Sprintf("%s/operations/op-%d", parent, s.n), Done: true,
 		Result: &longrunningpb.Operation_Response{Response: resp}})
 }
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request, name string) {
 	job := s.jobs[name]
 	if job == nil {
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+name+"' was not found")
+		fakerun.APIError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+name+"' was not found")
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	req := &runpb.RunJobRequest{}
 	if err := protojson.Unmarshal(body, req); err != nil {
-		apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "bad request: "+err.Error())
+		fakerun.APIError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "bad request: "+err.Error())
 		return
 	}
 	s.runs[name] = append(s.runs[name], req)
@@ -151,7 +154,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, name string) {
 		}
 	}
 	c.Env = nil
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		c.Env = append(c.Env, &runpb.EnvVar{Name: k, Values: &runpb.EnvVar_Value{Value: env[k]}})
 	}
 	s.n++
@@ -159,7 +162,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, name string) {
 		Job: name, CreateTime: timestamppb.Now(), TaskCount: 1, Template: tmpl}
 	s.executions[name] = append(s.executions[name], exec)
 	md, _ := anypb.New(exec)
-	writeProto(w, &longrunningpb.Operation{Name: fmt.Sprintf("%s/operations/op-%d", name[:strings.Index(name, "/jobs/")], s.n), Metadata: md})
+	fakerun.WriteProto(w, &longrunningpb.Operation{Name: fmt.Sprintf("%s/operations/op-%d", name[:strings.Index(name, "/jobs/")], s.n), Metadata: md})
 	if s.Exec != nil {
 		s.tasks.Add(1)
 		go func() {
@@ -167,29 +170,4 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, name string) {
 			s.Exec(c.GetImage(), env)
 		}()
 	}
-}
-
-func writeProto(w http.ResponseWriter, m proto.Message) {
-	b, err := protojson.Marshal(m)
-	if err != nil {
-		apiError(w, http.StatusInternalServerError, "INTERNAL", err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
-}
-
-func apiError(w http.ResponseWriter, code int, status, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	fmt.Fprintf(w, `{"error":{"code":%d,"message":%q,"status":%q}}`, code, msg, status)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -112,7 +112,7 @@ func (s *Server) Deleted() []string {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	path, ok := strings.CutPrefix(r.URL.Path, "/v2/")
 	if !ok {
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.URL.Path)
+		APIError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.URL.Path)
 		return
 	}
 	s.mu.Lock()
@@ -129,14 +129,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && strings.Contains(path, "/services/"):
 		svc := s.services[path]
 		if svc == nil {
-			apiError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+path+"' was not found")
+			APIError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+path+"' was not found")
 			return
 		}
-		writeProto(w, svc)
+		WriteProto(w, svc)
 	case r.Method == http.MethodDelete && strings.Contains(path, "/services/"):
 		s.delete(w, path)
 	default:
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.Method+" "+r.URL.Path)
+		APIError(w, http.StatusNotFound, "NOT_FOUND", "no such method "+r.Method+" "+r.URL.Path)
 	}
 }
 
@@ -158,7 +158,7 @@ func (s *Server) list(w http.ResponseWriter, parent string) {
 		}
 	}
 	sort.Slice(resp.Services, func(i, j int) bool { return resp.Services[i].GetName() < resp.Services[j].GetName() })
-	writeProto(w, resp)
+	WriteProto(w, resp)
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
@@ -166,12 +166,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
 	body, _ := io.ReadAll(r.Body)
 	svc := &runpb.Service{}
 	if err := protojson.Unmarshal(body, svc); err != nil {
-		apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "bad service: "+err.Error())
+		APIError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "bad service: "+err.Error())
 		return
 	}
 	name := parent + "/services/" + id
 	if id == "" || s.services[name] != nil {
-		apiError(w, http.StatusConflict, "ALREADY_EXISTS", "Resource '"+name+"' already exists.")
+		APIError(w, http.StatusConflict, "ALREADY_EXISTS", "Resource '"+name+"' already exists.")
 		return
 	}
 	s.created[name] = proto.Clone(svc).(*runpb.Service)
@@ -188,7 +188,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
 		if a, startErr = s.startAgent(c[0]); startErr != nil {
 			var refused *agentRefused
 			if !errors.As(startErr, &refused) {
-				apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", startErr.Error())
+				APIError(w, http.StatusBadRequest, "INVALID_ARGUMENT", startErr.Error())
 				return
 			}
 		}
@@ -210,14 +210,14 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, parent string) {
 		resp, _ := anypb.New(ready)
 		final.Result = &longrunningpb.Operation_Response{Response: resp}
 		// The service shows ready once the operation is done; until then it reconciles.
-		writeProto(w, s.newOp(parent, final, func() {
+		WriteProto(w, s.newOp(parent, final, func() {
 			if s.services[name] != nil {
 				s.services[name] = ready
 			}
 		}))
 		return
 	}
-	writeProto(w, s.newOp(parent, final, nil))
+	WriteProto(w, s.newOp(parent, final, nil))
 }
 
 // startAgent runs the real agent as the container would, with the env the definition gives.
@@ -289,36 +289,36 @@ func (o *op) finish() *longrunningpb.Operation {
 func (s *Server) poll(w http.ResponseWriter, name string) {
 	o := s.ops[name]
 	if o == nil {
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "operation "+name+" not found")
+		APIError(w, http.StatusNotFound, "NOT_FOUND", "operation "+name+" not found")
 		return
 	}
 	o.polls++
 	if o.polls < s.PollsUntilDone {
-		writeProto(w, o.pending)
+		WriteProto(w, o.pending)
 		return
 	}
-	writeProto(w, o.finish())
+	WriteProto(w, o.finish())
 }
 
 func (s *Server) setIAM(w http.ResponseWriter, r *http.Request, resource string) {
 	if s.services[resource] == nil {
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+resource+"' was not found")
+		APIError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+resource+"' was not found")
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	req := &iampb.SetIamPolicyRequest{}
 	if err := protojson.Unmarshal(body, req); err != nil {
-		apiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", err.Error())
+		APIError(w, http.StatusBadRequest, "INVALID_ARGUMENT", err.Error())
 		return
 	}
 	s.policies[resource] = req.GetPolicy()
-	writeProto(w, req.GetPolicy())
+	WriteProto(w, req.GetPolicy())
 }
 
 func (s *Server) delete(w http.ResponseWriter, name string) {
 	svc := s.services[name]
 	if svc == nil {
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+name+"' was not found")
+		APIError(w, http.StatusNotFound, "NOT_FOUND", "Resource '"+name+"' was not found")
 		return
 	}
 	delete(s.services, name)
@@ -329,20 +329,23 @@ func (s *Server) delete(w http.ResponseWriter, name string) {
 	s.deleted = append(s.deleted, name)
 	resp, _ := anypb.New(svc)
 	parent := name[:strings.Index(name, "/services/")]
-	writeProto(w, s.newOp(parent, &longrunningpb.Operation{Done: true, Result: &longrunningpb.Operation_Response{Response: resp}}, nil))
+	WriteProto(w, s.newOp(parent, &longrunningpb.Operation{Done: true, Result: &longrunningpb.Operation_Response{Response: resp}}, nil))
 }
 
-func writeProto(w http.ResponseWriter, m proto.Message) {
+// WriteProto answers m as the Admin API's REST transport does (JSON); fakes of its other
+// services (Cloud Run jobs) answer the same way.
+func WriteProto(w http.ResponseWriter, m proto.Message) {
 	b, err := protojson.Marshal(m)
 	if err != nil {
-		apiError(w, http.StatusInternalServerError, "INTERNAL", err.Error())
+		APIError(w, http.StatusInternalServerError, "INTERNAL", err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
 }
 
-func apiError(w http.ResponseWriter, code int, status, msg string) {
+// APIError answers a Google API error in its JSON shape.
+func APIError(w http.ResponseWriter, code int, status, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	fmt.Fprintf(w, `{"error":{"code":%d,"message":%q,"status":%q}}`, code, msg, status)
