@@ -785,7 +785,7 @@ func TestVerificationHandsItsWaitOver(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 3 { // other instances get the same hand-over
 		wg.Go(func() {
-			if err := (&verifier{}).handle(ctx, env.a, handover); err != nil {
+			if err := handleVerifier(ctx, env.a, handover); err != nil {
 				t.Error(err)
 			}
 		})
@@ -804,7 +804,7 @@ func TestVerificationHandsItsWaitOver(t *testing.T) {
 		t.Fatalf("events %v: want one claim, one result and hand-overs between", count)
 	}
 	for _, e := range evs { // late deliveries append nothing
-		if err := (&verifier{}).handle(ctx, env.a, e); err != nil {
+		if err := handleVerifier(ctx, env.a, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -830,7 +830,7 @@ func TestVerificationCancelledByAnotherInstance(t *testing.T) {
 	// The other instance's runtime cannot reach this oracle: its stop is refused.
 	elsewhere := context.WithValue(context.Background(), otherInstance{}, true)
 	ended := events.Envelope{Stream: events.SessionStream(sid), Type: events.SessionEnded}
-	if err := (&verifier{}).handle(elsewhere, env.a, ended); err != nil {
+	if err := handleVerifier(elsewhere, env.a, ended); err != nil {
 		t.Fatal(err)
 	}
 	j := env.waitJob("alice", sid, job, nil)

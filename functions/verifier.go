@@ -15,7 +15,8 @@ import (
 	"github.com/codeset/codeset/shared/sandbox"
 )
 
-// verifier is the process manager of verification jobs. On a request it claims the job
+// The verifier is the process manager of verification jobs; it keeps no state of its own (the
+// job's stream and the runtime hold it all), so any instance may take any delivery. On a request it claims the job
 // (verification started, at the stream's version: a duplicate delivery finds the claim or loses
 // the race and never runs the oracle twice) and has the runtime start the oracle on the
 // session's changes, in a fresh sandbox of its own (the session's sandbox is only read), where
@@ -26,18 +27,17 @@ import (
 // oracle. When a session ends, its unfinished jobs are cancelled and their oracles stopped, from
 // whichever instance gets the event; a waiting delivery also reads the job's stream every few
 // seconds, and stops an oracle whose job ended.
-type verifier struct{}
 
-// handle is the verifier's consumer: a request runs the job, a hand-over waits for it again, a
-// session's end cancels its jobs.
-func (vf *verifier) handle(ctx context.Context, a *app.App, e events.Envelope) error {
+// handleVerifier is the verifier's consumer: a request runs the job, a hand-over waits for it
+// again, a session's end cancels its jobs.
+func handleVerifier(ctx context.Context, a *app.App, e events.Envelope) error {
 	switch e.Type {
 	case events.SessionEnded:
-		return vf.cancelVerifications(ctx, a, strings.TrimPrefix(e.Stream, "session-"))
+		return cancelVerifications(ctx, a, strings.TrimPrefix(e.Stream, "session-"))
 	case events.VerificationStillRunning:
-		return vf.awaitVerification(ctx, a, e)
+		return awaitVerification(ctx, a, e)
 	}
-	return vf.runVerification(ctx, a, strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix))
+	return runVerification(ctx, a, strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix))
 }
 
 // wantsVerifier: the verifier's events.
@@ -88,7 +88,7 @@ func oracleOf(ctx context.Context, a *app.App, v events.Verification, s events.S
 		spec: sandboxSpec(a, s, env), timeout: timeout}, true, nil
 }
 
-func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID string) error {
+func runVerification(ctx context.Context, a *app.App, jobID string) error {
 	v, ok, err := loadVerification(ctx, a, jobID)
 	if err != nil || !ok || v.Status != events.JobPending {
 		return err // nothing to do: unknown, or already claimed by an earlier delivery
@@ -142,7 +142,7 @@ func (vf *verifier) runVerification(ctx context.Context, a *app.App, jobID strin
 
 // awaitVerification is the delivery of a hand-over: if the wait is still its to take (the
 // stream stands at the event), it waits for the oracle again.
-func (vf *verifier) awaitVerification(ctx context.Context, a *app.App, e events.Envelope) error {
+func awaitVerification(ctx context.Context, a *app.App, e events.Envelope) error {
 	jobID := strings.TrimPrefix(e.Stream, events.VerificationStreamPrefix)
 	v, ok, err := loadVerification(ctx, a, jobID)
 	if err != nil || !ok {
@@ -281,7 +281,7 @@ func verifierTail(res sandbox.VerifyResult) string {
 
 // cancelVerifications cancels the unfinished jobs of a session that ended and stops their
 // oracles, wherever they run: the runtime finds an oracle by its job's id.
-func (vf *verifier) cancelVerifications(ctx context.Context, a *app.App, sessionID string) error {
+func cancelVerifications(ctx context.Context, a *app.App, sessionID string) error {
 	jobs, _, err := projections.List[projections.VerificationDoc](ctx, a.Docs, projections.VerificationCollection,
 		projections.Query{Where: []projections.Filter{{Field: "session_id", Value: sessionID}}})
 	if err != nil {

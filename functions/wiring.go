@@ -18,7 +18,7 @@ import (
 // Cloud Functions registration (functions.go at the root) and the push subscriptions all read
 // it. Each call builds fresh process managers, so that every App keeps its own in-flight state.
 func Wiring() app.Wiring {
-	exec, prov, verify := &executor{}, &provisioner{}, &verifier{}
+	exec, prov := &executor{}, &provisioner{}
 	return app.Wiring{
 		Routes: Routes,
 		Pages: map[string]http.HandlerFunc{
@@ -39,7 +39,7 @@ func Wiring() app.Wiring {
 			{Name: "ProjectSessions", Wants: projections.IsSessionEvent, Handle: projectSession, Inline: true, SelfVersioned: true},
 			{Name: "UserProjector", Wants: wantsUser, Handle: projectUser, Inline: true},
 			{Name: "ProjectVerifications", Wants: projections.IsVerificationEvent, Handle: projectVerification, Inline: true},
-			{Name: "Verifier", Wants: wantsVerifier, Handle: verify.handle},
+			{Name: "Verifier", Wants: wantsVerifier, Handle: handleVerifier},
 			{Name: "ProjectAgentJobs", Wants: projections.IsAgentJobEvent, Handle: projectAgentJob, Inline: true},
 			// Inline so that a failed job's answer and the caller's balance agree at once; the
 			// bus delivers it again after a crash, and the account pays a job's refund once.
