@@ -74,6 +74,12 @@ func ReapStuckVerifications(ctx context.Context, a *app.App, limit int) ([]strin
 				continue
 			}
 			failed = append(failed, d.JobID)
+			// An oracle may still run (or hold its result) with nobody waiting for it.
+			if s, found, err := loadSession(ctx, a, v.SessionID); err == nil && found && v.Status != events.JobPending && a.Sandboxes != nil {
+				if err := a.Sandboxes.StopVerify(ctx, a.SandboxInfo(s.SessionID, s.Sandbox), sandboxSpec(a, s, s.Env), d.JobID); err != nil {
+					errs = append(errs, fmt.Errorf("stop the oracle of job %s: %w", d.JobID, err))
+				}
+			}
 		}
 	}
 	return failed, false, errors.Join(errs...)
